@@ -1,0 +1,171 @@
+#include "driver/check.h"
+
+#include <algorithm>
+
+#include "ops/registry.h"
+
+namespace mithril {
+
+Graph check_program(const Program& prog, const CheckOptions& opts) {
+  Graph g = flatten(prog, opts.flatten);
+  g = run_passes(std::move(g), frontend_passes(opts.pipeline), opts.pipeline);
+  verify_graph(g);
+  return g;
+}
+
+Graph check_model(const std::string& path, const CheckOptions& opts) { return check_program(load_program(path), opts); }
+
+static int64_t count_of(const Value& v) {
+  int64_t n = 1;
+  for (auto& d : v.shape) n *= d.value();
+  return n;
+}
+
+ParamCounts count_params(const Graph& g) {
+  ParamCounts c;
+  for (int id : g.values_of_kind(ValueKind::Param)) c.trainable += count_of(g.value(id));
+  for (int id : g.values_of_kind(ValueKind::State)) c.state += count_of(g.value(id));
+  return c;
+}
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n < 0 ? -n : n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return (n < 0 ? "-" : "") + s;
+}
+
+static std::string value_type(const Value& v) {
+  std::string s = shape_str(v.shape);
+  if (v.dtype != DType::f32) s += std::string(" ") + dtype_name(v.dtype);
+  return s;
+}
+
+namespace {
+struct Row {
+  std::string layer, op, ins, outs;
+  int64_t params;
+};
+
+// Per node: its data inputs and outputs, and the parameters it is the first user of.
+std::vector<Row> rows_of(const Graph& g, std::vector<std::vector<int>>* params_per_node = nullptr) {
+  std::vector<Row> rows;
+  std::vector<bool> counted(g.values.size());
+  for (auto& n : g.nodes) {
+    Row r{n.name, n.op->name, "", "", 0};
+    std::vector<int> params;
+    for (size_t p = 0; p < n.inputs.size(); ++p)
+      for (int v : n.inputs[p]) {
+        const Value& val = g.value(v);
+        if (val.kind == ValueKind::Param || val.kind == ValueKind::State) {
+          if (!counted[v]) {
+            counted[v] = true;
+            params.push_back(v);
+            if (val.kind == ValueKind::Param) r.params += count_of(val);
+          }
+          if (n.op->inputs[p].kind != PortKind::Data) continue;
+        }
+        r.ins += (r.ins.empty() ? "" : ", ") + value_type(val);
+      }
+    for (auto& port : n.outputs)
+      for (int v : port) r.outs += (r.outs.empty() ? "" : ", ") + value_type(g.value(v));
+    rows.push_back(r);
+    if (params_per_node) params_per_node->push_back(params);
+  }
+  return rows;
+}
+}  // namespace
+
+std::string summary_table(const Graph& g) {
+  std::vector<Row> rows = rows_of(g);
+  std::vector<std::string> head = {"layer", "op", "input shapes", "output shapes", "params"};
+  size_t w[5];
+  for (size_t i = 0; i < 5; ++i) w[i] = head[i].size();
+  for (auto& r : rows) {
+    w[0] = std::max(w[0], r.layer.size());
+    w[1] = std::max(w[1], r.op.size());
+    w[2] = std::max(w[2], r.ins.size());
+    w[3] = std::max(w[3], r.outs.size());
+    w[4] = std::max(w[4], with_commas(r.params).size());
+  }
+  std::string out = fmt::format("model {}\n", g.name);
+  auto line = [&](const std::string& a, const std::string& b, const std::string& c, const std::string& d, const std::string& e) {
+    out += fmt::format("  {:<{}}  {:<{}}  {:<{}}  {:<{}}  {:>{}}\n", a, w[0], b, w[1], c, w[2], d, w[3], e, w[4]);
+  };
+  line(head[0], head[1], head[2], head[3], head[4]);
+  line(std::string(w[0], '-'), std::string(w[1], '-'), std::string(w[2], '-'), std::string(w[3], '-'), std::string(w[4], '-'));
+  for (auto& r : rows) line(r.layer, r.op, r.ins, r.outs, r.params ? with_commas(r.params) : "");
+  out += "\n";
+  for (int id : g.inputs) out += fmt::format("input   {}: {}\n", g.value(id).name, value_type(g.value(id)));
+  for (size_t i = 0; i < g.outputs.size(); ++i)
+    out += fmt::format("output  {}: {}\n", g.output_names[i], value_type(g.value(g.outputs[i])));
+  if (!g.bindings.empty()) {
+    std::string b;
+    for (auto& [k, v] : g.bindings) b += fmt::format("{}{}={}", b.empty() ? "" : ", ", k, v);
+    out += fmt::format("bound   {}\n", b);
+  }
+  ParamCounts c = count_params(g);
+  out += fmt::format("\nlayers: {}\ntrainable parameters: {}\n", g.nodes.size(), with_commas(c.trainable));
+  if (c.state) out += fmt::format("non-trainable state: {} (running statistics, not counted above)\n", with_commas(c.state));
+  return out;
+}
+
+json summary_json(const Graph& g) {
+  std::vector<std::vector<int>> params;
+  std::vector<Row> rows = rows_of(g, &params);
+  auto tensor = [&](const Value& v) {
+    json shape = json::array();
+    for (auto& d : v.shape) {
+      if (auto c = d.as_const()) shape.push_back(*c);
+      else shape.push_back(d.str());
+    }
+    return json{{"name", v.name}, {"shape", shape}, {"dtype", dtype_name(v.dtype)}};
+  };
+  json j;
+  j["model"] = g.name;
+  j["inputs"] = json::array();
+  for (int id : g.inputs) j["inputs"].push_back(tensor(g.value(id)));
+  j["outputs"] = json::array();
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    json t = tensor(g.value(g.outputs[i]));
+    t["name"] = g.output_names[i];
+    j["outputs"].push_back(t);
+  }
+  j["layers"] = json::array();
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    json l{{"name", n.name}, {"op", n.op->name}, {"args", n.attrs}, {"source", n.loc.str()}};
+    l["inputs"] = json::array();
+    for (size_t p = 0; p < n.inputs.size(); ++p)
+      for (int v : n.inputs[p])
+        if (n.op->inputs[p].kind == PortKind::Data) {
+          json t = tensor(g.value(v));
+          t["port"] = n.op->inputs[p].name;
+          l["inputs"].push_back(t);
+        }
+    l["outputs"] = json::array();
+    for (size_t p = 0; p < n.outputs.size(); ++p)
+      for (int v : n.outputs[p]) {
+        json t = tensor(g.value(v));
+        t["port"] = n.op->outputs[p].name;
+        l["outputs"].push_back(t);
+      }
+    l["params"] = json::array();
+    for (int v : params[i]) {
+      json t = tensor(g.value(v));
+      t["kind"] = value_kind_name(g.value(v).kind);
+      t["count"] = count_of(g.value(v));
+      l["params"].push_back(t);
+    }
+    l["param_count"] = rows[i].params;
+    j["layers"].push_back(l);
+  }
+  ParamCounts c = count_params(g);
+  j["trainable_parameters"] = c.trainable;
+  j["state_values"] = c.state;
+  j["bindings"] = g.bindings;
+  j["warnings"] = json::array();
+  for (auto& w : g.warnings) j["warnings"].push_back(format_diagnostic(w.loc, "warning", w.message));
+  return j;
+}
+
+}  // namespace mithril

@@ -1,0 +1,30 @@
+// `mithril check`: load, flatten, order and infer a model; summarize it.
+#pragma once
+
+#include <string>
+
+#include "frontend/flatten.h"
+#include "passes/passes.h"
+
+namespace mithril {
+
+struct CheckOptions {
+  PipelineOptions pipeline;
+  FlattenOptions flatten;
+};
+
+// The whole front end, from a model file to a checked graph. Throws CompileError.
+Graph check_model(const std::string& path, const CheckOptions& opts = {});
+Graph check_program(const Program& prog, const CheckOptions& opts = {});
+
+struct ParamCounts {
+  int64_t trainable = 0;
+  int64_t state = 0;
+};
+ParamCounts count_params(const Graph& g);
+
+std::string summary_table(const Graph& g);  // the human-readable report
+json summary_json(const Graph& g);          // the same, for tools
+std::string with_commas(int64_t n);         // 669706 -> "669,706"
+
+}  // namespace mithril

@@ -1,0 +1,68 @@
+#include "ir/graph.h"
+
+#include "ops/registry.h"
+
+namespace mithril {
+
+const char* value_kind_name(ValueKind k) {
+  switch (k) {
+    case ValueKind::Input: return "input";
+    case ValueKind::Param: return "param";
+    case ValueKind::State: return "state";
+    case ValueKind::Temp: return "temp";
+  }
+  return "?";
+}
+
+int Graph::add_value(Value v) {
+  v.id = static_cast<int>(values.size());
+  values.push_back(std::move(v));
+  return values.back().id;
+}
+
+int Graph::add_node(Node n) {
+  n.id = static_cast<int>(nodes.size());
+  nodes.push_back(std::move(n));
+  return nodes.back().id;
+}
+
+std::vector<int> Graph::values_of_kind(ValueKind k) const {
+  std::vector<int> out;
+  std::vector<bool> seen(values.size());
+  for (auto& n : nodes)
+    for (auto& port : n.inputs)
+      for (int v : port)
+        if (values[v].kind == k && !seen[v]) seen[v] = true, out.push_back(v);
+  return out;
+}
+
+static std::string type_str(const Value& v) {
+  if (!v.typed) return "?";
+  return fmt::format("{}{}", v.dtype == DType::f32 ? "" : std::string(dtype_name(v.dtype)), shape_str(v.shape));
+}
+
+std::string dump_ir(const Graph& g) {
+  std::string out = fmt::format("graph {} {{\n", g.name);
+  for (auto& v : g.values)
+    if (v.kind != ValueKind::Temp)
+      out += fmt::format("  %{} = {} \"{}\" : {}\n", v.id, value_kind_name(v.kind), v.name, type_str(v));
+  for (auto& n : g.nodes) {
+    std::string lhs, args;
+    for (auto& port : n.outputs)
+      for (int v : port) lhs += (lhs.empty() ? "%" : ", %") + std::to_string(v);
+    for (size_t p = 0; p < n.inputs.size(); ++p)
+      for (int v : n.inputs[p]) args += fmt::format("{}%{}:{}", args.empty() ? "" : ", ", v, n.op->inputs[p].name);
+    std::string attrs = n.attrs.empty() ? "" : " " + n.attrs.dump();
+    std::string types;
+    for (auto& port : n.outputs)
+      for (int v : port) types += (types.empty() ? "" : ", ") + type_str(g.value(v));
+    out += fmt::format("  {} = {}({}){} : {}  # {}\n", lhs, n.op->name, args, attrs, types, n.name);
+  }
+  std::string outs;
+  for (size_t i = 0; i < g.outputs.size(); ++i)
+    outs += fmt::format("{}{}=%{}", i ? ", " : "", g.output_names[i], g.outputs[i]);
+  out += fmt::format("  return {}\n}}\n", outs);
+  return out;
+}
+
+}  // namespace mithril

@@ -1,0 +1,179 @@
+// The op registry: every primitive op is defined once, in the file of its
+// family (ops/<family>.cpp), with its ports, arguments, traits and shape/dtype
+// rule. Passes and emitters look ops up here; nothing switches on op names.
+//
+// A new op: add an OpDef to its family's MITHRIL_REGISTER_OPS block and a test
+// in tests/unit/test_ops_<family>.cpp. Later targets add their emitters and the
+// gradient rule to the same definition.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace mithril {
+
+enum class PortKind { Data, Param, State };
+
+struct Port {
+  std::string name;
+  PortKind kind = PortKind::Data;
+  bool optional = false;
+  bool variadic = false;  // takes a list of values (Concat inputs, Split outputs)
+};
+
+enum class ArgType { Int, Float, Bool, String, IntList, IntOrList, Dtype, Any };
+const char* arg_type_name(ArgType t);
+
+struct ArgSpec {
+  std::string name;
+  ArgType type = ArgType::Int;
+  std::optional<json> default_value;  // nullopt: required; json(nullptr): optional, absent
+  std::vector<std::string> choices;   // for String
+  std::string doc;
+};
+
+class InferContext;
+using InferFn = std::function<void(InferContext&)>;
+
+struct OpDef {
+  std::string name, family, summary;
+  std::vector<Port> inputs, outputs;
+  std::vector<ArgSpec> args;
+  std::set<std::string> traits;  // "elementwise", "commutative", "reduction", "loss", "random", ...
+  InferFn infer;
+  // For a variadic output port left unbound: how many values the args imply.
+  std::function<int(const json& attrs)> output_count;
+
+  OpDef() = default;
+  OpDef(std::string n, std::string fam, std::string sum)
+      : name(std::move(n)), family(std::move(fam)), summary(std::move(sum)) {}
+
+  // Builder helpers, so each definition reads as one statement.
+  OpDef& in(std::string port, bool optional = false) { return add_in(std::move(port), PortKind::Data, optional, false); }
+  OpDef& in_list(std::string port) { return add_in(std::move(port), PortKind::Data, false, true); }
+  OpDef& param(std::string port, bool optional = false) { return add_in(std::move(port), PortKind::Param, optional, false); }
+  OpDef& state(std::string port) { return add_in(std::move(port), PortKind::State, true, false); }
+  OpDef& out(std::string port = "output") { outputs.push_back({std::move(port), PortKind::Data, false, false}); return *this; }
+  OpDef& out_list(std::string port, std::function<int(const json&)> count) {
+    outputs.push_back({std::move(port), PortKind::Data, false, true});
+    output_count = std::move(count);
+    return *this;
+  }
+  OpDef& arg(std::string n, ArgType t, std::optional<json> def = std::nullopt, std::string doc = "",
+             std::vector<std::string> choices = {}) {
+    args.push_back({std::move(n), t, std::move(def), std::move(choices), std::move(doc)});
+    return *this;
+  }
+  OpDef& trait(std::string t) { traits.insert(std::move(t)); return *this; }
+  OpDef& rule(InferFn f) { infer = std::move(f); return *this; }
+
+  int input_index(const std::string& port) const;
+  int output_index(const std::string& port) const;
+  const ArgSpec* find_arg(const std::string& n) const;
+  bool has_trait(const std::string& t) const { return traits.count(t) > 0; }
+  // The port a sequence feeds when the layer binds no `input`: the first data input.
+  int chain_input() const;
+
+ private:
+  OpDef& add_in(std::string port, PortKind k, bool optional, bool variadic) {
+    inputs.push_back({std::move(port), k, optional, variadic});
+    return *this;
+  }
+};
+
+void register_op(OpDef def);
+const OpDef* find_op(const std::string& name);
+std::vector<const OpDef*> all_ops();  // sorted by family, then name
+std::vector<std::string> op_names();
+
+#define MITHRIL_CONCAT_INNER(a, b) a##b
+#define MITHRIL_CONCAT(a, b) MITHRIL_CONCAT_INNER(a, b)
+// Registers the ops of one family at start-up (the compiler core is an OBJECT
+// library, so these static initializers are never dropped by the linker).
+#define MITHRIL_REGISTER_OPS(family)                                                  \
+  static void MITHRIL_CONCAT(register_ops_, family)();                                \
+  [[maybe_unused]] static const bool MITHRIL_CONCAT(registered_, family) =            \
+      (MITHRIL_CONCAT(register_ops_, family)(), true);                                \
+  static void MITHRIL_CONCAT(register_ops_, family)()
+
+// Check a layer's arguments against the op: unknown, missing and ill-typed
+// arguments are errors; defaults are filled in. `where` names the layer.
+json resolve_args(const OpDef& op, const json& given, const std::map<std::string, SourceLoc>& locs,
+                  const SourceLoc& layer_loc, const std::string& where);
+
+// What shape and dtype rules see of one node. Errors raised through it carry
+// the node's source location and name.
+class InferContext {
+ public:
+  InferContext(Graph& g, int node_id);
+
+  const Node& node() const { return g_.nodes[node_]; }
+  const OpDef& op() const { return *node().op; }
+
+  // Arguments (already validated and defaulted).
+  const json& arg(const std::string& name) const;
+  bool is_null(const std::string& name) const { return arg(name).is_null(); }
+  int64_t i(const std::string& name) const { return arg(name).get<int64_t>(); }
+  double f(const std::string& name) const { return arg(name).get<double>(); }
+  bool b(const std::string& name) const { return arg(name).get<bool>(); }
+  std::string s(const std::string& name) const { return arg(name).get<std::string>(); }
+  // An int or a list of ints as a list of exactly n values ("kernel_size: 3" -> {3, 3}).
+  std::vector<int64_t> ints(const std::string& name, size_t n) const;
+  std::vector<int64_t> int_list(const std::string& name) const;
+
+  // Inputs.
+  bool has(const std::string& port) const { return count(port) > 0; }
+  size_t count(const std::string& port) const;
+  const Value& in(const std::string& port, size_t i = 0) const;
+  const Shape& shape(const std::string& port, size_t i = 0) const { return in(port, i).shape; }
+  DType dtype(const std::string& port, size_t i = 0) const { return in(port, i).dtype; }
+  size_t rank(const std::string& port, size_t i = 0) const { return shape(port, i).size(); }
+
+  // Outputs.
+  size_t out_count(const std::string& port) const;
+  void out(const std::string& port, DType t, Shape s, size_t i = 0);
+
+  // Parameters and state: created when unbound, checked when bound (shared, declared or data).
+  void param(const std::string& port, DType t, Shape s, json init = json::object());
+  void state(const std::string& port, DType t, Shape s, json init = json::object());
+  void no_param(const std::string& port, const std::string& why);  // error if the port is bound
+
+  // Errors at this node.
+  template <typename... Args>
+  [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... a) const {
+    raise(fmt::format(f, std::forward<Args>(a)...), "");
+  }
+  template <typename... Args>
+  [[noreturn]] void fail_arg(const std::string& arg, fmt::format_string<Args...> f, Args&&... a) const {
+    raise(fmt::format(f, std::forward<Args>(a)...), arg);
+  }
+
+  // Common checks.
+  int64_t axis(int64_t a, size_t rank, const std::string& argname) const;  // normalizes negative axes
+  void expect_float(const std::string& port) const;
+  void expect_int(const std::string& port) const;
+  void expect_numeric(const std::string& port) const;  // not bool
+  void expect_rank(const std::string& port, size_t r) const;
+  void expect_rank_between(const std::string& port, size_t lo, size_t hi) const;
+  void expect_same_dtype(const std::string& a, const std::string& b) const;
+  Dim expect_dim(const Dim& found, const Dim& expected, const std::string& what) const;
+  Shape broadcast(const Shape& a, const Shape& b, const std::string& what) const;
+  int64_t const_dim(const Dim& d, const std::string& what) const;  // a dim that must be known
+
+ private:
+  [[noreturn]] void raise(const std::string& msg, const std::string& arg) const;
+  void bind_tensor(const std::string& port, DType t, Shape s, json init, ValueKind kind);
+  Graph& g_;
+  int node_;
+};
+
+// NumPy broadcasting; nullopt when the shapes are incompatible.
+std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b);
+std::string type_str(DType t, const Shape& s);  // "float32[N, 784]"
+
+}  // namespace mithril

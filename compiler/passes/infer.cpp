@@ -1,0 +1,124 @@
+// The `bind-shapes` and `infer-shapes` passes.
+#include <charconv>
+
+#include "ops/registry.h"
+#include "passes/passes.h"
+
+namespace mithril {
+
+void parse_shape_binding(const std::string& text, ShapeBindings& out) {
+  auto eq = text.find('=');
+  SourceLoc where{"--shape " + text, 0, 0};
+  auto bad = [&](const std::string& why) {
+    fail(where, "{}; expected NAME=D1,D2,... (an input's shape, e.g. input=64,784) or SYMBOL=VALUE (e.g. N=64)", why);
+  };
+  if (eq == std::string::npos || eq == 0) bad("missing '='");
+  std::string name = text.substr(0, eq);
+  std::vector<int64_t> dims;
+  std::string rest = text.substr(eq + 1);
+  size_t p = 0;
+  while (p <= rest.size()) {
+    size_t q = rest.find(',', p);
+    if (q == std::string::npos) q = rest.size();
+    std::string tok = rest.substr(p, q - p);
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
+    if (tok.empty() || ec != std::errc() || ptr != tok.data() + tok.size() || v < 0) bad(fmt::format("'{}' is not a size", tok));
+    dims.push_back(v);
+    p = q + 1;
+  }
+  out.inputs[name] = dims;
+  out.where[name] = where;
+}
+
+Graph bind_shapes(Graph g, const ShapeBindings& b) {
+  std::map<std::string, int64_t> env = b.symbols;
+  std::map<std::string, std::string> bound_by;
+  auto bind = [&](const std::string& sym, int64_t v, const std::string& by, const SourceLoc& loc) {
+    auto it = env.find(sym);
+    if (it != env.end() && it->second != v)
+      fail(loc, "dimension {} is bound to {} by {} and to {} by {}", sym, it->second, bound_by[sym], v, by);
+    env[sym] = v;
+    bound_by[sym] = by;
+  };
+  for (auto& [name, dims] : b.inputs) {
+    SourceLoc loc = b.where.count(name) ? b.where.at(name) : SourceLoc{};
+    Value* input = nullptr;
+    for (int id : g.inputs)
+      if (g.value(id).name == name) input = &g.value(id);
+    if (!input) {
+      bool is_symbol = false;
+      for (int id : g.inputs)
+        for (auto& d : g.value(id).shape) is_symbol |= d.symbols().count(name) > 0;
+      if (is_symbol && dims.size() == 1) {
+        bind(name, dims[0], "--shape " + name, loc);
+        continue;
+      }
+      std::vector<std::string> names;
+      for (int id : g.inputs) names.push_back(g.value(id).name);
+      fail(loc, "the model has no input or dimension '{}'{}; its inputs: {}", name, did_you_mean(name, names), fmt::join(names, ", "));
+    }
+    if (dims.size() != input->shape.size())
+      fail(loc, "input '{}' has rank {} ({}), but --shape gives {} sizes", name, input->shape.size(), shape_str(input->shape),
+           dims.size());
+    for (size_t i = 0; i < dims.size(); ++i) {
+      const Dim& d = input->shape[i];
+      if (auto c = d.as_const()) {
+        if (*c != dims[i])
+          fail(loc, "input '{}' is declared as {}, but --shape gives {} for dimension {}", name, shape_str(input->shape), dims[i], i);
+      } else if (d.symbols().size() == 1 && d == Dim::symbol(*d.symbols().begin())) {
+        bind(*d.symbols().begin(), dims[i], "--shape " + name, loc);
+      }
+    }
+  }
+  for (int id : g.inputs) {
+    Value& v = g.value(id);
+    for (auto& d : v.shape) d = d.substitute(env);
+  }
+  for (auto& v : g.values)
+    if (v.kind == ValueKind::Param && v.typed)
+      for (auto& d : v.shape) d = d.substitute(env);
+  for (auto& [k, val] : env) g.bindings[k] = val;
+  return g;
+}
+
+Graph infer_shapes(Graph g) {
+  for (auto& n : g.nodes) {
+    for (auto& port : n.inputs)
+      for (int v : port)
+        if (!g.value(v).typed) {
+          const Value& val = g.value(v);
+          if (val.kind == ValueKind::Param)
+            fail(n.loc, "layer '{}' ({}): the shape of parameter '{}' is unknown; declare it under `params:` with a shape",
+                 n.name, n.op->name, val.name);
+          fail(n.loc, "layer '{}' ({}): the type of '{}' is unknown", n.name, n.op->name, val.name);
+        }
+    InferContext ctx(g, n.id);
+    n.op->infer(ctx);
+    for (auto& port : g.nodes[n.id].outputs)
+      for (int v : port)
+        if (!g.value(v).typed) throw std::logic_error(fmt::format("op {} left output '{}' untyped", n.op->name, g.value(v).name));
+  }
+  return g;
+}
+
+std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
+  ShapeBindings shapes = opts.shapes;
+  return {
+      {"bind-shapes", "bind symbolic input dims given with --shape", false, [shapes](Graph g) { return bind_shapes(std::move(g), shapes); }},
+      {"order", "topological order; cycles and dead layers", false, [](Graph g) { return order_nodes(std::move(g)); }},
+      {"infer-shapes", "shapes, dtypes and parameter shapes", false, [](Graph g) { return infer_shapes(std::move(g)); }},
+  };
+}
+
+Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts) {
+  for (auto& p : passes) {
+    bool off = std::find(opts.disabled.begin(), opts.disabled.end(), p.name) != opts.disabled.end();
+    if (off && p.optional) continue;
+    g = p.run(std::move(g));
+    if (opts.dump_after == p.name && opts.on_dump) opts.on_dump(p.name, g);
+  }
+  return g;
+}
+
+}  // namespace mithril
