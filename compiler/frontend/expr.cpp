@@ -12,7 +12,7 @@ class Parser {
       : s_(text), env_(env), loc_(loc), scope_(scope) {}
 
   json parse() {
-    json v = sum();
+    json v = logical_or();
     skip();
     if (p_ != s_.size()) error("unexpected '{}'", s_.substr(p_));
     return v;
@@ -34,6 +34,56 @@ class Parser {
       return true;
     }
     return false;
+  }
+  // A keyword matches only as a whole word: `not` but not the start of `notes`.
+  bool eat_word(const char* word) {
+    skip();
+    size_t n = std::char_traits<char>::length(word);
+    if (s_.compare(p_, n, word) != 0) return false;
+    if (p_ + n < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[p_ + n])) || s_[p_ + n] == '_')) return false;
+    p_ += n;
+    return true;
+  }
+  bool truth(const json& v, const char* op) {
+    if (!v.is_boolean()) error("'{}' needs true or false, found {}", op, v.dump());
+    return v.get<bool>();
+  }
+  json logical_or() {
+    json v = logical_and();
+    while (eat_word("or")) {
+      json r = logical_and();
+      v = truth(v, "or") || truth(r, "or");
+    }
+    return v;
+  }
+  json logical_and() {
+    json v = logical_not();
+    while (eat_word("and")) {
+      json r = logical_not();
+      v = truth(v, "and") && truth(r, "and");
+    }
+    return v;
+  }
+  json logical_not() {
+    if (eat_word("not")) return !truth(logical_not(), "not");
+    return comparison();
+  }
+  json comparison() {
+    json a = sum();
+    for (const char* op : {"==", "!=", "<=", ">=", "<", ">"}) {
+      if (!eat(op)) continue;
+      json b = sum();
+      std::string o = op;
+      if (o == "==") return a == b;
+      if (o == "!=") return a != b;
+      if (!a.is_number() || !b.is_number()) error("'{}' needs numbers, found {} and {}", o, a.dump(), b.dump());
+      double x = a.get<double>(), y = b.get<double>();
+      if (o == "<=") return x <= y;
+      if (o == ">=") return x >= y;
+      if (o == "<") return x < y;
+      return x > y;
+    }
+    return a;
   }
   static bool integral(const json& v) { return v.is_number_integer(); }
   static double num(const json& v) { return v.get<double>(); }
@@ -64,7 +114,7 @@ class Parser {
   json atom() {
     skip();
     if (eat("(")) {
-      json v = sum();
+      json v = logical_or();
       if (!eat(")")) error("missing ')'");
       return v;
     }
@@ -83,6 +133,7 @@ class Parser {
     }
     while (p_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[p_])) || s_[p_] == '_')) ++p_;
     std::string name = s_.substr(start, p_ - start);
+    if (name == "true" || name == "false") return name == "true";
     if (name.empty()) error("expected a name or a number at '{}'", s_.substr(start));
     if (!env_.is_object() || !env_.contains(name)) {
       std::vector<std::string> known;

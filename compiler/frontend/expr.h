@@ -2,8 +2,9 @@
 //
 // A string value starting with `$` is an expression over the enclosing
 // model's arguments: `$channels`, `$dim * 4`, `$dim // $heads`, `$(width + 1)`.
-// Operators: + - * / // % and parentheses; `/` of integers that divide
-// exactly stays an integer. Lists are resolved element by element.
+// Operators: + - * / // %, comparisons == != < <= > >=, and/or/not, true/false
+// and parentheses; `/` of integers that divide exactly stays an integer.
+// Lists and mappings are resolved element by element.
 #pragma once
 
 #include <string>

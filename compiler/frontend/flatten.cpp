@@ -191,13 +191,20 @@ class Flattener {
 
     for (size_t i = 0; i < def.layers.size(); ++i) {
       const LayerDef& l = def.layers[i];
-      Target t = lookup(l.op, scope, l.op_loc);
       std::string base = l.name.empty() ? std::to_string(i) : l.name;
+      json when = resolve_expressions(l.when, env, l.loc, def.name);
+      if (!when.is_boolean()) fail(l.loc, "layer '{}': 'if' must give true or false, found {}", base, when.dump());
+      if (!when.get<bool>()) continue;
+      Target t = lookup(l.op, scope, l.op_loc);
       json rep = resolve_expressions(l.repeat, env, l.loc, def.name);
       if (!rep.is_number_integer() || rep.get<int64_t>() < 1)
         fail(l.loc, "layer '{}': 'repeat' must be a positive integer, found {}", base, rep.dump());
       int64_t count = rep.get<int64_t>();
-      bool last_layer = i + 1 == def.layers.size();
+      bool last_layer = true;  // the last layer that is not left out by `if`
+      for (size_t j = i + 1; j < def.layers.size(); ++j) {
+        json w = resolve_expressions(def.layers[j].when, env, def.layers[j].loc, def.name);
+        if (w == json(true)) last_layer = false;
+      }
 
       std::vector<std::string> in_ports, out_ports, param_ports;
       if (t.op) {

@@ -44,7 +44,6 @@ namespace {
 
 const std::vector<std::string> kModelKeys = {"name", "args", "inputs", "outputs", "params", "models",
                                              "layers", "import", "train", "doc"};
-const std::set<std::string> kReservedLayerKeys = {"op", "args", "name", "repeat"};
 
 std::string expect_string(const Doc& d, const std::string& what) {
   if (!d.is_string()) fail(d.loc, "{} must be a string, found {}", what, d.describe());
@@ -148,6 +147,10 @@ LayerDef parse_layer(const Doc& d) {
       l.repeat = e.value.to_json();
       if (!(l.repeat.is_number_integer() || is_expression(l.repeat)))
         fail(e.value.loc, "'repeat' must be an integer or a $ expression, found {}", e.value.describe());
+    } else if (e.key == "if") {
+      l.when = e.value.to_json();
+      if (!(l.when.is_boolean() || is_expression(l.when)))
+        fail(e.value.loc, "'if' must be true, false or a $ expression such as $downsample, found {}", e.value.describe());
     } else {
       parse_binding(l, e);
     }
@@ -232,7 +235,7 @@ ModelDef parse_model(const Doc& node, const std::string& default_name) {
 // ---- serialization ---------------------------------------------------------
 
 static json layer_to_json(const LayerDef& l) {
-  bool plain = l.name.empty() && l.bindings.empty() && l.repeat == json(1);
+  bool plain = l.name.empty() && l.bindings.empty() && l.repeat == json(1) && l.when == json(true);
   if (plain && l.args.empty()) return l.op;
   if (plain) return json{{l.op, l.args}};
   json o = json::object();
@@ -240,6 +243,7 @@ static json layer_to_json(const LayerDef& l) {
   if (!l.name.empty()) o["name"] = l.name;
   if (!l.args.empty()) o["args"] = l.args;
   if (l.repeat != json(1)) o["repeat"] = l.repeat;
+  if (l.when != json(true)) o["if"] = l.when;
   for (auto& b : l.bindings) o[b.port] = b.is_list ? json(b.names) : json(b.names[0]);
   return o;
 }

@@ -37,7 +37,8 @@ struct LayerDef {
   json args = json::object();
   std::map<std::string, SourceLoc> arg_locs;
   std::vector<Binding> bindings;
-  json repeat = 1;  // integer or `$` expression
+  json repeat = 1;    // integer or `$` expression
+  json when = true;   // `if:`: a bool or `$` expression; a false layer is left out
   SourceLoc loc;
   SourceLoc op_loc;
 

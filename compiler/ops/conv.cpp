@@ -1,0 +1,174 @@
+// Convolutions: Conv1d, Conv2d and ConvTranspose2d, with PyTorch's argument
+// names, defaults and parameter layouts, so a PyTorch state dict maps 1:1.
+//
+// Output sizes (PyTorch docs, torch.nn.Conv2d / ConvTranspose2d, "Shape"):
+//   conv:       out = floor((in + 2*padding - dilation*(kernel-1) - 1) / stride) + 1
+//   transposed: out = (in-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1
+// Symbolic spatial sizes stay symbolic (Dim::floordiv); channel counts fix the
+// parameter shapes and must be known.
+//
+// Initializers (torch.nn.modules.conv._ConvNd.reset_parameters): the weight is
+// kaiming_uniform(a=sqrt(5)) and the bias uniform(+-1/sqrt(fan_in)), with fan_in
+// computed by torch.nn.init._calculate_fan_in_and_fan_out(weight), i.e.
+// weight.size(1) * prod(kernel). For ConvTranspose that is out_channels/groups *
+// prod(kernel) (the weight is [in, out/groups, k...]), which is what PyTorch does.
+#include "ops/registry.h"
+
+namespace mithril {
+namespace {
+
+// Names of the spatial axes, for messages.
+std::string axis_name(size_t spatial, size_t i) {
+  if (spatial == 1) return "length";
+  if (spatial == 2) return i == 0 ? "height" : "width";
+  return fmt::format("spatial axis {}", i);
+}
+
+std::string list_str(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
+
+struct ConvGeometry {
+  std::vector<int64_t> kernel, stride, padding, dilation;
+};
+
+// Reads and checks kernel_size, stride, padding and dilation for `spatial` axes.
+ConvGeometry read_geometry(InferContext& c, size_t spatial) {
+  ConvGeometry g{c.ints("kernel_size", spatial), c.ints("stride", spatial), c.ints("padding", spatial),
+                 c.ints("dilation", spatial)};
+  for (size_t i = 0; i < spatial; ++i) {
+    if (g.kernel[i] <= 0) c.fail_arg("kernel_size", "'kernel_size' must be positive, found {}", list_str(g.kernel));
+    if (g.stride[i] <= 0) c.fail_arg("stride", "'stride' must be positive, found {}", list_str(g.stride));
+    if (g.padding[i] < 0) c.fail_arg("padding", "'padding' must be non-negative, found {}", list_str(g.padding));
+    if (g.dilation[i] <= 0) c.fail_arg("dilation", "'dilation' must be positive, found {}", list_str(g.dilation));
+  }
+  return g;
+}
+
+// Input checks shared by all convolutions: float [N, C, spatial...], C known.
+int64_t conv_input_channels(InferContext& c, size_t spatial) {
+  c.expect_float("input");
+  if (c.rank("input") != spatial + 2) {
+    std::string layout = spatial == 1 ? "[N, C, L]" : "[N, C, H, W]";
+    c.fail("'input' must have rank {} ({}), found rank {}: {}", spatial + 2, layout, c.rank("input"),
+           type_str(c.dtype("input"), c.shape("input")));
+  }
+  return c.const_dim(c.shape("input")[1], "the input channel count (dimension 1 of 'input')");
+}
+
+void check_groups(InferContext& c, int64_t in_channels, int64_t out_channels) {
+  int64_t groups = c.i("groups");
+  if (groups <= 0) c.fail_arg("groups", "'groups' must be positive, found {}", groups);
+  if (out_channels <= 0) c.fail_arg("out_channels", "'out_channels' must be positive, found {}", out_channels);
+  if (in_channels % groups != 0)
+    c.fail_arg("groups", "the input channel count {} is not divisible by groups {} (input {})", in_channels, groups,
+               type_str(c.dtype("input"), c.shape("input")));
+  if (out_channels % groups != 0)
+    c.fail_arg("groups", "out_channels {} is not divisible by groups {}", out_channels, groups);
+}
+
+void conv_rule(InferContext& c, size_t spatial) {
+  int64_t in_ch = conv_input_channels(c, spatial);
+  int64_t out_ch = c.i("out_channels");
+  check_groups(c, in_ch, out_ch);
+  ConvGeometry g = read_geometry(c, spatial);
+  const Shape& in = c.shape("input");
+  Shape out = {in[0], Dim(out_ch)};
+  for (size_t i = 0; i < spatial; ++i) {
+    const Dim& size = in[2 + i];
+    int64_t effective = g.dilation[i] * (g.kernel[i] - 1) + 1;
+    Dim o = Dim::floordiv(size + 2 * g.padding[i] - effective, g.stride[i]) + 1;
+    if (auto v = o.as_const(); v && *v <= 0)
+      c.fail("the output would be empty: input {} {} plus padding 2*{} is smaller than the effective kernel {} "
+             "(kernel_size {}, dilation {}); input {}",
+             axis_name(spatial, i), size.str(), g.padding[i], effective, g.kernel[i], g.dilation[i],
+             type_str(c.dtype("input"), in));
+    out.push_back(o);
+  }
+  int64_t groups = c.i("groups");
+  int64_t fan_in = in_ch / groups;
+  Shape w = {Dim(out_ch), Dim(in_ch / groups)};
+  for (int64_t k : g.kernel) {
+    w.push_back(Dim(k));
+    fan_in *= k;
+  }
+  c.param("weight", c.dtype("input"), w, {{"kind", "kaiming_uniform"}, {"fan_in", fan_in}});
+  if (c.b("bias")) c.param("bias", c.dtype("input"), {Dim(out_ch)}, {{"kind", "uniform_fan_in"}, {"fan_in", fan_in}});
+  else c.no_param("bias", "bias is false");
+  c.out("output", c.dtype("input"), out);
+}
+
+void conv_transpose_rule(InferContext& c, size_t spatial) {
+  int64_t in_ch = conv_input_channels(c, spatial);
+  int64_t out_ch = c.i("out_channels");
+  check_groups(c, in_ch, out_ch);
+  ConvGeometry g = read_geometry(c, spatial);
+  auto output_padding = c.ints("output_padding", spatial);
+  for (size_t i = 0; i < spatial; ++i) {
+    if (output_padding[i] < 0)
+      c.fail_arg("output_padding", "'output_padding' must be non-negative, found {}", list_str(output_padding));
+    // PyTorch (Convolution.cpp): output padding must be smaller than either stride or dilation.
+    if (output_padding[i] >= g.stride[i] && output_padding[i] >= g.dilation[i])
+      c.fail_arg("output_padding",
+                 "'output_padding' must be smaller than either stride or dilation, found output_padding {} with "
+                 "stride {} and dilation {} along the {}",
+                 output_padding[i], g.stride[i], g.dilation[i], axis_name(spatial, i));
+  }
+  const Shape& in = c.shape("input");
+  Shape out = {in[0], Dim(out_ch)};
+  for (size_t i = 0; i < spatial; ++i) {
+    const Dim& size = in[2 + i];
+    Dim o = (size - 1) * g.stride[i] - 2 * g.padding[i] + g.dilation[i] * (g.kernel[i] - 1) + output_padding[i] + 1;
+    if (auto v = o.as_const(); v && *v <= 0)
+      c.fail("the output would be empty: {} {} = ({}-1)*{} - 2*{} + {}*({}-1) + {} + 1 for input {}", axis_name(spatial, i),
+             *v, size.str(), g.stride[i], g.padding[i], g.dilation[i], g.kernel[i], output_padding[i],
+             type_str(c.dtype("input"), in));
+    out.push_back(o);
+  }
+  int64_t groups = c.i("groups");
+  int64_t fan_in = out_ch / groups;  // weight.size(1) * prod(kernel), as PyTorch computes it
+  Shape w = {Dim(in_ch), Dim(out_ch / groups)};
+  for (int64_t k : g.kernel) {
+    w.push_back(Dim(k));
+    fan_in *= k;
+  }
+  c.param("weight", c.dtype("input"), w, {{"kind", "kaiming_uniform"}, {"fan_in", fan_in}});
+  if (c.b("bias")) c.param("bias", c.dtype("input"), {Dim(out_ch)}, {{"kind", "uniform_fan_in"}, {"fan_in", fan_in}});
+  else c.no_param("bias", "bias is false");
+  c.out("output", c.dtype("input"), out);
+}
+
+OpDef conv_def(const char* name, const char* summary, bool transposed) {
+  OpDef d(name, "conv", summary);
+  d.in("input").param("weight").param("bias", true).out().trait("conv");
+  d.arg("out_channels", ArgType::Int, std::nullopt, "output channels")
+      .arg("kernel_size", ArgType::IntOrList, std::nullopt, "window size, one value or one per spatial axis")
+      .arg("stride", ArgType::IntOrList, json(1), "step between windows")
+      .arg("padding", ArgType::IntOrList, json(0), "zeros added on both sides of each spatial axis");
+  if (transposed)
+    d.arg("output_padding", ArgType::IntOrList, json(0),
+          "extra size added to one side of the output; smaller than stride or dilation");
+  d.arg("dilation", ArgType::IntOrList, json(1), "spacing between kernel elements")
+      .arg("groups", ArgType::Int, json(1), "split channels into groups convolved separately (in and out divisible)")
+      .arg("bias", ArgType::Bool, json(true), "add a learned bias");
+  return d;
+}
+
+}  // namespace
+
+MITHRIL_REGISTER_OPS(conv) {
+  register_op(conv_def("Conv1d",
+                       "1-D convolution (cross-correlation) over [N, C, L]; weight [out_channels, C/groups, k] as in PyTorch",
+                       false)
+                  .rule([](InferContext& c) { conv_rule(c, 1); }));
+  register_op(conv_def("Conv2d",
+                       "2-D convolution (cross-correlation) over [N, C, H, W]; weight [out_channels, C/groups, kh, kw] "
+                       "as in PyTorch",
+                       false)
+                  .rule([](InferContext& c) { conv_rule(c, 2); }));
+  register_op(conv_def("ConvTranspose2d",
+                       "2-D transposed convolution (the gradient of Conv2d) over [N, C, H, W]; weight [C, "
+                       "out_channels/groups, kh, kw] as in PyTorch",
+                       true)
+                  .rule([](InferContext& c) { conv_transpose_rule(c, 2); }));
+}
+
+}  // namespace mithril

@@ -1,0 +1,136 @@
+// Losses: CrossEntropy, NLL, BinaryCrossEntropy (on logits), MSE, L1, Huber
+// and KLDivergence, with PyTorch's semantics (torch.nn.functional.*_loss).
+// Every loss takes `input` and `target` and a `reduction`: mean or sum give a
+// scalar, none keeps one loss per element (per sample for the class losses).
+#include "ops/registry.h"
+
+namespace mithril {
+namespace {
+
+OpDef loss_def(const char* name, const char* summary, bool batchmean = false) {
+  OpDef d(name, "loss", summary);
+  d.in("input").in("target").out().trait("loss");
+  std::vector<std::string> choices = {"mean", "sum", "none"};
+  if (batchmean) choices.push_back("batchmean");
+  d.arg("reduction", ArgType::String, json("mean"),
+        batchmean ? "mean, sum, none (per element) or batchmean (sum / batch size, the true KL divergence)"
+                  : "mean, sum or none (one loss per element)",
+        choices);
+  return d;
+}
+
+// The output: the per-element losses of shape `unreduced` with reduction none, else a scalar.
+void reduced_out(InferContext& c, const Shape& unreduced) {
+  c.out("output", c.dtype("input"), c.s("reduction") == "none" ? unreduced : Shape{});
+}
+
+// Float input and target of one shape and dtype.
+void same_type(InferContext& c) {
+  c.expect_float("input");
+  if (c.shape("input") != c.shape("target"))
+    c.fail("shape mismatch: 'input' {} and 'target' {} must have the same shape", shape_str(c.shape("input")),
+           shape_str(c.shape("target")));
+  c.expect_same_dtype("input", "target");
+}
+
+// Class-score input [N, C, d1, ...]; returns the batch shape [N, d1, ...].
+Shape class_input(InferContext& c, const char* what) {
+  c.expect_float("input");
+  if (c.rank("input") < 2)
+    c.fail("'input' must be {} of shape [N, C] or [N, C, d1, ...], found {}", what,
+           type_str(c.dtype("input"), c.shape("input")));
+  Shape batch = c.shape("input");
+  batch.erase(batch.begin() + 1);
+  return batch;
+}
+
+// Integer class indices [N, d1, ...] for an input [N, C, d1, ...].
+void class_target(InferContext& c, const Shape& batch) {
+  if (c.shape("target") != batch)
+    c.fail("shape mismatch: class indices 'target' {} must have the shape of 'input' {} without the class dimension "
+           "1, i.e. {}",
+           shape_str(c.shape("target")), shape_str(c.shape("input")), shape_str(batch));
+}
+
+}  // namespace
+
+MITHRIL_REGISTER_OPS(loss) {
+  register_op(loss_def("CrossEntropy", "cross entropy of logits [N, C, ...] against class indices [N, ...] or class "
+                                       "probabilities [N, C, ...] (log-softmax over C, then NLL)")
+                  .arg("label_smoothing", ArgType::Float, json(0.0),
+                       "in [0, 1]: mix the target with the uniform distribution over classes")
+                  .arg("ignore_index", ArgType::Int, json(-100),
+                       "class-index targets equal to it add no loss and are left out of the mean")
+                  .rule([](InferContext& c) {
+                    Shape batch = class_input(c, "logits");
+                    double ls = c.f("label_smoothing");
+                    if (!(ls >= 0 && ls <= 1))
+                      c.fail_arg("label_smoothing", "'label_smoothing' must be between 0 and 1, found {}", ls);
+                    DType t = c.dtype("target");
+                    if (is_int(t)) {
+                      class_target(c, batch);
+                    } else if (is_float(t)) {
+                      if (c.shape("target") != c.shape("input"))
+                        c.fail("shape mismatch: float 'target' holds class probabilities and must have the shape of "
+                               "'input' {}, found {} (class indices must be int32 or int64)",
+                               shape_str(c.shape("input")), shape_str(c.shape("target")));
+                      c.expect_same_dtype("input", "target");
+                      if (c.i("ignore_index") >= 0)  // as PyTorch
+                        c.fail_arg("ignore_index", "'ignore_index' ({}) applies to class indices, not to float class "
+                                   "probabilities", c.i("ignore_index"));
+                    } else {
+                      c.fail("'target' must be class indices (int32 or int64) or class probabilities (float), found {}",
+                             type_str(t, c.shape("target")));
+                    }
+                    reduced_out(c, batch);
+                  }));
+
+  register_op(loss_def("NLL", "negative log likelihood: -input[n, target[n]] for log-probabilities [N, C, ...] and "
+                              "class indices [N, ...]")
+                  .arg("ignore_index", ArgType::Int, json(-100),
+                       "targets equal to it add no loss and are left out of the mean")
+                  .rule([](InferContext& c) {
+                    Shape batch = class_input(c, "log-probabilities");
+                    c.expect_int("target");
+                    class_target(c, batch);
+                    reduced_out(c, batch);
+                  }));
+
+  register_op(loss_def("BinaryCrossEntropy", "binary cross entropy on logits (sigmoid folded in, numerically stable: "
+                                             "max(x, 0) - x*t + log(1 + e^-|x|)); target in [0, 1], same shape")
+                  .rule([](InferContext& c) {
+                    same_type(c);
+                    reduced_out(c, c.shape("input"));
+                  }));
+
+  register_op(loss_def("MSE", "mean squared error: (input - target)^2").rule([](InferContext& c) {
+    same_type(c);
+    reduced_out(c, c.shape("input"));
+  }));
+
+  register_op(loss_def("L1", "mean absolute error: |input - target|").rule([](InferContext& c) {
+    same_type(c);
+    reduced_out(c, c.shape("input"));
+  }));
+
+  register_op(loss_def("Huber", "0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target")
+                  .arg("delta", ArgType::Float, json(1.0), "where the loss turns from quadratic to linear; positive")
+                  .rule([](InferContext& c) {
+                    same_type(c);
+                    if (!(c.f("delta") > 0)) c.fail_arg("delta", "'delta' must be positive, found {}", c.f("delta"));
+                    reduced_out(c, c.shape("input"));
+                  }));
+
+  register_op(loss_def("KLDivergence", "KL(target || exp(input)) pointwise: target * (log target - input), input "
+                                       "log-probabilities",
+                       true)
+                  .arg("log_target", ArgType::Bool, json(false), "target holds log-probabilities too")
+                  .rule([](InferContext& c) {
+                    same_type(c);
+                    if (c.s("reduction") == "batchmean" && c.rank("input") == 0)
+                      c.fail_arg("reduction", "reduction batchmean needs a batch dimension, found a scalar 'input'");
+                    reduced_out(c, c.shape("input"));
+                  }));
+}
+
+}  // namespace mithril

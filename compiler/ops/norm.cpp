@@ -1,0 +1,113 @@
+// Normalization: BatchNorm2d, LayerNorm and GroupNorm, with PyTorch's
+// arguments, parameter names and initializers (weight ones, bias zeros;
+// BatchNorm's running_mean zeros and running_var ones, kept as state).
+#include <algorithm>
+
+#include "ops/registry.h"
+
+namespace mithril {
+namespace {
+
+json ones() { return {{"kind", "ones"}}; }
+json zeros() { return {{"kind", "zeros"}}; }
+
+void check_eps(InferContext& c) {
+  if (c.f("eps") < 0) c.fail_arg("eps", "'eps' must be non-negative, found {}", c.f("eps"));
+}
+
+// weight and bias of shape `s` when `affine`, else neither may be bound.
+void affine_params(InferContext& c, bool affine, bool bias, const Shape& s, const std::string& why_not) {
+  if (affine) {
+    c.param("weight", c.dtype("input"), s, ones());
+    if (bias) c.param("bias", c.dtype("input"), s, zeros());
+    else c.no_param("bias", "bias is false");
+  } else {
+    c.no_param("weight", why_not);
+    c.no_param("bias", why_not);
+  }
+}
+
+}  // namespace
+
+MITHRIL_REGISTER_OPS(norm) {
+  register_op(OpDef("BatchNorm2d", "norm",
+                    "normalize each channel of [N, C, H, W] over N, H and W; batch statistics in training, "
+                    "running statistics in evaluation")
+                  .in("input").param("weight", true).param("bias", true).state("running_mean").state("running_var")
+                  .out().trait("norm")
+                  .arg("eps", ArgType::Float, json(1e-5), "added to the variance for stability")
+                  .arg("momentum", ArgType::Float, json(0.1), "weight of the new batch in the running statistics")
+                  .arg("affine", ArgType::Bool, json(true), "learn a per-channel scale (weight) and shift (bias)")
+                  .rule([](InferContext& c) {
+                    c.expect_float("input");
+                    if (c.rank("input") != 4)
+                      c.fail("'input' must have rank 4 ([N, C, H, W]), found rank {}: {}", c.rank("input"),
+                             type_str(c.dtype("input"), c.shape("input")));
+                    check_eps(c);
+                    double m = c.f("momentum");
+                    if (m < 0 || m > 1) c.fail_arg("momentum", "'momentum' must be between 0 and 1, found {}", m);
+                    int64_t ch = c.const_dim(c.shape("input")[1], "the channel count (dimension 1 of 'input')");
+                    Shape s = {Dim(ch)};
+                    affine_params(c, c.b("affine"), true, s, "affine is false");
+                    c.state("running_mean", c.dtype("input"), s, zeros());
+                    c.state("running_var", c.dtype("input"), s, ones());
+                    c.out("output", c.dtype("input"), c.shape("input"));
+                  }));
+
+  register_op(OpDef("LayerNorm", "norm", "normalize over the trailing dimensions given by normalized_shape")
+                  .in("input").param("weight", true).param("bias", true).out().trait("norm")
+                  .arg("normalized_shape", ArgType::IntOrList, json(nullptr),
+                       "the trailing dimensions to normalize over (default: the last dimension)")
+                  .arg("eps", ArgType::Float, json(1e-5), "added to the variance for stability")
+                  .arg("elementwise_affine", ArgType::Bool, json(true), "learn a scale (weight) and shift (bias)")
+                  .arg("bias", ArgType::Bool, json(true), "learn the shift (with elementwise_affine)")
+                  .rule([](InferContext& c) {
+                    c.expect_float("input");
+                    check_eps(c);
+                    const Shape& in = c.shape("input");
+                    Shape norm;
+                    if (c.is_null("normalized_shape")) {
+                      if (in.empty()) c.fail("'input' must have rank 1 or more, found a scalar");
+                      norm = {Dim(c.const_dim(in.back(), "the normalized size (last dimension of 'input')"))};
+                    } else {
+                      auto ns = c.int_list("normalized_shape");
+                      if (ns.empty()) c.fail_arg("normalized_shape", "'normalized_shape' must not be empty");
+                      for (int64_t v : ns) {
+                        if (v <= 0)
+                          c.fail_arg("normalized_shape", "'normalized_shape' must be positive, found [{}]",
+                                     fmt::join(ns, ", "));
+                        norm.push_back(Dim(v));
+                      }
+                      bool match = in.size() >= norm.size() && std::equal(norm.begin(), norm.end(), in.end() - norm.size());
+                      if (!match)
+                        c.fail_arg("normalized_shape",
+                                   "the trailing dimensions of 'input' must equal normalized_shape {}, found input {}",
+                                   shape_str(norm), type_str(c.dtype("input"), in));
+                    }
+                    affine_params(c, c.b("elementwise_affine"), c.b("bias"), norm, "elementwise_affine is false");
+                    c.out("output", c.dtype("input"), in);
+                  }));
+
+  register_op(OpDef("GroupNorm", "norm", "split the channels of [N, C, ...] into num_groups groups and normalize each group")
+                  .in("input").param("weight", true).param("bias", true).out().trait("norm")
+                  .arg("num_groups", ArgType::Int, std::nullopt, "number of channel groups; divides C")
+                  .arg("eps", ArgType::Float, json(1e-5), "added to the variance for stability")
+                  .arg("affine", ArgType::Bool, json(true), "learn a per-channel scale (weight) and shift (bias)")
+                  .rule([](InferContext& c) {
+                    c.expect_float("input");
+                    if (c.rank("input") < 2)
+                      c.fail("'input' must have rank 2 or more ([N, C, ...]), found rank {}: {}", c.rank("input"),
+                             type_str(c.dtype("input"), c.shape("input")));
+                    check_eps(c);
+                    int64_t groups = c.i("num_groups");
+                    if (groups <= 0) c.fail_arg("num_groups", "'num_groups' must be positive, found {}", groups);
+                    int64_t ch = c.const_dim(c.shape("input")[1], "the channel count (dimension 1 of 'input')");
+                    if (ch % groups != 0)
+                      c.fail_arg("num_groups", "the channel count {} is not divisible by num_groups {} (input {})", ch,
+                                 groups, type_str(c.dtype("input"), c.shape("input")));
+                    affine_params(c, c.b("affine"), true, {Dim(ch)}, "affine is false");
+                    c.out("output", c.dtype("input"), c.shape("input"));
+                  }));
+}
+
+}  // namespace mithril

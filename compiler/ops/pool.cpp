@@ -1,0 +1,120 @@
+// Pooling: MaxPool1d, MaxPool2d, AvgPool2d and GlobalAvgPool2d, with
+// PyTorch's arguments and output sizes.
+//
+// Output size (PyTorch, aten/src/ATen/native/Pool.h, pooling_output_shape):
+//   out = floor((in + 2*padding - dilation*(kernel-1) - 1 + (ceil_mode ? stride-1 : 0)) / stride) + 1
+//   and with ceil_mode, one less when the last window would start in the right
+//   padding: if (out-1)*stride >= in + padding then out -= 1.
+// PyTorch also requires padding <= kernel/2 (pool2d_shape_check: "pad should be
+// smaller than or equal to half of kernel size").
+//
+// With a symbolic input size the ceil_mode correction can be decided only when
+// it can never apply. Let E = in + 2p - d(k-1) - 1 and out-1 = ceil(E/s); then
+// (out-1)*s - E lies in [0, s-1] and the condition reads (out-1)*s - E >= d(k-1)+1-p.
+// So when s-1 < d(k-1)+1-p (s + p <= d(k-1)+1: the usual k=3,s=2,p=1 or
+// k=2,s=2) the correction never applies and out = floor((E + s-1)/s) + 1 for all
+// sizes; otherwise a symbolic size is an error asking for a known one.
+#include "ops/registry.h"
+
+namespace mithril {
+namespace {
+
+std::string axis_name(size_t spatial, size_t i) {
+  if (spatial == 1) return "length";
+  if (spatial == 2) return i == 0 ? "height" : "width";
+  return fmt::format("spatial axis {}", i);
+}
+
+std::string list_str(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
+
+void pool_rule(InferContext& c, size_t spatial, bool has_dilation) {
+  c.expect_float("input");
+  if (c.rank("input") != spatial + 2) {
+    std::string layout = spatial == 1 ? "[N, C, L]" : "[N, C, H, W]";
+    c.fail("'input' must have rank {} ({}), found rank {}: {}", spatial + 2, layout, c.rank("input"),
+           type_str(c.dtype("input"), c.shape("input")));
+  }
+  auto kernel = c.ints("kernel_size", spatial);
+  auto stride = c.is_null("stride") ? kernel : c.ints("stride", spatial);
+  auto padding = c.ints("padding", spatial);
+  auto dilation = has_dilation ? c.ints("dilation", spatial) : std::vector<int64_t>(spatial, 1);
+  bool ceil_mode = c.b("ceil_mode");
+  for (size_t i = 0; i < spatial; ++i) {
+    if (kernel[i] <= 0) c.fail_arg("kernel_size", "'kernel_size' must be positive, found {}", list_str(kernel));
+    if (stride[i] <= 0) c.fail_arg("stride", "'stride' must be positive, found {}", list_str(stride));
+    if (dilation[i] <= 0) c.fail_arg("dilation", "'dilation' must be positive, found {}", list_str(dilation));
+    if (padding[i] < 0) c.fail_arg("padding", "'padding' must be non-negative, found {}", list_str(padding));
+    if (padding[i] > kernel[i] / 2)
+      c.fail_arg("padding", "'padding' must be at most half the kernel size, found padding {} with kernel_size {}",
+                 list_str(padding), list_str(kernel));
+  }
+  const Shape& in = c.shape("input");
+  Shape out = {in[0], in[1]};
+  for (size_t i = 0; i < spatial; ++i) {
+    const Dim& size = in[2 + i];
+    int64_t k = kernel[i], s = stride[i], p = padding[i], d = dilation[i];
+    int64_t effective = d * (k - 1) + 1;
+    Dim span = size + 2 * p - effective;  // E above
+    Dim o;
+    if (!ceil_mode) {
+      o = Dim::floordiv(span, s) + 1;
+    } else if (auto n = size.as_const()) {
+      int64_t v = Dim::floordiv(span + (s - 1), s).value() + 1;
+      if ((v - 1) * s >= *n + p) --v;  // the last window would start in the padding
+      o = Dim(v);
+    } else if (s + p <= effective) {
+      o = Dim::floordiv(span + (s - 1), s) + 1;
+    } else {
+      c.fail_arg("ceil_mode",
+                 "ceil_mode needs a known input {} here, found symbolic {}: with kernel_size {}, stride {} and "
+                 "padding {} the output size depends on whether the last window starts in the padding (bind it "
+                 "with --shape)",
+                 axis_name(spatial, i), size.str(), k, s, p);
+    }
+    if (auto v = o.as_const(); v && *v <= 0)
+      c.fail("the output would be empty: input {} {} plus padding 2*{} is smaller than the effective kernel {} "
+             "(kernel_size {}, dilation {}); input {}",
+             axis_name(spatial, i), size.str(), p, effective, k, d, type_str(c.dtype("input"), in));
+    out.push_back(o);
+  }
+  c.out("output", c.dtype("input"), out);
+}
+
+OpDef pool_def(const char* name, const char* summary, bool max_pool) {
+  OpDef d(name, "pool", summary);
+  d.in("input").out().trait("pool");
+  d.arg("kernel_size", ArgType::IntOrList, std::nullopt, "window size, one value or one per spatial axis")
+      .arg("stride", ArgType::IntOrList, json(nullptr), "step between windows (default: kernel_size)")
+      .arg("padding", ArgType::IntOrList, json(0),
+           max_pool ? "implicit -inf added on both sides, at most kernel_size/2"
+                    : "implicit zeros added on both sides, at most kernel_size/2");
+  if (max_pool) d.arg("dilation", ArgType::IntOrList, json(1), "spacing between window elements");
+  d.arg("ceil_mode", ArgType::Bool, json(false), "round the output size up instead of down");
+  if (!max_pool)
+    d.arg("count_include_pad", ArgType::Bool, json(true), "count padding zeros in the averaging divisor");
+  return d;
+}
+
+}  // namespace
+
+MITHRIL_REGISTER_OPS(pool) {
+  register_op(pool_def("MaxPool1d", "maximum over sliding windows of [N, C, L]", true)
+                  .rule([](InferContext& c) { pool_rule(c, 1, true); }));
+  register_op(pool_def("MaxPool2d", "maximum over sliding windows of [N, C, H, W]", true)
+                  .rule([](InferContext& c) { pool_rule(c, 2, true); }));
+  register_op(pool_def("AvgPool2d", "average over sliding windows of [N, C, H, W]", false)
+                  .rule([](InferContext& c) { pool_rule(c, 2, false); }));
+  register_op(OpDef("GlobalAvgPool2d", "pool",
+                    "average over all of H and W: [N, C, H, W] -> [N, C, 1, 1] (AdaptiveAvgPool2d(1))")
+                  .in("input").out().trait("pool")
+                  .rule([](InferContext& c) {
+                    c.expect_float("input");
+                    if (c.rank("input") != 4)
+                      c.fail("'input' must have rank 4 ([N, C, H, W]), found rank {}: {}", c.rank("input"),
+                             type_str(c.dtype("input"), c.shape("input")));
+                    const Shape& in = c.shape("input");
+                    c.out("output", c.dtype("input"), {in[0], in[1], Dim(1), Dim(1)});
+                  }));
+}
+
+}  // namespace mithril

@@ -1,0 +1,139 @@
+// Reductions: Sum, Mean, Max, Min, Prod, Variance and LogSumExp over a set of
+// axes (all axes by default), and ArgMax/ArgMin over one axis (the flattened
+// input by default). The axis-set reductions share one rule and are a table,
+// one row per op; the rows are where later targets add their accumulators and
+// derivative rules.
+#include "ops/registry.h"
+
+namespace mithril {
+namespace {
+
+enum class Domain { Float, Numeric };  // dtypes an op accepts
+
+struct ReduceRow {
+  const char* name;
+  Domain domain;
+  bool needs_elements;  // no identity value: reducing over an empty axis is an error
+  const char* summary;
+  std::vector<ArgSpec> args;  // beyond axis and keepdim
+};
+
+const std::vector<ReduceRow>& reduce_rows() {
+  static const std::vector<ReduceRow> rows = {
+      {"Sum", Domain::Numeric, false, "sum of the elements over `axis` (all axes when omitted); dtype kept", {}},
+      {"Mean", Domain::Float, false, "arithmetic mean over `axis` (all axes when omitted)", {}},
+      {"Max", Domain::Numeric, true, "largest element over `axis` (all axes when omitted); the values, not the indices (see ArgMax)", {}},
+      {"Min", Domain::Numeric, true, "smallest element over `axis` (all axes when omitted); the values, not the indices (see ArgMin)", {}},
+      {"Prod", Domain::Numeric, false, "product of the elements over `axis` (all axes when omitted); dtype kept", {}},
+      {"Variance", Domain::Float, false,
+       "variance over `axis` (all axes when omitted), as torch.var: sum((x - mean)^2) / (count - correction); "
+       "count must exceed correction",
+       {{"correction", ArgType::Int, json(1), {},
+         "subtracted from the element count in the divisor: 1 (default) for the unbiased sample variance, "
+         "0 for the population variance"}}},
+      {"LogSumExp", Domain::Float, false,
+       "log(sum(exp(x))) over `axis` (all axes when omitted), computed stably (the max is subtracted first)", {}},
+  };
+  return rows;
+}
+
+const char* kAxisDoc = "axis or list of axes to reduce; negative counts from the end; omitted: every axis";
+const char* kKeepdimDoc = "keep each reduced axis as a size-1 dimension, so the result broadcasts against the input";
+
+std::string join_ints(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
+
+// Which axes the `axis` argument names (all of them when it is null), normalized.
+std::vector<bool> reduced_axes(const InferContext& c, size_t rank) {
+  if (c.is_null("axis")) return std::vector<bool>(rank, true);
+  std::vector<int64_t> given = c.int_list("axis");
+  if (given.empty()) c.fail_arg("axis", "'axis' is an empty list; omit 'axis' to reduce over every axis");
+  std::vector<bool> mask(rank, false);
+  std::vector<int64_t> written(rank, 0);
+  for (int64_t a : given) {
+    int64_t k = c.axis(a, rank, "axis");
+    if (mask[k])
+      c.fail_arg("axis", "'axis' {} names axis {} twice ({} and {}) for input {}", join_ints(given), k, written[k], a,
+                 type_str(c.dtype("input"), c.shape("input")));
+    mask[k] = true;
+    written[k] = a;
+  }
+  return mask;
+}
+
+// An op without an identity element (Max, ArgMax, ...) has no result over zero elements.
+void expect_elements(const InferContext& c, const Shape& in, const std::vector<bool>& mask) {
+  for (size_t k = 0; k < in.size(); ++k)
+    if (mask[k] && in[k] == Dim(0))
+      c.fail("{} over axis {} of size 0 has no result: input {}", c.op().name, k, type_str(c.dtype("input"), in));
+}
+
+Shape reduced_shape(const Shape& in, const std::vector<bool>& mask, bool keepdim) {
+  Shape out;
+  for (size_t k = 0; k < in.size(); ++k) {
+    if (!mask[k]) out.push_back(in[k]);
+    else if (keepdim) out.push_back(Dim(1));
+  }
+  return out;
+}
+
+}  // namespace
+
+MITHRIL_REGISTER_OPS(reduce) {
+  for (const auto& row : reduce_rows()) {
+    OpDef d(row.name, "reduce", row.summary);
+    d.in("input").out().trait("reduction");
+    d.arg("axis", ArgType::IntOrList, json(nullptr), kAxisDoc);
+    d.arg("keepdim", ArgType::Bool, json(false), kKeepdimDoc);
+    for (auto& a : row.args) d.args.push_back(a);
+    Domain domain = row.domain;
+    bool needs_elements = row.needs_elements;
+    d.rule([domain, needs_elements](InferContext& c) {
+      if (domain == Domain::Float) c.expect_float("input");
+      else c.expect_numeric("input");
+      const Shape& in = c.shape("input");
+      std::vector<bool> mask = reduced_axes(c, in.size());
+      if (needs_elements) expect_elements(c, in, mask);
+      if (c.op().name == "Variance") {
+        int64_t correction = c.i("correction");
+        if (correction < 0) c.fail_arg("correction", "'correction' must be 0 or more, found {}", correction);
+        Dim count(1);
+        for (size_t k = 0; k < in.size(); ++k)
+          if (mask[k]) count = count * in[k];
+        if (auto n = count.as_const(); n && *n <= correction)
+          c.fail_arg("correction",
+                     "Variance over {} element(s) with correction {} divides by {}: reduce over more elements or lower "
+                     "'correction' (input {})",
+                     *n, correction, *n - correction, type_str(c.dtype("input"), in));
+      }
+      c.out("output", c.dtype("input"), reduced_shape(in, mask, c.b("keepdim")));
+    });
+    register_op(std::move(d));
+  }
+
+  for (const char* name : {"ArgMax", "ArgMin"}) {
+    bool is_max = std::string(name) == "ArgMax";
+    std::string summary = fmt::format(
+        "int64 index of the {} element along `axis` (the first one on ties); without `axis`, the index into the "
+        "flattened input, a scalar",
+        is_max ? "largest" : "smallest");
+    register_op(OpDef(name, "reduce", summary)
+                    .in("input").out().trait("reduction")
+                    .arg("axis", ArgType::Int, json(nullptr),
+                         "the axis to search along; negative counts from the end; omitted: the flattened input")
+                    .arg("keepdim", ArgType::Bool, json(false),
+                         "keep the searched axis as a size-1 dimension (every axis when 'axis' is omitted)")
+                    .rule([](InferContext& c) {
+                      c.expect_numeric("input");
+                      const Shape& in = c.shape("input");
+                      std::vector<bool> mask(in.size(), true);
+                      if (!c.is_null("axis")) {
+                        mask.assign(in.size(), false);
+                        mask[c.axis(c.i("axis"), in.size(), "axis")] = true;
+                      }
+                      expect_elements(c, in, mask);
+                      c.out("output", DType::i64, reduced_shape(in, mask, c.b("keepdim")));
+                    }));
+  }
+}
+
+}  // namespace mithril

@@ -1,0 +1,520 @@
+// Shape ops: views and rearrangements (Reshape, Flatten, Transpose, Permute,
+// Squeeze, Unsqueeze, Expand), joins and cuts (Concat, Split, Slice, Gather,
+// Pad), and tensors made from a shape or a literal (Arange, Constant). Sizes
+// stay symbolic wherever the rule allows: Reshape and Split divide polynomials
+// exactly, Concat and Pad add them.
+#include "ops/registry.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace mithril {
+namespace {
+
+std::string join_ints(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
+
+std::string input_type(const InferContext& c, const std::string& port = "input", size_t i = 0) {
+  return type_str(c.dtype(port, i), c.shape(port, i));
+}
+
+// Axes from an int-or-list argument, normalized against `rank`; repeats are an error.
+std::vector<int64_t> distinct_axes(const InferContext& c, const std::string& argname, size_t rank) {
+  std::vector<int64_t> given = c.int_list(argname), out;
+  for (int64_t a : given) {
+    int64_t k = c.axis(a, rank, argname);
+    for (size_t j = 0; j < out.size(); ++j)
+      if (out[j] == k)
+        c.fail_arg(argname, "'{}' {} names axis {} twice ({} and {})", argname, join_ints(given), k, given[j], a);
+    out.push_back(k);
+  }
+  return out;
+}
+
+// ---- Reshape, Flatten -------------------------------------------------------
+
+void reshape_rule(InferContext& c) {
+  const Shape& in = c.shape("input");
+  std::vector<int64_t> spec = c.int_list("shape");
+  Shape out(spec.size());
+  int infer_at = -1;
+  Dim known(1);  // product of every size but the -1
+  for (size_t k = 0; k < spec.size(); ++k) {
+    int64_t v = spec[k];
+    if (v == -1) {
+      if (infer_at >= 0)
+        c.fail_arg("shape", "'shape' {} has more than one -1; at most one size can be inferred", join_ints(spec));
+      infer_at = static_cast<int>(k);
+      continue;
+    }
+    if (v < -1)
+      c.fail_arg("shape", "'shape' {} has {} at position {}; a size is positive, 0 (copy the input's size there) or -1 (infer it)",
+                 join_ints(spec), v, k);
+    if (v == 0) {
+      if (k >= in.size())
+        c.fail_arg("shape", "'shape' {} has 0 at position {}, which copies the input's size there, but the input {} has rank {}",
+                   join_ints(spec), k, input_type(c), in.size());
+      out[k] = in[k];
+    } else {
+      out[k] = Dim(v);
+    }
+    known = known * out[k];
+  }
+  Dim total = numel(in);
+  if (infer_at >= 0) {
+    if (known == Dim(0))
+      c.fail_arg("shape", "cannot infer the -1 in 'shape' {}: the other sizes multiply to 0 (input {})", join_ints(spec),
+                 input_type(c));
+    auto q = total.exact_div(known);
+    if (!q)
+      c.fail_arg("shape", "cannot reshape {} to {}: the input's {} elements are not {}a multiple of {}, the product of the other sizes",
+                 input_type(c), join_ints(spec), total.str(), total.is_const() && known.is_const() ? "" : "known to be ",
+                 known.str());
+    out[infer_at] = *q;
+  } else if (numel(out) != total) {
+    c.fail_arg("shape", "cannot reshape {} ({} elements) to {} = {} ({} elements)", input_type(c), total.str(),
+               join_ints(spec), shape_str(out), numel(out).str());
+  }
+  c.out("output", c.dtype("input"), out);
+}
+
+void flatten_rule(InferContext& c) {
+  Shape in = c.shape("input");
+  if (in.empty()) in.push_back(Dim(1));  // as torch.flatten: a scalar counts as [1]
+  int64_t s = c.axis(c.i("start_dim"), in.size(), "start_dim");
+  int64_t e = c.axis(c.i("end_dim"), in.size(), "end_dim");
+  if (s > e)
+    c.fail("'start_dim' {} (axis {}) comes after 'end_dim' {} (axis {}) for input {}", c.i("start_dim"), s, c.i("end_dim"),
+           e, input_type(c));
+  Shape out(in.begin(), in.begin() + s);
+  out.push_back(numel(Shape(in.begin() + s, in.begin() + e + 1)));
+  out.insert(out.end(), in.begin() + e + 1, in.end());
+  c.out("output", c.dtype("input"), out);
+}
+
+// ---- Transpose, Permute, Squeeze, Unsqueeze, Expand ------------------------
+
+void transpose_rule(InferContext& c) {
+  Shape s = c.shape("input");
+  int64_t a = c.axis(c.i("dim0"), s.size(), "dim0");
+  int64_t b = c.axis(c.i("dim1"), s.size(), "dim1");
+  std::swap(s[a], s[b]);
+  c.out("output", c.dtype("input"), s);
+}
+
+void permute_rule(InferContext& c) {
+  const Shape& in = c.shape("input");
+  std::vector<int64_t> dims = c.int_list("dims");
+  if (dims.size() != in.size())
+    c.fail_arg("dims", "'dims' {} has {} entries but the input {} has rank {}; list every axis once", join_ints(dims),
+               dims.size(), input_type(c), in.size());
+  Shape out;
+  for (int64_t k : distinct_axes(c, "dims", in.size())) out.push_back(in[k]);
+  c.out("output", c.dtype("input"), out);
+}
+
+void squeeze_rule(InferContext& c) {
+  const Shape& in = c.shape("input");
+  std::vector<bool> drop(in.size(), false);
+  if (c.is_null("axis")) {
+    for (size_t k = 0; k < in.size(); ++k) drop[k] = in[k] == Dim(1);
+  } else {
+    for (int64_t k : distinct_axes(c, "axis", in.size())) {
+      if (in[k] != Dim(1))
+        c.fail_arg("axis", "cannot squeeze axis {} of input {}: its size is {}{}, not 1", k, input_type(c), in[k].str(),
+                   in[k].is_const() ? "" : " (symbolic)");
+      drop[k] = true;
+    }
+  }
+  Shape out;
+  for (size_t k = 0; k < in.size(); ++k)
+    if (!drop[k]) out.push_back(in[k]);
+  c.out("output", c.dtype("input"), out);
+}
+
+void unsqueeze_rule(InferContext& c) {
+  const Shape& in = c.shape("input");
+  size_t rank = in.size() + c.int_list("axis").size();
+  std::vector<bool> inserted(rank, false);
+  for (int64_t k : distinct_axes(c, "axis", rank)) inserted[k] = true;
+  Shape out;
+  size_t next = 0;
+  for (size_t k = 0; k < rank; ++k) out.push_back(inserted[k] ? Dim(1) : in[next++]);
+  c.out("output", c.dtype("input"), out);
+}
+
+void expand_rule(InferContext& c) {
+  const Shape& in = c.shape("input");
+  std::vector<int64_t> target = c.int_list("shape");
+  if (target.size() < in.size())
+    c.fail_arg("shape", "cannot expand {} to {}: 'shape' has {} sizes, fewer than the input's rank {} (Expand adds leading "
+               "dims, it never drops them)",
+               input_type(c), join_ints(target), target.size(), in.size());
+  size_t lead = target.size() - in.size();
+  Shape out;
+  for (size_t k = 0; k < target.size(); ++k) {
+    int64_t v = target[k];
+    if (v < -1 || (v == -1 && k < lead))
+      c.fail_arg("shape", "cannot expand {} to {}: {} at position {} {}", input_type(c), join_ints(target), v, k,
+                 v == -1 ? "names a new leading dim, which has no input size to keep" : "is not a size (use -1 to keep one)");
+    if (k < lead) {
+      out.push_back(Dim(v));
+      continue;
+    }
+    const Dim& d = in[k - lead];
+    if (v == -1 || d == Dim(v)) out.push_back(d);
+    else if (d == Dim(1)) out.push_back(Dim(v));
+    else
+      c.fail_arg("shape", "cannot expand {} to {}: axis {} of the input has size {}, and only size-1 dims can grow "
+                 "(-1 keeps a size)",
+                 input_type(c), join_ints(target), k - lead, d.str());
+  }
+  c.out("output", c.dtype("input"), out);
+}
+
+// ---- Concat, Split, Slice, Gather, Pad ---------------------------------------
+
+void concat_rule(InferContext& c) {
+  size_t n = c.count("input");
+  const Shape& first = c.shape("input", 0);
+  int64_t axis = c.axis(c.i("axis"), first.size(), "axis");
+  Shape out = first;
+  for (size_t i = 1; i < n; ++i) {
+    const Shape& s = c.shape("input", i);
+    if (c.dtype("input", i) != c.dtype("input", 0))
+      c.fail("dtype mismatch: input[0] is {} but input[{}] is {}", input_type(c, "input", 0), i, input_type(c, "input", i));
+    if (s.size() != first.size())
+      c.fail("rank mismatch: input[0] is {} (rank {}) but input[{}] is {} (rank {})", input_type(c, "input", 0),
+             first.size(), i, input_type(c, "input", i), s.size());
+    for (size_t k = 0; k < s.size(); ++k)
+      if (static_cast<int64_t>(k) != axis && s[k] != first[k])
+        c.fail("shape mismatch: input[0] {} and input[{}] {} differ on axis {} ({} vs {}); only axis {}, the concat axis, may differ",
+               shape_str(first), i, shape_str(s), k, first[k].str(), s[k].str(), axis);
+    out[axis] = out[axis] + s[axis];
+  }
+  c.out("output", c.dtype("input", 0), out);
+}
+
+int split_count(const json& attrs) {
+  if (attrs.contains("sizes") && attrs["sizes"].is_array()) return static_cast<int>(attrs["sizes"].size());
+  if (attrs.contains("sections") && attrs["sections"].is_number_integer())
+    return static_cast<int>(attrs["sections"].get<int64_t>());
+  return 0;
+}
+
+void split_rule(InferContext& c) {
+  Shape s = c.shape("input");
+  int64_t axis = c.axis(c.i("axis"), s.size(), "axis");
+  bool by_sizes = !c.is_null("sizes"), by_sections = !c.is_null("sections");
+  if (by_sizes == by_sections)
+    c.fail("Split needs exactly one of 'sizes' (a list of sizes) or 'sections' (a number of equal parts), found {}",
+           by_sizes ? "both" : "neither");
+  const Dim& d = s[axis];
+  std::vector<Dim> parts;
+  if (by_sizes) {
+    std::vector<int64_t> sizes = c.int_list("sizes");
+    if (sizes.empty()) c.fail_arg("sizes", "'sizes' is empty; Split needs at least one part");
+    Dim total(0);
+    for (int64_t v : sizes) {
+      if (v < 0) c.fail_arg("sizes", "'sizes' {} has a negative size {}", join_ints(sizes), v);
+      parts.push_back(Dim(v));
+      total = total + Dim(v);
+    }
+    if (total != d)
+      c.fail_arg("sizes", "'sizes' {} add up to {}, but axis {} of input {} has size {}", join_ints(sizes), total.str(), axis,
+                 input_type(c), d.str());
+  } else {
+    int64_t n = c.i("sections");
+    if (n < 1) c.fail_arg("sections", "'sections' must be 1 or more, found {}", n);
+    auto part = d.exact_div(Dim(n));
+    if (!part)
+      c.fail_arg("sections", "cannot split axis {} of input {} into {} equal sections: its size {} is not {}divisible by {}",
+                 axis, input_type(c), n, d.str(), d.is_const() ? "" : "known to be ", n);
+    parts.assign(static_cast<size_t>(n), *part);
+  }
+  if (c.out_count("output") != parts.size())
+    c.fail("'output' names {} value(s), but Split makes {} ({}); name one output per part", c.out_count("output"),
+           parts.size(), by_sizes ? fmt::format("sizes: {}", join_ints(c.int_list("sizes")))
+                                  : fmt::format("sections: {}", c.i("sections")));
+  for (size_t i = 0; i < parts.size(); ++i) {
+    s[axis] = parts[i];
+    c.out("output", c.dtype("input"), s, i);
+  }
+}
+
+// Python's slice(start, stop, step).indices(n) on a known size, clamped.
+int64_t slice_length_const(int64_t n, int64_t start, std::optional<int64_t> stop, int64_t step) {
+  int64_t lower = step > 0 ? 0 : -1, upper = step > 0 ? n : n - 1;
+  auto adjust = [&](int64_t v) {
+    if (v < 0) v = std::max(v + n, lower);
+    return std::min(v, upper);
+  };
+  int64_t b = adjust(start);
+  int64_t e = stop ? adjust(*stop) : (step > 0 ? upper : lower);
+  if (step > 0) return b < e ? (e - b - 1) / step + 1 : 0;
+  return e < b ? (b - e - 1) / (-step) + 1 : 0;
+}
+
+void slice_rule(InferContext& c) {
+  Shape s = c.shape("input");
+  int64_t axis = c.axis(c.i("axis"), s.size(), "axis");
+  int64_t start = c.i("start"), step = c.i("step");
+  std::optional<int64_t> stop;
+  if (!c.is_null("stop")) stop = c.i("stop");
+  if (step == 0) c.fail_arg("step", "'step' must be nonzero");
+  const Dim& d = s[axis];
+  if (auto n = d.as_const()) {
+    s[axis] = Dim(slice_length_const(*n, start, stop, step));
+  } else {
+    // A symbolic size: a non-negative index counts from the front, a negative one from the end
+    // (d + k); indices are assumed to be in range (no clamping).
+    struct End {
+      Dim at;
+      bool from_end;
+    };
+    auto index = [&](int64_t k) { return k >= 0 ? End{Dim(k), false} : End{d + Dim(k), true}; };
+    End first = index(start);  // the end the slice starts from
+    End last = stop ? index(*stop) : (step > 0 ? End{d, true} : End{Dim(-1), false});
+    // hi - lo is the extent walked; it must not shrink as the size grows.
+    const End& hi = step > 0 ? last : first;
+    const End& lo = step > 0 ? first : last;
+    if (lo.from_end && !hi.from_end)
+      c.fail("cannot slice axis {} of input {} from {} to {}: with a symbolic size, the length would depend on {} "
+             "(use indices of the same sign, or a negative start with no stop)",
+             axis, input_type(c), start, stop ? std::to_string(*stop) : "the end", d.str());
+    int64_t mag = step > 0 ? step : -step;
+    Dim extent = hi.at - lo.at;
+    if (auto e = extent.as_const(); e && *e < 0) extent = Dim(0);
+    s[axis] = Dim::floordiv(extent + Dim(mag - 1), mag);
+  }
+  c.out("output", c.dtype("input"), s);
+}
+
+void gather_rule(InferContext& c) {
+  c.expect_int("indices");
+  const Shape& in = c.shape("input");
+  int64_t axis = c.axis(c.i("axis"), in.size(), "axis");
+  Shape out(in.begin(), in.begin() + axis);
+  const Shape& idx = c.shape("indices");
+  out.insert(out.end(), idx.begin(), idx.end());
+  out.insert(out.end(), in.begin() + axis + 1, in.end());
+  c.out("output", c.dtype("input"), out);
+}
+
+// Whether `v` can be stored in dtype `t`; "" when it can, else why not.
+std::string value_fits(double v, DType t) {
+  if (t == DType::boolean && v != 0.0 && v != 1.0) return "a bool holds only 0 or 1";
+  if (is_int(t)) {
+    if (v != std::floor(v)) return fmt::format("{} is not an integer", dtype_name(t));
+    double lo = t == DType::i32 ? -2147483648.0 : -9223372036854775808.0;
+    double hi = t == DType::i32 ? 2147483647.0 : 9223372036854775807.0;
+    if (v < lo || v > hi) return fmt::format("it is out of the range of {}", dtype_name(t));
+  }
+  return "";
+}
+
+void pad_rule(InferContext& c) {
+  Shape s = c.shape("input");
+  std::vector<int64_t> pads = c.int_list("pads");
+  if (pads.size() % 2 != 0)
+    c.fail_arg("pads", "'pads' {} has {} values; it holds (left, right) pairs, starting from the last dim", join_ints(pads),
+               pads.size());
+  if (pads.size() / 2 > s.size())
+    c.fail_arg("pads", "'pads' {} pads {} dims, but the input {} has rank {}", join_ints(pads), pads.size() / 2,
+               input_type(c), s.size());
+  for (int64_t p : pads)
+    if (p < 0) c.fail_arg("pads", "'pads' {} has a negative amount {}; Pad only adds (use Slice to crop)", join_ints(pads), p);
+  if (auto why = value_fits(c.f("value"), c.dtype("input")); !why.empty())
+    c.fail_arg("value", "fill value {} cannot be stored in input {}: {}", c.f("value"), input_type(c), why);
+  for (size_t j = 0; j < pads.size() / 2; ++j) {
+    Dim& d = s[s.size() - 1 - j];
+    d = d + Dim(pads[2 * j]) + Dim(pads[2 * j + 1]);
+  }
+  c.out("output", c.dtype("input"), s);
+}
+
+// ---- Arange, Constant ---------------------------------------------------------
+
+void arange_rule(InferContext& c) {
+  const Shape& in = c.shape("input");
+  int64_t axis = c.axis(c.i("axis"), in.size(), "axis");
+  DType t = *parse_dtype(c.s("dtype"));
+  if (t == DType::boolean) c.fail_arg("dtype", "'dtype' must be an integer or float type, found bool");
+  c.out("output", t, {in[axis]});
+}
+
+std::string element_path(const std::vector<size_t>& at) {
+  std::string s = "value";
+  for (size_t k : at) s += fmt::format("[{}]", k);
+  return s;
+}
+
+// Check that `v` (at index path `at`) is a full tensor of `shape[depth:]` with elements of dtype `t`.
+void check_constant(const InferContext& c, const json& v, const Shape& shape, size_t depth, std::vector<size_t>& at, DType t) {
+  if (depth < shape.size()) {
+    size_t want = static_cast<size_t>(shape[depth].value());
+    if (!v.is_array())
+      c.fail_arg("value", "'value' is ragged: {} is {}, but a list of {} was expected (like the first element at that depth)",
+                 element_path(at), v.dump(), want);
+    if (v.size() != want)
+      c.fail_arg("value", "'value' is ragged: {} has {} elements, but the first list at that depth has {}", element_path(at),
+                 v.size(), want);
+    for (size_t k = 0; k < v.size(); ++k) {
+      at.push_back(k);
+      check_constant(c, v[k], shape, depth + 1, at, t);
+      at.pop_back();
+    }
+    return;
+  }
+  if (v.is_array())
+    c.fail_arg("value", "'value' is ragged: {} is a list, but the first element at that depth is a number", element_path(at));
+  if (t == DType::boolean) {
+    if (!v.is_boolean()) c.fail_arg("value", "{} is {}; a bool constant holds true or false", element_path(at), v.dump());
+    return;
+  }
+  if (!v.is_number())
+    c.fail_arg("value", "{} is {}; a {} constant holds numbers", element_path(at), v.dump(), dtype_name(t));
+  if (is_int(t) && v.is_number_unsigned() &&
+      v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    c.fail_arg("value", "{} is {}, out of the range of {}", element_path(at), v.dump(), dtype_name(t));
+  if (auto why = value_fits(v.get<double>(), t); !why.empty())
+    c.fail_arg("value", "{} is {}, which cannot be stored as {}: {}", element_path(at), v.dump(), dtype_name(t), why);
+}
+
+void constant_rule(InferContext& c) {
+  const json& v = c.arg("value");
+  DType t = *parse_dtype(c.s("dtype"));
+  Shape shape;
+  for (const json* p = &v; p->is_array(); p = &(*p)[0]) {
+    shape.push_back(Dim(static_cast<int64_t>(p->size())));
+    if (p->empty()) break;
+  }
+  std::vector<size_t> at;
+  check_constant(c, v, shape, 0, at, t);
+  c.out("output", t, shape);
+}
+
+}  // namespace
+
+MITHRIL_REGISTER_OPS(shape) {
+  register_op(OpDef("Reshape", "shape",
+                    "same elements in a new shape (ONNX semantics): in 'shape', -1 is inferred from the element count (at "
+                    "most one) and 0 copies the input's size at that position; symbolic sizes divide exactly, e.g. "
+                    "[N, T, 768] with shape [0, 0, 12, 64] gives [N, T, 12, 64]")
+                  .in("input").out()
+                  .arg("shape", ArgType::IntList, std::nullopt,
+                       "the new sizes: positive, 0 (copy the input's size at this position) or -1 (infer; at most one)")
+                  .rule(reshape_rule));
+
+  register_op(OpDef("Flatten", "shape",
+                    "merge axes start_dim..end_dim (inclusive) into one, as torch.flatten; the defaults keep the batch "
+                    "axis: [N, C, H, W] -> [N, C*H*W]; a scalar counts as [1]")
+                  .in("input").out()
+                  .arg("start_dim", ArgType::Int, json(1), "first axis to merge; negative counts from the end")
+                  .arg("end_dim", ArgType::Int, json(-1), "last axis to merge (inclusive); negative counts from the end")
+                  .rule(flatten_rule));
+
+  register_op(OpDef("Transpose", "shape", "swap two axes; the defaults swap the last two ([.., M, K] -> [.., K, M])")
+                  .in("input").out()
+                  .arg("dim0", ArgType::Int, json(-2), "one axis to swap; negative counts from the end")
+                  .arg("dim1", ArgType::Int, json(-1), "the other axis to swap; negative counts from the end")
+                  .rule(transpose_rule));
+
+  register_op(OpDef("Permute", "shape",
+                    "reorder the axes: output axis i is input axis dims[i], as torch.permute; e.g. dims [0, 2, 3, 1] "
+                    "turns NCHW into NHWC")
+                  .in("input").out()
+                  .arg("dims", ArgType::IntList, std::nullopt,
+                       "a permutation of the input's axes (each once); negative counts from the end")
+                  .rule(permute_rule));
+
+  register_op(OpDef("Squeeze", "shape",
+                    "remove size-1 axes: the ones named by 'axis' (each must have size 1), or every axis of known size 1 "
+                    "when 'axis' is omitted (symbolic sizes are kept)")
+                  .in("input").out()
+                  .arg("axis", ArgType::IntOrList, json(nullptr),
+                       "axis or list of axes to remove, each of size 1; negative counts from the end; omitted: every size-1 axis")
+                  .rule(squeeze_rule));
+
+  register_op(OpDef("Unsqueeze", "shape",
+                    "insert size-1 axes, as numpy.expand_dims: 'axis' names positions in the output, so [N, D] with "
+                    "axis 1 gives [N, 1, D] and with axis -1 gives [N, D, 1]")
+                  .in("input").out()
+                  .arg("axis", ArgType::IntOrList, std::nullopt,
+                       "position or list of positions of the new axes in the output; negative counts from the output's end")
+                  .rule(unsqueeze_rule));
+
+  register_op(OpDef("Expand", "shape",
+                    "broadcast to a larger shape without copying, as torch.Tensor.expand: size-1 axes grow to the given "
+                    "size, -1 keeps an axis, and extra leading sizes add new axes")
+                  .in("input").out()
+                  .arg("shape", ArgType::IntList, std::nullopt,
+                       "the target sizes, aligned at the last axis; -1 keeps the input's size (not allowed in new leading axes)")
+                  .rule(expand_rule));
+
+  register_op(OpDef("Concat", "shape",
+                    "join a list of tensors along 'axis'; they need the same dtype and rank and equal sizes on every "
+                    "other axis; the result's size on 'axis' is the sum (symbolic sizes add)")
+                  .in_list("input").out()
+                  .arg("axis", ArgType::Int, json(0), "the axis to join along; negative counts from the end")
+                  .rule(concat_rule));
+
+  register_op(OpDef("Split", "shape",
+                    "cut a tensor along 'axis' into a list of parts, either of the given 'sizes' (which must add up to "
+                    "the axis size) or into 'sections' equal parts (the size must divide exactly, e.g. a [N, T, 3*C] "
+                    "qkv tensor into 3 parts of [N, T, C]); name one output per part")
+                  .in("input").out_list("output", split_count)
+                  .arg("axis", ArgType::Int, json(0), "the axis to cut; negative counts from the end")
+                  .arg("sizes", ArgType::IntList, json(nullptr), "the size of each part, in order; give this or 'sections'")
+                  .arg("sections", ArgType::Int, json(nullptr), "the number of equal parts; give this or 'sizes'")
+                  .rule(split_rule));
+
+  register_op(OpDef("Slice", "shape",
+                    "take input[start:stop:step] along 'axis' with Python slice semantics: negative indices count from "
+                    "the end, out-of-range indices are clamped, a negative step walks backwards (start defaults to 0, "
+                    "so reverse with start: -1, step: -1). On a symbolic size the indices are assumed in range: "
+                    "non-negative ones count from the front and negative ones from the end, so start: 1 gives N-1 and "
+                    "start: -3 gives 3; a negative start with a non-negative stop is an error there")
+                  .in("input").out()
+                  .arg("axis", ArgType::Int, json(0), "the axis to slice; negative counts from the end")
+                  .arg("start", ArgType::Int, json(0), "first index taken; negative counts from the end")
+                  .arg("stop", ArgType::Int, json(nullptr), "index to stop before; negative counts from the end; omitted: the end")
+                  .arg("step", ArgType::Int, json(1), "stride between taken indices, nonzero; negative walks backwards")
+                  .rule(slice_rule));
+
+  register_op(OpDef("Gather", "shape",
+                    "pick entries along 'axis' by integer 'indices', as numpy.take: the output shape is "
+                    "input[:axis] + indices.shape + input[axis+1:] (an embedding lookup with axis 0)")
+                  .in("input").in("indices").out()
+                  .arg("axis", ArgType::Int, json(0), "the axis the indices select along; negative counts from the end")
+                  .rule(gather_rule));
+
+  register_op(OpDef("Pad", "shape",
+                    "add 'value' around the edges, as torch.nn.functional.pad: 'pads' holds (left, right) pairs, the "
+                    "first pair for the last axis, the next for the one before it, and so on")
+                  .in("input").out()
+                  .arg("pads", ArgType::IntList, std::nullopt,
+                       "(left, right) amounts, non-negative, starting from the last axis: [1, 1, 2, 2] pads W by 1 and H by 2")
+                  .arg("value", ArgType::Float, json(0.0), "the fill value for mode constant; must fit the input's dtype")
+                  .arg("mode", ArgType::String, json("constant"), "how to fill: constant (the only mode for now)", {"constant"})
+                  .rule(pad_rule));
+
+  register_op(OpDef("Arange", "shape",
+                    "the positions 0, 1, .., n-1 as a 1-D tensor [n], where n is the size of 'input' along 'axis' "
+                    "(input's values are not read); e.g. the positions for a GPT's position embedding")
+                  .in("input").out()
+                  .arg("axis", ArgType::Int, json(-1), "the axis of 'input' whose size is n; negative counts from the end")
+                  .arg("dtype", ArgType::Dtype, json("int64"), "element type of the result (integer or float)")
+                  .rule(arange_rule));
+
+  register_op(OpDef("Constant", "shape",
+                    "a tensor written in the model: a number gives a scalar [], nested lists give a tensor whose shape "
+                    "is the nesting ([[1, 2, 3], [4, 5, 6]] is [2, 3]); lists must not be ragged")
+                  .out()
+                  .arg("value", ArgType::Any, std::nullopt,
+                       "a number (true/false for bool), or nested lists of them, all lists at one depth of equal length")
+                  .arg("dtype", ArgType::Dtype, json("float32"), "element type; integer types need integer values")
+                  .rule(constant_rule));
+}
+
+}  // namespace mithril

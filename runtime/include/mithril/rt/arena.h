@@ -1,0 +1,53 @@
+// arena.h - the single activation buffer of a compiled model.
+//
+// The compiler plans every intermediate tensor into one buffer whose size and
+// offsets are known at compile time. The Arena makes that one 64-byte aligned,
+// zero-filled allocation up front and then only hands out pointers at planned
+// offsets: no allocation happens after construction.
+//
+//   mithril::rt::Arena arena(4096);
+//   float* x = arena.at<float>(0, 256);      // 256 floats at offset 0
+//   float* y = arena.at<float>(1024);        // bounds-checked for one float
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "mithril/rt/error.h"
+#include "mithril/rt/tensor.h"
+
+namespace mithril::rt {
+
+class Arena {
+public:
+    explicit Arena(std::size_t bytes);
+    Arena(const Arena&) = delete;
+    Arena& operator=(const Arena&) = delete;
+    Arena(Arena&&) noexcept = default;
+    Arena& operator=(Arena&&) noexcept = default;
+
+    std::size_t size() const { return size_; }
+    std::byte* data() { return base_; }
+
+    // Pointer to `count` elements of T at byte `offset`. Throws Error when the
+    // range leaves the arena or the offset is misaligned for T.
+    template <class T>
+    T* at(std::size_t offset, std::size_t count = 1) {
+        check_range(offset, count, sizeof(T), alignof(T));
+        return reinterpret_cast<T*>(base_ + offset);
+    }
+
+    // Borrowed Tensor view of a planned slot.
+    Tensor view(std::size_t offset, DType dtype, const Shape& shape);
+
+private:
+    void check_range(std::size_t offset, std::size_t count, std::size_t elem_size, std::size_t align) const;
+
+    std::size_t size_ = 0;
+    std::shared_ptr<void> storage_;
+    std::byte* base_ = nullptr;
+};
+
+}  // namespace mithril::rt

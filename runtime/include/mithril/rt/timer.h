@@ -1,0 +1,40 @@
+// timer.h - steady-clock timing for benchmark loops (--bench N).
+//
+//   std::vector<double> ms;
+//   for (int i = 0; i < n; ++i) { mithril::rt::Timer t; run(); ms.push_back(t.elapsed_ms()); }
+//   double typical = mithril::rt::median(ms);
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "mithril/rt/error.h"
+
+namespace mithril::rt {
+
+class Timer {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    Timer() : start_(Clock::now()) {}
+    void reset() { start_ = Clock::now(); }
+    double elapsed_s() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+    double elapsed_ms() const { return elapsed_s() * 1e3; }
+
+private:
+    Clock::time_point start_;
+};
+
+// Median of the samples (mean of the two middle values for an even count).
+// Throws Error for an empty vector.
+inline double median(std::vector<double> samples) {
+    if (samples.empty()) throw Error("median of an empty sample set");
+    const auto mid = samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2);
+    std::nth_element(samples.begin(), mid, samples.end());
+    if (samples.size() % 2 == 1) return *mid;
+    const double below = *std::max_element(samples.begin(), mid);
+    return (below + *mid) / 2;
+}
+
+}  // namespace mithril::rt

@@ -1,0 +1,100 @@
+// test_misc.cpp - threads, timer/median and atomic file writes.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <thread>
+
+#include "mithril/rt/file_io.h"
+#include "mithril/rt/threads.h"
+#include "mithril/rt/timer.h"
+#include "test_support.h"
+
+using namespace mithril::rt;
+using Catch::Contains;
+
+namespace {
+// Sets an environment variable for one scope, restoring the old value.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+        if (value) setenv(name, value, 1);
+        else unsetenv(name);
+    }
+    ~ScopedEnv() {
+        if (had_) setenv(name_, old_.c_str(), 1);
+        else unsetenv(name_);
+    }
+
+private:
+    const char* name_;
+    std::string old_;
+    bool had_ = false;
+};
+}  // namespace
+
+TEST_CASE("default thread count: MITHRIL_NUM_THREADS, then OMP_NUM_THREADS, then hardware", "[threads]") {
+    {
+        ScopedEnv m("MITHRIL_NUM_THREADS", "3"), o("OMP_NUM_THREADS", "5");
+        CHECK(default_num_threads() == 3);
+    }
+    {
+        ScopedEnv m("MITHRIL_NUM_THREADS", nullptr), o("OMP_NUM_THREADS", "5,2");
+        CHECK(default_num_threads() == 5);
+    }
+    {
+        ScopedEnv m("MITHRIL_NUM_THREADS", nullptr), o("OMP_NUM_THREADS", "junk");
+        const unsigned hw = std::thread::hardware_concurrency();
+        CHECK(default_num_threads() == (hw == 0 ? 1 : static_cast<int>(hw)));
+    }
+    {
+        ScopedEnv m("MITHRIL_NUM_THREADS", "0");
+        REQUIRE_THROWS_WITH(default_num_threads(), Contains("MITHRIL_NUM_THREADS='0' is not a positive integer"));
+    }
+}
+
+TEST_CASE("set_num_threads applies one count", "[threads]") {
+    CHECK(set_num_threads(2) == 2);
+    CHECK(num_threads() == 2);
+    ScopedEnv m("MITHRIL_NUM_THREADS", "1");
+    CHECK(set_num_threads(0) == 1);
+    CHECK(num_threads() == 1);
+#if defined(MITHRIL_RT_HAVE_OPENMP)
+    CHECK(have_openmp());
+#endif
+}
+
+TEST_CASE("timer and median", "[timer]") {
+    Timer t;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    CHECK(t.elapsed_ms() >= 2.0);
+    t.reset();
+    CHECK(t.elapsed_s() < 1.0);
+    CHECK(median({5.0}) == 5.0);
+    CHECK(median({3.0, 1.0, 2.0}) == 2.0);
+    CHECK(median({4.0, 1.0, 3.0, 2.0}) == 2.5);
+    REQUIRE_THROWS_WITH(median({}), Contains("empty"));
+}
+
+TEST_CASE("atomic_write_file replaces the file only on success", "[file_io]") {
+    rt_test::TempDir dir;
+    const auto path = dir / "out.bin";
+    atomic_write_file(path, [](FileWriter& w) { w.write("first"); });
+    CHECK(rt_test::read_bytes(path) == "first");
+
+    // A failure half-way leaves the old file intact and no temp file behind.
+    REQUIRE_THROWS_WITH(atomic_write_file(path,
+                                          [](FileWriter& w) {
+                                              w.write("partial");
+                                              throw Error("boom");
+                                          }),
+                        Contains("boom"));
+    CHECK(rt_test::read_bytes(path) == "first");
+    CHECK(dir.entries() == std::vector<std::string>{"out.bin"});
+
+    // A folder that does not exist, or a "folder" that is a file.
+    REQUIRE_THROWS_WITH(atomic_write_file(dir / "missing" / "x.bin", [](FileWriter&) {}),
+                        Contains("cannot write") && Contains("missing"));
+    REQUIRE_THROWS_WITH(atomic_write_file(dir / "out.bin" / "x.bin", [](FileWriter&) {}), Contains("cannot write"));
+    CHECK(dir.entries() == std::vector<std::string>{"out.bin"});
+}
