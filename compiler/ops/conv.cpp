@@ -70,7 +70,7 @@ void conv_rule(InferContext& c, size_t spatial) {
   int64_t out_ch = c.i("out_channels");
   check_groups(c, in_ch, out_ch);
   ConvGeometry g = read_geometry(c, spatial);
-  const Shape& in = c.shape("input");
+  Shape in = c.shape("input");  // a copy: creating parameters may move the graph's values
   Shape out = {in[0], Dim(out_ch)};
   for (size_t i = 0; i < spatial; ++i) {
     const Dim& size = in[2 + i];
@@ -112,7 +112,7 @@ void conv_transpose_rule(InferContext& c, size_t spatial) {
                  "stride {} and dilation {} along the {}",
                  output_padding[i], g.stride[i], g.dilation[i], axis_name(spatial, i));
   }
-  const Shape& in = c.shape("input");
+  Shape in = c.shape("input");  // a copy: creating parameters may move the graph's values
   Shape out = {in[0], Dim(out_ch)};
   for (size_t i = 0; i < spatial; ++i) {
     const Dim& size = in[2 + i];

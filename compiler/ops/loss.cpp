@@ -13,8 +13,9 @@ OpDef loss_def(const char* name, const char* summary, bool batchmean = false) {
   std::vector<std::string> choices = {"mean", "sum", "none"};
   if (batchmean) choices.push_back("batchmean");
   d.arg("reduction", ArgType::String, json("mean"),
-        batchmean ? "mean, sum, none (per element) or batchmean (sum / batch size, the true KL divergence)"
-                  : "mean, sum or none (one loss per element)",
+        batchmean ? "mean or sum to a scalar, none (one loss per element) or batchmean (sum / batch size, the "
+                    "mathematical KL divergence)"
+                  : "mean or sum to a scalar, or none (one loss per element; per sample for class losses)",
         choices);
   return d;
 }

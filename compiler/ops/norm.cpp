@@ -64,7 +64,7 @@ MITHRIL_REGISTER_OPS(norm) {
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     check_eps(c);
-                    const Shape& in = c.shape("input");
+                    Shape in = c.shape("input");  // a copy: creating parameters may move the graph's values
                     Shape norm;
                     if (c.is_null("normalized_shape")) {
                       if (in.empty()) c.fail("'input' must have rank 1 or more, found a scalar");

@@ -48,7 +48,7 @@ void pool_rule(InferContext& c, size_t spatial, bool has_dilation) {
       c.fail_arg("padding", "'padding' must be at most half the kernel size, found padding {} with kernel_size {}",
                  list_str(padding), list_str(kernel));
   }
-  const Shape& in = c.shape("input");
+  Shape in = c.shape("input");
   Shape out = {in[0], in[1]};
   for (size_t i = 0; i < spatial; ++i) {
     const Dim& size = in[2 + i];
@@ -112,7 +112,7 @@ MITHRIL_REGISTER_OPS(pool) {
                     if (c.rank("input") != 4)
                       c.fail("'input' must have rank 4 ([N, C, H, W]), found rank {}: {}", c.rank("input"),
                              type_str(c.dtype("input"), c.shape("input")));
-                    const Shape& in = c.shape("input");
+                    Shape in = c.shape("input");
                     c.out("output", c.dtype("input"), {in[0], in[1], Dim(1), Dim(1)});
                   }));
 }

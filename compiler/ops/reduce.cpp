@@ -20,19 +20,19 @@ struct ReduceRow {
 
 const std::vector<ReduceRow>& reduce_rows() {
   static const std::vector<ReduceRow> rows = {
-      {"Sum", Domain::Numeric, false, "sum of the elements over `axis` (all axes when omitted); dtype kept", {}},
-      {"Mean", Domain::Float, false, "arithmetic mean over `axis` (all axes when omitted)", {}},
-      {"Max", Domain::Numeric, true, "largest element over `axis` (all axes when omitted); the values, not the indices (see ArgMax)", {}},
-      {"Min", Domain::Numeric, true, "smallest element over `axis` (all axes when omitted); the values, not the indices (see ArgMin)", {}},
-      {"Prod", Domain::Numeric, false, "product of the elements over `axis` (all axes when omitted); dtype kept", {}},
+      {"Sum", Domain::Numeric, false, "sum of the elements over 'axis' (all axes when omitted); dtype kept", {}},
+      {"Mean", Domain::Float, false, "arithmetic mean over 'axis' (all axes when omitted)", {}},
+      {"Max", Domain::Numeric, true, "largest element over 'axis' (all axes when omitted); the values, not the indices (see ArgMax)", {}},
+      {"Min", Domain::Numeric, true, "smallest element over 'axis' (all axes when omitted); the values, not the indices (see ArgMin)", {}},
+      {"Prod", Domain::Numeric, false, "product of the elements over 'axis' (all axes when omitted); dtype kept", {}},
       {"Variance", Domain::Float, false,
-       "variance over `axis` (all axes when omitted), as torch.var: sum((x - mean)^2) / (count - correction); "
+       "variance over 'axis' (all axes when omitted), as torch.var: sum((x - mean)^2) / (count - correction); "
        "count must exceed correction",
        {{"correction", ArgType::Int, json(1), {},
-         "subtracted from the element count in the divisor: 1 (default) for the unbiased sample variance, "
+         "subtracted from the element count in the divisor: 1 for the unbiased sample variance, "
          "0 for the population variance"}}},
       {"LogSumExp", Domain::Float, false,
-       "log(sum(exp(x))) over `axis` (all axes when omitted), computed stably (the max is subtracted first)", {}},
+       "log(sum(exp(x))) over 'axis' (all axes when omitted), computed stably (the max is subtracted first)", {}},
   };
   return rows;
 }
@@ -42,7 +42,7 @@ const char* kKeepdimDoc = "keep each reduced axis as a size-1 dimension, so the 
 
 std::string join_ints(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
 
-// Which axes the `axis` argument names (all of them when it is null), normalized.
+// Which axes the 'axis' argument names (all of them when it is null), normalized.
 std::vector<bool> reduced_axes(const InferContext& c, size_t rank) {
   if (c.is_null("axis")) return std::vector<bool>(rank, true);
   std::vector<int64_t> given = c.int_list("axis");
@@ -113,7 +113,7 @@ MITHRIL_REGISTER_OPS(reduce) {
   for (const char* name : {"ArgMax", "ArgMin"}) {
     bool is_max = std::string(name) == "ArgMax";
     std::string summary = fmt::format(
-        "int64 index of the {} element along `axis` (the first one on ties); without `axis`, the index into the "
+        "int64 index of the {} element along 'axis' (the first one on ties); without 'axis', the index into the "
         "flattened input, a scalar",
         is_max ? "largest" : "smallest");
     register_op(OpDef(name, "reduce", summary)

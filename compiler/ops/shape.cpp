@@ -198,7 +198,7 @@ void concat_rule(InferContext& c) {
 int split_count(const json& attrs) {
   if (attrs.contains("sizes") && attrs["sizes"].is_array()) return static_cast<int>(attrs["sizes"].size());
   if (attrs.contains("sections") && attrs["sections"].is_number_integer())
-    return static_cast<int>(attrs["sections"].get<int64_t>());
+    return static_cast<int>(std::max<int64_t>(0, attrs["sections"].get<int64_t>()));
   return 0;
 }
 
@@ -473,8 +473,8 @@ MITHRIL_REGISTER_OPS(shape) {
                     "take input[start:stop:step] along 'axis' with Python slice semantics: negative indices count from "
                     "the end, out-of-range indices are clamped, a negative step walks backwards (start defaults to 0, "
                     "so reverse with start: -1, step: -1). On a symbolic size the indices are assumed in range: "
-                    "non-negative ones count from the front and negative ones from the end, so start: 1 gives N-1 and "
-                    "start: -3 gives 3; a negative start with a non-negative stop is an error there")
+                    "non-negative ones count from the front and negative ones from the end, so on [N] start: 1 gives "
+                    "[N-1] and start: -3 gives [3]; a range that would shrink as N grows (start: -3, stop: 2) is an error")
                   .in("input").out()
                   .arg("axis", ArgType::Int, json(0), "the axis to slice; negative counts from the end")
                   .arg("start", ArgType::Int, json(0), "first index taken; negative counts from the end")
