@@ -35,14 +35,14 @@ json parse_arg_overrides(const std::vector<std::string>& items) {
 std::string op_help(const OpDef& op) {
   std::string s = fmt::format("{} ({}): {}\n", op.name, op.family, op.summary);
   for (auto& p : op.inputs)
-    s += fmt::format("  in   {:<14}{}{}\n", p.name,
+    s += fmt::format("  in   {:<18} {}{}\n", p.name,
                      p.kind == PortKind::Param ? "parameter" : p.kind == PortKind::State ? "state" : "data",
                      std::string(p.optional ? ", optional" : "") + (p.variadic ? ", list" : ""));
-  for (auto& p : op.outputs) s += fmt::format("  out  {:<14}{}\n", p.name, p.variadic ? "list" : "");
+  for (auto& p : op.outputs) s += fmt::format("  out  {:<18} {}\n", p.name, p.variadic ? "list" : "");
   for (auto& a : op.args) {
     std::string def = !a.default_value ? "required" : a.default_value->is_null() ? "optional" : "default " + a.default_value->dump();
     std::string choices = a.choices.empty() ? "" : fmt::format(" [{}]", fmt::join(a.choices, "|"));
-    s += fmt::format("  arg  {:<14}{} ({}){}{}\n", a.name, arg_type_name(a.type), def, choices, a.doc.empty() ? "" : ": " + a.doc);
+    s += fmt::format("  arg  {:<18} {} ({}){}{}\n", a.name, arg_type_name(a.type), def, choices, a.doc.empty() ? "" : ": " + a.doc);
   }
   return s;
 }

@@ -1,5 +1,7 @@
 #include "frontend/flatten.h"
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "frontend/expr.h"
@@ -78,7 +80,12 @@ class Flattener {
         if (d.get<int64_t>() < 0) fail(loc, "the shape of {} has a negative size {}", what, d.get<int64_t>());
         s.push_back(Dim(d.get<int64_t>()));
       } else if (d.is_string()) {
-        s.push_back(Dim::symbol(d.get<std::string>()));
+        const std::string name = d.get<std::string>();
+        bool ident = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
+                     std::all_of(name.begin(), name.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; });
+        if (!ident)
+          fail(loc, "the shape of {} has the size '{}'; a symbolic size must be a plain name such as N or T", what, name);
+        s.push_back(Dim::symbol(name));
       } else {
         fail(loc, "the shape of {} has a size {} that is neither an integer nor a symbol", what, d.dump());
       }
@@ -252,8 +259,15 @@ class Flattener {
             p.outs.push_back({port, {fmt::format("#{}.{}.{}", i, r, port)}});
           }
         }
-        if (t.op && !t.op->outputs.empty() && t.op->outputs[0].variadic && !l.binding(t.op->outputs[0].name))
-          fail(l.loc, "layer '{}' ({}): name its outputs, e.g. {}: [a, b]", base, l.op, t.op->outputs[0].name);
+        if (t.op && !t.op->outputs.empty() && t.op->outputs[0].variadic && !l.binding(t.op->outputs[0].name)) {
+          json attrs = resolve_args(*t.op, resolve_expressions(l.args, env, l.loc, def.name), l.arg_locs, l.op_loc,
+                                    "layer '" + base + "'");
+          int n = t.op->output_count ? t.op->output_count(attrs) : 2;
+          std::vector<std::string> names;
+          for (int k = 0; k < n; ++k) names.push_back(fmt::format("part{}", k));
+          fail(l.loc, "layer '{}' ({}): name its {} outputs, e.g. {}: [{}]", base, l.op, n, t.op->outputs[0].name,
+               fmt::join(names, ", "));
+        }
         if (!p.outs.empty() && !p.outs[0].second.empty()) prev = p.outs[0].second[0];
         plans.push_back(std::move(p));
       }

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,7 +51,7 @@ struct Node {
 
 struct Graph {
   std::string name;
-  std::vector<Value> values;
+  std::deque<Value> values;  // a deque: references stay valid while passes add values
   std::vector<Node> nodes;
   std::vector<int> inputs;   // model inputs in declaration order
   std::vector<int> outputs;  // model outputs in declaration order

@@ -285,8 +285,8 @@ void InferContext::no_param(const std::string& port, const std::string& why) {
 int64_t InferContext::axis(int64_t a, size_t rank, const std::string& argname) const {
   int64_t r = static_cast<int64_t>(rank);
   if (a < -r || a >= r) {
-    if (rank == 0) fail_arg(argname, "axis {} is out of range for a scalar input", a);
-    fail_arg(argname, "axis {} is out of range for rank {} (valid: {}..{})", a, rank, -r, r - 1);
+    if (rank == 0) fail_arg(argname, "'{}': axis {} is out of range for a scalar input", argname, a);
+    fail_arg(argname, "'{}': axis {} is out of range for rank {} (valid: {}..{})", argname, a, rank, -r, r - 1);
   }
   return a < 0 ? a + r : a;
 }
