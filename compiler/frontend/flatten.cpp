@@ -314,7 +314,7 @@ class Flattener {
       n.op = &op;
       n.name = full;
       n.loc = l.loc;
-      n.attrs = resolve_args(op, args, l.arg_locs, l.op_loc, where);
+      n.attrs = resolve_args(op, args, l.arg_locs, l.op_loc, where, l.arg_key_locs);
       n.attr_locs = l.arg_locs;
       n.inputs.resize(op.inputs.size());
       n.outputs.resize(op.outputs.size());
@@ -341,7 +341,7 @@ class Flattener {
     }
     // A composite: bind its terminals and recurse.
     const ModelDef& sub = *plan.target.model;
-    json sub_env = model_env(sub, args, l.arg_locs, l.loc, where);
+    json sub_env = model_env(sub, args, l.arg_key_locs, l.loc, where);
     std::map<std::string, int> in_terms, out_terms;
     for (auto& [port, names] : plan.ins) {
       bool is_param = std::any_of(sub.params.begin(), sub.params.end(), [&](auto& p) { return p.name == port; });

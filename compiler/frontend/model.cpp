@@ -105,12 +105,14 @@ void parse_binding(LayerDef& l, const Doc::Entry& e) {
   l.bindings.push_back(std::move(b));
 }
 
-void parse_args_map(const Doc& d, json& args, std::map<std::string, SourceLoc>& locs, const std::string& what) {
+void parse_args_map(const Doc& d, json& args, std::map<std::string, SourceLoc>& locs, const std::string& what,
+                    std::map<std::string, SourceLoc>* key_locs = nullptr) {
   if (d.kind == Doc::Kind::Null) return;
   if (!d.is_map()) fail(d.loc, "the arguments of {} must be a mapping like {{dimension: 512}}, found {}", what, d.describe());
   for (auto& e : d.entries) {
     args[e.key] = e.value.to_json();
     locs[e.key] = e.value.loc;
+    if (key_locs) (*key_locs)[e.key] = e.key_loc;
   }
 }
 
@@ -130,7 +132,7 @@ LayerDef parse_layer(const Doc& d) {
     auto& e = d.entries[0];  // `- Linear: {dimension: 512}`
     l.op = e.key;
     l.op_loc = e.key_loc;
-    parse_args_map(e.value, l.args, l.arg_locs, "layer " + e.key);
+    parse_args_map(e.value, l.args, l.arg_locs, "layer " + e.key, &l.arg_key_locs);
     return l;
   }
   for (auto& e : d.entries) {
@@ -138,7 +140,7 @@ LayerDef parse_layer(const Doc& d) {
       l.op = expect_string(e.value, "'op'");
       l.op_loc = e.value.loc;
     } else if (e.key == "args") {
-      parse_args_map(e.value, l.args, l.arg_locs, "this layer");
+      parse_args_map(e.value, l.args, l.arg_locs, "this layer", &l.arg_key_locs);
     } else if (e.key == "name") {
       l.name = expect_string(e.value, "'name'");
       if (l.name.empty() || l.name.find('.') != std::string::npos)

@@ -35,7 +35,8 @@ struct LayerDef {
   std::string op;
   std::string name;  // empty: named by its index in `layers`
   json args = json::object();
-  std::map<std::string, SourceLoc> arg_locs;
+  std::map<std::string, SourceLoc> arg_locs;      // where each argument's value is
+  std::map<std::string, SourceLoc> arg_key_locs;  // where each argument's name is
   std::vector<Binding> bindings;
   json repeat = 1;    // integer or `$` expression
   json when = true;   // `if:`: a bool or `$` expression; a false layer is left out

@@ -129,10 +129,14 @@ static bool arg_matches(const ArgSpec& spec, json& v) {
 }
 
 json resolve_args(const OpDef& op, const json& given, const std::map<std::string, SourceLoc>& locs,
-                  const SourceLoc& layer_loc, const std::string& where) {
+                  const SourceLoc& layer_loc, const std::string& where, const std::map<std::string, SourceLoc>& key_locs) {
   auto loc_of = [&](const std::string& k) {
     auto it = locs.find(k);
     return it == locs.end() ? layer_loc : it->second;
+  };
+  auto key_loc_of = [&](const std::string& k) {
+    auto it = key_locs.find(k);
+    return it == key_locs.end() ? loc_of(k) : it->second;
   };
   std::vector<std::string> names;
   for (auto& a : op.args) names.push_back(a.name);
@@ -142,7 +146,7 @@ json resolve_args(const OpDef& op, const json& given, const std::map<std::string
     for (auto& [k, v] : given.items())
       if (!op.find_arg(k)) {
         std::string known = names.empty() ? "it takes no arguments" : "known arguments: " + fmt::format("{}", fmt::join(names, ", "));
-        fail(loc_of(k), "{}: unknown argument '{}' for {}{}; {}", where, k, op.name, did_you_mean(k, names), known);
+        fail(key_loc_of(k), "{}: unknown argument '{}' for {}{}; {}", where, k, op.name, did_you_mean(k, names), known);
       }
   json out = json::object();
   for (auto& spec : op.args) {

@@ -104,7 +104,8 @@ std::vector<std::string> op_names();
 // Check a layer's arguments against the op: unknown, missing and ill-typed
 // arguments are errors; defaults are filled in. `where` names the layer.
 json resolve_args(const OpDef& op, const json& given, const std::map<std::string, SourceLoc>& locs,
-                  const SourceLoc& layer_loc, const std::string& where);
+                  const SourceLoc& layer_loc, const std::string& where,
+                  const std::map<std::string, SourceLoc>& key_locs = {});
 
 // What shape and dtype rules see of one node. Errors raised through it carry
 // the node's source location and name.

@@ -84,9 +84,9 @@ Graph bind_shapes(Graph g, const ShapeBindings& b) {
 
 Graph infer_shapes(Graph g) {
   for (auto& n : g.nodes) {
-    for (auto& port : n.inputs)
-      for (int v : port)
-        if (!g.value(v).typed) {
+    for (size_t p = 0; p < n.inputs.size(); ++p)
+      for (int v : n.inputs[p])
+        if (!g.value(v).typed && n.op->inputs[p].kind == PortKind::Data) {  // parameter ports: the op gives the shape
           const Value& val = g.value(v);
           if (val.kind == ValueKind::Param)
             fail(n.loc, "layer '{}' ({}): the shape of parameter '{}' is unknown; declare it under `params:` with a shape",
