@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <regex>
 #include <set>
 
 #include "frontend/expr.h"
@@ -314,7 +315,11 @@ static void emit_yaml(YAML::Emitter& out, const json& v, bool flow) {
     for (auto& e : v) emit_yaml(out, e, flow || e.is_object());  // layers print one per line
     out << YAML::EndSeq;
   } else if (v.is_string()) {
-    out << v.get<std::string>();
+    // A string that would read back as a number, bool or null ("0", "true") is quoted.
+    static const std::regex non_string(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|true|True|TRUE|false|False|FALSE|null|Null|NULL|~|[-+]?\.inf|\.nan|)");
+    const std::string& str = v.get<std::string>();
+    if (std::regex_match(str, non_string)) out << YAML::DoubleQuoted;
+    out << str;
   } else if (v.is_boolean()) {
     out << v.get<bool>();
   } else if (v.is_number_integer()) {
@@ -332,7 +337,10 @@ std::string model_to_yaml(const ModelDef& m) {
   return std::string(out.c_str()) + "\n";
 }
 
-bool operator==(const ModelDef& a, const ModelDef& b) { return model_to_json(a) == model_to_json(b); }
+// Equal models: the same canonical file, regardless of the order of keys within a mapping.
+bool operator==(const ModelDef& a, const ModelDef& b) {
+  return nlohmann::json::parse(model_to_json(a).dump()) == nlohmann::json::parse(model_to_json(b).dump());
+}
 
 // ---- programs: imports and the standard library ---------------------------
 
