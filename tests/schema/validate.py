@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Checks schemas/model.schema.json and the examples of docs/format.md.
+
+    validate.py MITHRIL            both parts below
+    validate.py MITHRIL --schema   schema part only (MITHRIL is not run)
+    validate.py MITHRIL --docs     docs part only
+
+Run from the repository root with /usr/bin/python3 (Debian's python3-yaml and
+python3-jsonschema).
+
+Schema part: every good file (samples/*.yaml, compiler/stdlib/*.yaml,
+tests/check/*.yaml) must validate; every file in tests/schema/bad/ must not.
+A bad file says why it is bad on a `# BAD: ...` line (documentation only).
+
+Docs part: each ```yaml or ```json block in docs/format.md must be preceded,
+on the line just before its fence, by one of these markers:
+
+    <!-- check -->              a complete model: valid under the schema and
+    <!-- check ARGS -->         `mithril check FILE ARGS` succeeds
+    <!-- file PATH -->          a file that later blocks import, written to PATH
+                                (relative to the examples' folder); valid under
+                                the schema, not checked on its own
+    <!-- error TEXT -->         `mithril check` fails with exit status 1 and
+                                TEXT in its message (the schema is not asked)
+    <!-- fragment -->           part of a file, shown for illustration; ignored
+
+Blocks are written, in order, into one temporary folder; a `check` or `error`
+block becomes example-K.yaml (or .json), K counting from 1, so its line
+numbers are those of the block as printed in the doc.
+"""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCHEMA = os.path.join(ROOT, "schemas", "model.schema.json")
+FORMAT_MD = os.path.join(ROOT, "docs", "format.md")
+
+
+# ---- YAML as the compiler reads it -----------------------------------------
+# PyYAML implements YAML 1.1 (yes/no/on/off are booleans, 1e3 is a string);
+# the compiler uses the YAML 1.2 core schema and rejects duplicate keys.
+
+class CoreLoader(yaml.SafeLoader):
+    pass
+
+
+CoreLoader.yaml_implicit_resolvers = {}
+for tag, regexp, first in [
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.inf)$", "-+0123456789."),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+]:
+    CoreLoader.add_implicit_resolver(tag, re.compile(regexp), list(first))
+
+
+def _bool(loader, node):
+    return loader.construct_scalar(node).lower() == "true"
+
+
+def _float(loader, node):
+    return float(loader.construct_scalar(node).replace(".inf", "inf"))
+
+
+def _mapping(loader, node, deep=False):
+    loader.flatten_mapping(node)
+    out = {}
+    for k, v in node.value:
+        key = loader.construct_object(k, deep=deep)
+        if not isinstance(key, str):
+            key = k.value  # the compiler takes every scalar key as its text
+        if key in out:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", k.start_mark)
+        out[key] = loader.construct_object(v, deep=deep)
+    return out
+
+
+CoreLoader.add_constructor("tag:yaml.org,2002:bool", _bool)
+CoreLoader.add_constructor("tag:yaml.org,2002:float", _float)
+CoreLoader.add_constructor("tag:yaml.org,2002:map", _mapping)
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith(".json"):
+        return json.loads(text)
+    return yaml.load(text, Loader=CoreLoader)
+
+
+# ---- schema ----------------------------------------------------------------
+
+def make_validator():
+    with open(SCHEMA, encoding="utf-8") as f:
+        schema = json.load(f)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def schema_errors(validator, doc):
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
+            for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def rel(path):
+    return os.path.relpath(path, ROOT)
+
+
+def check_schema_files(validator):
+    failures = []
+    good = sorted(glob.glob(os.path.join(ROOT, "samples", "*.yaml")) +
+                  glob.glob(os.path.join(ROOT, "compiler", "stdlib", "*.yaml")) +
+                  glob.glob(os.path.join(ROOT, "tests", "check", "*.yaml")))
+    bad = sorted(glob.glob(os.path.join(ROOT, "tests", "schema", "bad", "*.yaml")) +
+                 glob.glob(os.path.join(ROOT, "tests", "schema", "bad", "*.json")))
+    if not good or not bad:
+        failures.append("found no files to validate")
+    for path in good:
+        try:
+            errs = schema_errors(validator, load(path))
+        except Exception as e:  # noqa: BLE001 - a load failure is a test failure
+            errs = [f"cannot load: {e}"]
+        if errs:
+            failures.append(f"{rel(path)}: rejected, expected valid:\n    " + "\n    ".join(errs))
+        else:
+            print(f"ok (valid): {rel(path)}")
+    for path in bad:
+        try:
+            doc = load(path)
+        except Exception as e:  # noqa: BLE001
+            failures.append(f"{rel(path)}: cannot load ({e}); bad files must be loadable YAML")
+            continue
+        if validator.is_valid(doc):
+            failures.append(f"{rel(path)}: accepted, expected a schema error")
+        else:
+            print(f"ok (rejected): {rel(path)}: {schema_errors(validator, doc)[0]}")
+    return failures
+
+
+# ---- docs/format.md examples -----------------------------------------------
+
+MARKER = re.compile(r"^<!--\s*(check|file|error|fragment)\b\s*(.*?)\s*-->\s*$")
+FENCE = re.compile(r"^```(\w*)\s*$")
+
+
+def doc_blocks(path):
+    """(line number, language, marker, marker argument, text) for every fenced yaml/json block."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    blocks, i = [], 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        lang, start = m.group(1), i
+        j = i + 1
+        while j < len(lines) and lines[j].rstrip() != "```":
+            j += 1
+        if lang in ("yaml", "json"):
+            mk = MARKER.match(lines[start - 1]) if start > 0 else None
+            blocks.append((start + 1, lang, mk.group(1) if mk else None, mk.group(2) if mk else "",
+                           "\n".join(lines[start + 1:j]) + "\n"))
+        i = j + 1
+    return blocks
+
+
+def check_docs(validator, mithril):
+    failures = []
+    blocks = doc_blocks(FORMAT_MD)
+    if not any(b[2] == "check" for b in blocks):
+        failures.append("docs/format.md: no <!-- check --> examples found")
+    where = rel(FORMAT_MD)
+    with tempfile.TemporaryDirectory(prefix="mithril-docs-") as tmp:
+        count = 0
+        for line, lang, kind, arg, text in blocks:
+            at = f"{where}:{line}"
+            if kind is None:
+                failures.append(f"{at}: a ```{lang} block without a marker (check, file, error or fragment) before it")
+                continue
+            if kind == "fragment":
+                continue
+            if kind == "file":
+                if not arg:
+                    failures.append(f"{at}: <!-- file --> needs a path")
+                    continue
+                path = os.path.join(tmp, arg)
+            else:
+                count += 1
+                path = os.path.join(tmp, f"example-{count}.{lang}")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            if kind in ("check", "file"):
+                try:
+                    errs = schema_errors(validator, load(path))
+                except Exception as e:  # noqa: BLE001
+                    errs = [f"cannot load: {e}"]
+                if errs:
+                    failures.append(f"{at}: the schema rejects this example:\n    " + "\n    ".join(errs))
+            if kind == "file":
+                print(f"ok (file {arg}): {at}")
+                continue
+            args = arg.split() if kind == "check" else []
+            p = subprocess.run([mithril, "check", os.path.basename(path), *args], cwd=tmp,
+                               capture_output=True, text=True, timeout=120)
+            shown = f"$ mithril check {os.path.basename(path)} {' '.join(args)}\n{p.stdout}{p.stderr}"
+            if kind == "check" and p.returncode != 0:
+                failures.append(f"{at}: example does not check (exit {p.returncode}):\n{shown}")
+            elif kind == "error" and (p.returncode != 1 or arg not in p.stderr):
+                failures.append(f"{at}: expected exit 1 and '{arg}' on stderr, got exit {p.returncode}:\n{shown}")
+            elif "internal compiler error" in p.stderr:
+                failures.append(f"{at}: internal compiler error:\n{shown}")
+            else:
+                print(f"ok ({kind}): {at}")
+    return failures
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    flags = {a for a in sys.argv[1:] if a.startswith("--")}
+    unknown = flags - {"--schema", "--docs"}
+    if len(args) != 1 or unknown:
+        sys.exit(__doc__)
+    mithril = os.path.abspath(args[0])
+    run_schema = "--docs" not in flags or "--schema" in flags
+    run_docs = "--schema" not in flags or "--docs" in flags
+    validator = make_validator()
+    failures = []
+    if run_schema:
+        failures += check_schema_files(validator)
+    if run_docs:
+        if not os.access(mithril, os.X_OK):
+            sys.exit(f"{mithril}: not an executable")
+        failures += check_docs(validator, mithril)
+    for f in failures:
+        print("FAIL:", f)
+    if failures:
+        sys.exit(1)
+    print("all ok")
+
+
+if __name__ == "__main__":
+    main()
