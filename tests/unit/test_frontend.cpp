@@ -157,7 +157,7 @@ layers:
   verify_graph(g);
 }
 
-TEST_CASE("--shape binds inputs or single symbols and rejects contradictions", "[frontend]") {
+TEST_CASE("shape bindings (--shape) bind inputs or single symbols and rejects contradictions", "[frontend]") {
   std::string text = "name: t\ninputs:\n  a: {shape: [N, T]}\n  b: {shape: [N, 3]}\nlayers:\n  - {op: Sum, input: a, output: output}\n  - {op: Sum, input: b, output: o2}\noutputs: [output, o2]\n";
   Graph g = check_text(text, {"a=2,5"});
   CHECK(type_of(g, g.value(g.inputs[1])) == "float32[2, 3]");
