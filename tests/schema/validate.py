@@ -15,18 +15,21 @@ A bad file says why it is bad on a `# BAD: ...` line (documentation only).
 Docs part: each ```yaml or ```json block in docs/format.md must be preceded,
 on the line just before its fence, by one of these markers:
 
-    <!-- check -->              a complete model: valid under the schema and
+    <!-- check -->              a complete model: valid under the schema, and
     <!-- check ARGS -->         `mithril check FILE ARGS` succeeds
     <!-- file PATH -->          a file that later blocks import, written to PATH
                                 (relative to the examples' folder); valid under
                                 the schema, not checked on its own
-    <!-- error TEXT -->         `mithril check` fails with exit status 1 and
-                                TEXT in its message (the schema is not asked)
+    <!-- error -->              a model that `mithril check` rejects: written
+                                alone to model.yaml (or model.json) in a folder
+                                of its own; the next fenced block must be a
+                                ```text block whose first line appears verbatim
+                                in what `mithril check model.yaml` prints on
+                                stderr, with exit status 1
     <!-- fragment -->           part of a file, shown for illustration; ignored
 
-Blocks are written, in order, into one temporary folder; a `check` or `error`
-block becomes example-K.yaml (or .json), K counting from 1, so its line
-numbers are those of the block as printed in the doc.
+`check` and `file` blocks are written, in order, into one temporary folder; a
+`check` block becomes example-K.yaml (or .json), K counting from 1.
 """
 import glob
 import json
@@ -154,7 +157,7 @@ FENCE = re.compile(r"^```(\w*)\s*$")
 
 
 def doc_blocks(path):
-    """(line number, language, marker, marker argument, text) for every fenced yaml/json block."""
+    """Every fenced block: (line number, language, marker, marker argument, text)."""
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     blocks, i = [], 0
@@ -167,10 +170,9 @@ def doc_blocks(path):
         j = i + 1
         while j < len(lines) and lines[j].rstrip() != "```":
             j += 1
-        if lang in ("yaml", "json"):
-            mk = MARKER.match(lines[start - 1]) if start > 0 else None
-            blocks.append((start + 1, lang, mk.group(1) if mk else None, mk.group(2) if mk else "",
-                           "\n".join(lines[start + 1:j]) + "\n"))
+        mk = MARKER.match(lines[start - 1]) if start > 0 else None
+        blocks.append((start + 1, lang, mk.group(1) if mk else None, mk.group(2) if mk else "",
+                       "\n".join(lines[start + 1:j]) + "\n"))
         i = j + 1
     return blocks
 
@@ -182,22 +184,28 @@ def check_docs(validator, mithril):
         failures.append("docs/format.md: no <!-- check --> examples found")
     where = rel(FORMAT_MD)
     with tempfile.TemporaryDirectory(prefix="mithril-docs-") as tmp:
-        count = 0
-        for line, lang, kind, arg, text in blocks:
+        count = errors = 0
+        for index, (line, lang, kind, arg, text) in enumerate(blocks):
             at = f"{where}:{line}"
+            if lang not in ("yaml", "json"):
+                continue
             if kind is None:
                 failures.append(f"{at}: a ```{lang} block without a marker (check, file, error or fragment) before it")
                 continue
             if kind == "fragment":
                 continue
-            if kind == "file":
+            if kind == "error":
+                errors += 1
+                folder = os.path.join(tmp, f"error-{errors}")
+                path = os.path.join(folder, f"model.{lang}")
+            elif kind == "file":
                 if not arg:
                     failures.append(f"{at}: <!-- file --> needs a path")
                     continue
-                path = os.path.join(tmp, arg)
+                folder, path = tmp, os.path.join(tmp, arg)
             else:
                 count += 1
-                path = os.path.join(tmp, f"example-{count}.{lang}")
+                folder, path = tmp, os.path.join(tmp, f"example-{count}.{lang}")
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -211,16 +219,23 @@ def check_docs(validator, mithril):
             if kind == "file":
                 print(f"ok (file {arg}): {at}")
                 continue
+            expected = None
+            if kind == "error":
+                following = blocks[index + 1] if index + 1 < len(blocks) else None
+                if not following or following[1] != "text" or not following[4].strip():
+                    failures.append(f"{at}: an <!-- error --> block must be followed by a ```text block with the message")
+                    continue
+                expected = following[4].strip().split("\n")[0]
             args = arg.split() if kind == "check" else []
-            p = subprocess.run([mithril, "check", os.path.basename(path), *args], cwd=tmp,
-                               capture_output=True, text=True, timeout=120)
-            shown = f"$ mithril check {os.path.basename(path)} {' '.join(args)}\n{p.stdout}{p.stderr}"
-            if kind == "check" and p.returncode != 0:
-                failures.append(f"{at}: example does not check (exit {p.returncode}):\n{shown}")
-            elif kind == "error" and (p.returncode != 1 or arg not in p.stderr):
-                failures.append(f"{at}: expected exit 1 and '{arg}' on stderr, got exit {p.returncode}:\n{shown}")
-            elif "internal compiler error" in p.stderr:
+            name = os.path.relpath(path, folder)
+            p = subprocess.run([mithril, "check", name, *args], cwd=folder, capture_output=True, text=True, timeout=120)
+            shown = f"$ mithril check {name} {' '.join(args)}\n{p.stdout}{p.stderr}"
+            if "internal compiler error" in p.stderr:
                 failures.append(f"{at}: internal compiler error:\n{shown}")
+            elif kind == "check" and p.returncode != 0:
+                failures.append(f"{at}: example does not check (exit {p.returncode}):\n{shown}")
+            elif kind == "error" and (p.returncode != 1 or expected not in p.stderr):
+                failures.append(f"{at}: expected exit 1 and this on stderr:\n    {expected}\ngot exit {p.returncode}:\n{shown}")
             else:
                 print(f"ok ({kind}): {at}")
     return failures
