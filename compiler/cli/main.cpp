@@ -116,7 +116,11 @@ int main(int argc, char** argv) {
   bool markdown = false;
   ops->add_flag("--markdown", markdown, "print every op as Markdown (docs/ops.md)");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;  // --help and --version exit 0; usage errors exit 1 like other user errors
+  }
 
   try {
     if (*check) {
@@ -128,6 +132,16 @@ int main(int argc, char** argv) {
       opts.pipeline.on_dump = [](const std::string& pass, const Graph& g) {
         std::cout << "// IR after " << pass << "\n" << dump_ir(g);
       };
+      if (!dump_after.empty() || !no_pass.empty()) {
+        std::vector<std::string> names;
+        for (auto& p : frontend_passes(opts.pipeline)) names.push_back(p.name);
+        for (auto& n : no_pass)
+          if (std::find(names.begin(), names.end(), n) == names.end())
+            fail(SourceLoc{"--no-pass " + n, 0, 0}, "no pass named '{}'{}; passes: {}", n, did_you_mean(n, names), fmt::join(names, ", "));
+        if (!dump_after.empty() && std::find(names.begin(), names.end(), dump_after) == names.end())
+          fail(SourceLoc{"--dump-ir " + dump_after, 0, 0}, "no pass named '{}'{}; passes: {}", dump_after,
+               did_you_mean(dump_after, names), fmt::join(names, ", "));
+      }
       Graph g = check_model(model_path, opts);
       print_warnings(g);
       if (!dump_after.empty()) return 0;

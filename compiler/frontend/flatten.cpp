@@ -133,7 +133,21 @@ class Flattener {
     ++depth_;
     // Declared parameters not bound by the caller.
     for (auto& p : def.params) {
-      if (conn.count(p.name)) continue;
+      if (auto bound = conn.find(p.name); bound != conn.end()) {  // bound by the caller: the declaration still holds
+        Value& v = g_.value(bound->second);
+        if (!p.shape.is_null()) {
+          Shape s = to_shape(resolve_expressions(p.shape, env, p.loc, def.name), p.loc, "parameter '" + p.name + "'");
+          DType t = *parse_dtype(p.dtype);
+          if (!v.typed) {
+            v.shape = s, v.dtype = t, v.typed = true;
+            if (v.init.is_null()) v.init = p.init;
+          } else if (v.shape != s || v.dtype != t) {
+            fail(p.loc, "parameter '{}' of model '{}' is declared as {}, but it is bound to '{}' of type {}", p.name, def.name,
+                 type_str(t, s), v.name, type_str(v.dtype, v.shape));
+          }
+        }
+        continue;
+      }
       Value v;
       v.name = prefix + p.name;
       v.kind = ValueKind::Param;
@@ -188,7 +202,9 @@ class Flattener {
   std::vector<Plan> plan_layers(const ModelDef& def, const Scope& scope, const json& env) {
     if (def.layers.empty()) fail(def.loc, "model '{}' is empty: it has no layers", def.name);
     std::vector<Plan> plans;
-    std::string prev = "input";
+    auto inputs = def.input_names();
+    // A sequence starts at `input`, or at the model's only input whatever its name.
+    std::string prev = std::count(inputs.begin(), inputs.end(), "input") || inputs.size() != 1 ? "input" : inputs[0];
     auto outputs = def.output_names();
     bool output_bound = false;
     for (auto& l : def.layers)
@@ -236,7 +252,8 @@ class Flattener {
       if (t.model) chain_port = std::count(in_ports.begin(), in_ports.end(), "input") ? "input" : chain_port;
 
       for (int64_t r = 0; r < count; ++r) {
-        Plan p{&l, count > 1 ? fmt::format("{}.{}", base, r) : base, t, {}, {}};
+        bool indexed = l.repeat != json(1);  // `repeat: $layers` names h.0 even when layers is 1
+        Plan p{&l, indexed ? fmt::format("{}.{}", base, r) : base, t, {}, {}};
         for (auto& port : in_ports) {
           const Binding* b = l.binding(port);
           bool chained = port == chain_port && (!b || r > 0);
@@ -355,8 +372,9 @@ class Flattener {
       if (names.size() != 1) fail(l.loc, "{}: terminal '{}' of model '{}' takes one connection", where, port, sub.name);
       out_terms[port] = conn.at(names[0]);
     }
+    // Names resolve in the composite's own `models:`, then outward through the callers' scopes,
+    // then in the imports and the standard library.
     Scope inner{&sub, &scope};
-    // Definitions nested in the library resolve in their own file, not the caller's scope.
     instantiate(sub, inner, sub_env, full + ".", in_terms, out_terms);
   }
 

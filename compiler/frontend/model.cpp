@@ -76,8 +76,10 @@ TensorDecl tensor_decl(const std::string& name, const SourceLoc& key_loc, const 
       t.shape = shape_of(e.value, fmt::format("{} '{}'", what, name));
     } else if (e.key == "dtype") {
       t.dtype = expect_string(e.value, "dtype");
-      if (!parse_dtype(t.dtype))
+      auto parsed = parse_dtype(t.dtype);
+      if (!parsed)
         fail(e.value.loc, "unknown dtype '{}' for {} '{}'; expected one of {}", t.dtype, what, name, fmt::join(dtype_names(), ", "));
+      t.dtype = dtype_name(*parsed);  // canonical spelling: float32, not f32
     } else if (e.key == "init" && is_param) {
       t.init = e.value.to_json();
     } else {

@@ -77,7 +77,8 @@ std::string model_to_yaml(const ModelDef& m);
 bool operator==(const ModelDef& a, const ModelDef& b);
 
 // A main model plus every composite definition it can see: its imports (recursively) and the
-// shipped standard library. Later definitions never silently replace earlier ones: a clash is an error.
+// shipped standard library. Two imported definitions of one name are an error; a definition in
+// the user's files takes precedence over a standard-library model of the same name.
 struct Program {
   std::shared_ptr<ModelDef> main;
   std::map<std::string, std::shared_ptr<const ModelDef>> library;  // imports and stdlib, by name

@@ -3,11 +3,12 @@
 // rule. Passes and emitters look ops up here; nothing switches on op names.
 //
 // A new op: add an OpDef to its family's MITHRIL_REGISTER_OPS block and a test
-// in tests/unit/test_ops_<family>.cpp. Later targets add their emitters and the
+// in the family's test file (tests/unit/test_ops_*.cpp). Later targets add their emitters and the
 // gradient rule to the same definition.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -39,6 +40,8 @@ struct ArgSpec {
 
 class InferContext;
 using InferFn = std::function<void(InferContext&)>;
+class EmitContext;  // codegen/emit.h
+using EmitFn = std::function<void(EmitContext&)>;
 
 struct OpDef {
   std::string name, family, summary;
@@ -48,6 +51,8 @@ struct OpDef {
   InferFn infer;
   // For a variadic output port left unbound: how many values the args imply.
   std::function<int(const json& attrs)> output_count;
+  // Code generation per target ("cpu", later "cuda", ...), next to the op's other rules.
+  std::map<std::string, EmitFn> emitters;
 
   OpDef() = default;
   OpDef(std::string n, std::string fam, std::string sum)
@@ -71,6 +76,7 @@ struct OpDef {
   }
   OpDef& trait(std::string t) { traits.insert(std::move(t)); return *this; }
   OpDef& rule(InferFn f) { infer = std::move(f); return *this; }
+  OpDef& emit(const std::string& target, EmitFn f) { emitters[target] = std::move(f); return *this; }
 
   int input_index(const std::string& port) const;
   int output_index(const std::string& port) const;

@@ -2,15 +2,17 @@
 """Checks schemas/model.schema.json and the examples of docs/format.md.
 
     validate.py MITHRIL            both parts below
-    validate.py MITHRIL --schema   schema part only (MITHRIL is not run)
+    validate.py MITHRIL --schema   schema part only
     validate.py MITHRIL --docs     docs part only
 
 Run from the repository root with /usr/bin/python3 (Debian's python3-yaml and
 python3-jsonschema).
 
 Schema part: every good file (samples/*.yaml, compiler/stdlib/*.yaml,
-tests/check/*.yaml) must validate; every file in tests/schema/bad/ must not.
-A bad file says why it is bad on a `# BAD: ...` line (documentation only).
+tests/check/*.yaml) must validate; every file in tests/schema/bad/ must not,
+and `mithril check` must reject it too (exit 1), so the schema is never
+stricter than the compiler. A bad file says why it is bad on a `# BAD: ...`
+line (documentation only).
 
 Docs part: each ```yaml or ```json block in docs/format.md must be preceded,
 on the line just before its fence, by one of these markers:
@@ -119,7 +121,7 @@ def rel(path):
     return os.path.relpath(path, ROOT)
 
 
-def check_schema_files(validator):
+def check_schema_files(validator, mithril):
     failures = []
     good = sorted(glob.glob(os.path.join(ROOT, "samples", "*.yaml")) +
                   glob.glob(os.path.join(ROOT, "compiler", "stdlib", "*.yaml")) +
@@ -145,6 +147,11 @@ def check_schema_files(validator):
             continue
         if validator.is_valid(doc):
             failures.append(f"{rel(path)}: accepted, expected a schema error")
+            continue
+        # The schema must not be stricter than the compiler: it rejects these too.
+        p = subprocess.run([mithril, "check", rel(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        if p.returncode != 1:
+            failures.append(f"{rel(path)}: `mithril check` exits {p.returncode}, expected 1:\n{p.stdout}{p.stderr}")
         else:
             print(f"ok (rejected): {rel(path)}: {schema_errors(validator, doc)[0]}")
     return failures
@@ -250,13 +257,13 @@ def main():
     mithril = os.path.abspath(args[0])
     run_schema = "--docs" not in flags or "--schema" in flags
     run_docs = "--schema" not in flags or "--docs" in flags
+    if not os.access(mithril, os.X_OK):
+        sys.exit(f"{mithril}: not an executable")
     validator = make_validator()
     failures = []
     if run_schema:
-        failures += check_schema_files(validator)
+        failures += check_schema_files(validator, mithril)
     if run_docs:
-        if not os.access(mithril, os.X_OK):
-            sys.exit(f"{mithril}: not an executable")
         failures += check_docs(validator, mithril)
     for f in failures:
         print("FAIL:", f)

@@ -204,3 +204,38 @@ TEST_CASE("samples check with the documented totals", "[frontend][samples]") {
   CHECK(output_type(two, "embedding") == "float32[N, 64]");
   CHECK(two.inputs.size() == 2);
 }
+
+TEST_CASE("review fixes: repeat naming, single inputs, declared composite params", "[frontend]") {
+  // `repeat:` written means indexed names, even for one copy (as PyTorch's ModuleList)
+  Graph g1 = check_text("name: t\nargs: {n: 1}\ninputs: {input: {shape: [N, 4]}}\nlayers:\n  - {op: Relu, name: h, repeat: $n}\n");
+  CHECK(node_names(g1) == std::vector<std::string>{"h.0"});
+  // a model whose only input is not called `input` starts its sequence there
+  Graph g2 = check_text("name: t\ninputs: {image: {shape: [N, 4]}}\nlayers:\n  - Relu\n");
+  CHECK(g2.nodes[0].inputs[0][0] == g2.inputs[0]);
+  // a composite's declared parameter shape holds when the caller binds the port
+  Graph g3 = check_text(R"(
+name: t
+inputs: {input: {shape: [N, 4]}}
+models:
+  Scale:
+    params: {gain: {shape: [4], init: {kind: ones}}}
+    layers:
+      - {op: Multiply, left: input, right: gain}
+layers:
+  - {op: Scale, gain: g}
+)");
+  CHECK(param_names(g3) == std::vector<std::string>{"g"});
+  CHECK(type_of(g3, g3.value(g3.values_of_kind(ValueKind::Param)[0])) == "float32[4]");
+  CHECK_THAT(check_error(R"(
+name: t
+inputs: {input: {shape: [N, 4]}}
+params: {g: {shape: [5]}}
+models:
+  Scale:
+    params: {gain: {shape: [4]}}
+    layers:
+      - {op: Multiply, left: input, right: gain}
+layers:
+  - {op: Scale, gain: g}
+)"), Contains("parameter 'gain' of model 'Scale' is declared as float32[4], but it is bound to 'g' of type float32[5]"));
+}
