@@ -216,6 +216,30 @@ std::string Dim::str() const {
   return out;
 }
 
+std::string Dim::c_expr() const {
+  if (terms_.empty()) return "int64_t{0}";
+  std::string out;
+  for (auto& [m, c] : terms_) {
+    std::string term;
+    for (auto& atom : m) {
+      std::string a = atom;
+      if (is_floordiv_key(atom)) {
+        FloorDivAtom fd;
+        {
+          std::lock_guard<std::mutex> lock(atoms_mutex());
+          fd = floordiv_atoms().at(atom);
+        }
+        a = fmt::format("mithril::rt::floordiv({}, int64_t{{{}}})", fd.num.c_expr(), fd.den);
+      }
+      term += (term.empty() ? "" : " * ") + a;
+    }
+    if (m.empty()) term = fmt::format("int64_t{{{}}}", c);
+    else if (c != 1) term = fmt::format("int64_t{{{}}} * {}", c, term);
+    out += out.empty() ? term : " + " + term;
+  }
+  return out;
+}
+
 std::string shape_str(const Shape& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + s[i].str();
