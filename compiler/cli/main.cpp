@@ -3,7 +3,12 @@
 
 #include <iostream>
 
+#include "driver/build.h"
 #include "driver/check.h"
+#include "mithril/rt/npy.h"
+
+#include <filesystem>
+#include <sys/wait.h>
 #include "ops/registry.h"
 
 using namespace mithril;
@@ -109,6 +114,35 @@ int main(int argc, char** argv) {
       ->type_name("PASS");
   check->add_option("--no-pass", no_pass, "switch off an optional pass; repeatable")->type_name("PASS");
 
+  // compile
+  auto* compile = app.add_subcommand("compile", "Generate a standalone C++ project for a model.");
+  std::string out_dir, target = "cpu", project_name;
+  std::vector<std::string> max_dims;
+  compile->add_option("MODEL", model_path, "model file")->required();
+  compile->add_option("-o,--output", out_dir, "folder to write the project into")->required();
+  compile->add_option("--target", target, "code generation target (cpu)");
+  compile->add_option("--name", project_name, "project and binary name (default: the model's name)");
+  compile->add_option("--shape", shapes, "fix an input's shape (input=64,784) or a dim (N=64): constant loop bounds")
+      ->type_name("NAME=DIMS");
+  compile->add_option("--max", max_dims, "upper bound of a dim left to run time (N=256); the arena is planned for it")
+      ->type_name("DIM=VALUE");
+  compile->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
+
+  // run
+  auto* run = app.add_subcommand("run", "Compile (cached), build and run a model on .npy inputs, writing OUTDIR/<output>.npy.");
+  std::vector<std::string> run_inputs;
+  std::string weights, save_weights, seed = "0", bench;
+  bool init_missing = false;
+  run->add_option("MODEL", model_path, "model file")->required();
+  run->add_option("--input", run_inputs, "an input's data (input=x.npy); its shape binds the model's dims")->type_name("NAME=FILE");
+  run->add_option("-o,--output", out_dir, "folder for the outputs (one .npy per model output)");
+  run->add_option("--weights", weights, "safetensors file with every parameter (PyTorch names and layouts)");
+  run->add_flag("--init-missing", init_missing, "initialize parameters missing from --weights instead of failing");
+  run->add_option("--seed", seed, "seed for initializing parameters when there are no --weights");
+  run->add_option("--save-weights", save_weights, "write the parameters used to a safetensors file");
+  run->add_option("--bench", bench, "also time N runs after a warm-up and print the median");
+  run->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
+
   // ops
   auto* ops = app.add_subcommand("ops", "List the primitive ops, or describe one.");
   std::string op_name;
@@ -149,6 +183,59 @@ int main(int argc, char** argv) {
       else if (show_ir) std::cout << dump_ir(g);
       else std::cout << summary_table(g);
       return 0;
+    }
+    if (*compile || *run) {
+      CompileOptions copts;
+      copts.target = target;
+      copts.name = project_name;
+      copts.check.flatten.args = parse_arg_overrides(arg_overrides);
+      for (auto& s : shapes) parse_shape_binding(s, copts.check.pipeline.shapes);
+      for (auto& m : max_dims) {
+        ShapeBindings b;
+        parse_shape_binding(m, b);
+        auto& [k, v] = *b.inputs.begin();
+        if (v.size() != 1) fail(SourceLoc{"--max " + m, 0, 0}, "expected DIM=VALUE, e.g. N=256");
+        copts.max[k] = v[0];
+      }
+      if (*compile) {
+        std::string name = compile_model(model_path, out_dir, copts);
+        std::cout << "wrote " << out_dir << ": build it with `cmake -S " << out_dir << " -B " << out_dir
+                  << "/build && cmake --build " << out_dir << "/build -j`, then run " << out_dir << "/build/" << name << "\n";
+        return 0;
+      }
+      // run: the inputs' shapes specialize the code; the binary is cached by its source.
+      std::string args;
+      auto quote = [](const std::string& s) {
+        std::string o = "'";
+        for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        return o + "'";
+      };
+      for (auto& in : run_inputs) {
+        auto eq = in.find('=');
+        if (eq == std::string::npos || eq == 0) fail(SourceLoc{"--input " + in, 0, 0}, "expected NAME=FILE.npy");
+        std::string name = in.substr(0, eq), file = in.substr(eq + 1);
+        mithril::rt::Tensor t;
+        try {
+          t = mithril::rt::load_npy(file);
+        } catch (const std::exception& e) {
+          fail(SourceLoc{file, 0, 0}, "input '{}': {}", name, e.what());
+        }
+        std::vector<std::string> dims;
+        for (auto d : t.shape()) dims.push_back(std::to_string(d));
+        parse_shape_binding(name + "=" + fmt::format("{}", fmt::join(dims, ",")), copts.check.pipeline.shapes);
+        copts.check.pipeline.shapes.where[name] = SourceLoc{file, 0, 0};
+        args += " --input " + quote(in);
+      }
+      copts.require_all_inputs = true;
+      std::string binary = build_cached(model_path, copts);
+      if (!out_dir.empty()) args += " -o " + quote(out_dir);
+      if (!weights.empty()) args += " --weights " + quote(weights);
+      if (init_missing) args += " --init-missing";
+      if (!save_weights.empty()) args += " --save-weights " + quote(save_weights);
+      if (!bench.empty()) args += " --bench " + quote(bench);
+      args += " --seed " + quote(seed);
+      int rc = std::system((quote(binary) + args).c_str());
+      return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
     }
     if (*ops) {
       if (markdown) {

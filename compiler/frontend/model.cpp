@@ -347,12 +347,12 @@ bool operator==(const ModelDef& a, const ModelDef& b) {
 // ---- programs: imports and the standard library ---------------------------
 
 extern const char* const kStdlibSources[][2];  // generated from compiler/stdlib/*.yaml: {name, text}
-extern const size_t kStdlibCount;
+extern const size_t kStdlibSourcesCount;
 
 const std::vector<std::shared_ptr<const ModelDef>>& stdlib_models() {
   static const std::vector<std::shared_ptr<const ModelDef>> models = [] {
     std::vector<std::shared_ptr<const ModelDef>> out;
-    for (size_t i = 0; i < kStdlibCount; ++i) {
+    for (size_t i = 0; i < kStdlibSourcesCount; ++i) {
       Doc doc = parse_document(kStdlibSources[i][1], std::string("<stdlib>/") + kStdlibSources[i][0], false);
       ModelDef lib = parse_model(doc, kStdlibSources[i][0]);
       for (auto& [n, m] : lib.models) out.push_back(m);

@@ -2,6 +2,7 @@
 // broadcasting, comparisons, Where, Clip and Cast. Each family is a table, one
 // row per op; the rows are where later targets add their C expressions and
 // derivative rules.
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -9,43 +10,67 @@ namespace {
 
 enum class Domain { Float, Numeric, Any };  // dtypes an op accepts
 
+// A row's C++ expression: `x` is the element, `T` its C++ type.
+using UnaryCpu = std::function<std::string(const EmitContext& e, const std::string& x, const std::string& T)>;
+
 struct UnaryRow {
   const char* name;
   Domain domain;
   const char* summary;
   std::vector<ArgSpec> args;
+  UnaryCpu cpu;
 };
 
+std::string num(double v) { return fmt::format("{}", v); }
+
 const std::vector<UnaryRow>& unary_rows() {
+  using S = const std::string&;
   static const std::vector<UnaryRow> rows = {
-      {"Neg", Domain::Numeric, "-x", {}},
-      {"Abs", Domain::Numeric, "|x|", {}},
-      {"Exp", Domain::Float, "e^x", {}},
-      {"Log", Domain::Float, "natural logarithm", {}},
-      {"Sqrt", Domain::Float, "square root", {}},
-      {"Rsqrt", Domain::Float, "1 / sqrt(x)", {}},
-      {"Reciprocal", Domain::Float, "1 / x", {}},
-      {"Sin", Domain::Float, "sine", {}},
-      {"Cos", Domain::Float, "cosine", {}},
-      {"Tanh", Domain::Float, "hyperbolic tangent", {}},
-      {"Sigmoid", Domain::Float, "1 / (1 + e^-x)", {}},
-      {"Relu", Domain::Numeric, "max(x, 0)", {}},
+      {"Neg", Domain::Numeric, "-x", {}, [](auto&, S x, S) { return "-" + x; }},
+      {"Abs", Domain::Numeric, "|x|", {}, [](auto&, S x, S T) { return fmt::format("({0} < {1}(0) ? -{0} : {0})", x, T); }},
+      {"Exp", Domain::Float, "e^x", {}, [](auto&, S x, S) { return "std::exp(" + x + ")"; }},
+      {"Log", Domain::Float, "natural logarithm", {}, [](auto&, S x, S) { return "std::log(" + x + ")"; }},
+      {"Sqrt", Domain::Float, "square root", {}, [](auto&, S x, S) { return "std::sqrt(" + x + ")"; }},
+      {"Rsqrt", Domain::Float, "1 / sqrt(x)", {}, [](auto&, S x, S T) { return fmt::format("{}(1) / std::sqrt({})", T, x); }},
+      {"Reciprocal", Domain::Float, "1 / x", {}, [](auto&, S x, S T) { return fmt::format("{}(1) / {}", T, x); }},
+      {"Sin", Domain::Float, "sine", {}, [](auto&, S x, S) { return "std::sin(" + x + ")"; }},
+      {"Cos", Domain::Float, "cosine", {}, [](auto&, S x, S) { return "std::cos(" + x + ")"; }},
+      {"Tanh", Domain::Float, "hyperbolic tangent", {}, [](auto&, S x, S) { return "std::tanh(" + x + ")"; }},
+      {"Sigmoid", Domain::Float, "1 / (1 + e^-x)", {}, [](auto&, S x, S T) { return fmt::format("{0}(1) / ({0}(1) + std::exp(-{1}))", T, x); }},
+      {"Relu", Domain::Numeric, "max(x, 0)", {}, [](auto&, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}(0))", x, T); }},
       {"LeakyRelu", Domain::Float, "x if x > 0 else negative_slope * x",
-       {{"negative_slope", ArgType::Float, json(0.01), {}, "slope for x < 0"}}},
-      {"Elu", Domain::Float, "x if x > 0 else alpha * (e^x - 1)", {{"alpha", ArgType::Float, json(1.0), {}, ""}}},
+       {{"negative_slope", ArgType::Float, json(0.01), {}, "slope for x < 0"}},
+       [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}({2}) * {0})", x, T, num(e.f("negative_slope"))); }},
+      {"Elu", Domain::Float, "x if x > 0 else alpha * (e^x - 1)", {{"alpha", ArgType::Float, json(1.0), {}, ""}},
+       [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}({2}) * std::expm1({0}))", x, T, num(e.f("alpha"))); }},
       {"Gelu", Domain::Float, "x * Phi(x); approximate: tanh uses the tanh formula",
-       {{"approximate", ArgType::String, json("none"), {"none", "tanh"}, "none (exact, erf) or tanh"}}},
-      {"Silu", Domain::Float, "x * sigmoid(x)", {}},
+       {{"approximate", ArgType::String, json("none"), {"none", "tanh"}, "none (exact, erf) or tanh"}},
+       [](auto& e, S x, S T) {
+         if (e.s("approximate") == "tanh")
+           return fmt::format("{1}(0.5) * {0} * ({1}(1) + std::tanh({1}(0.7978845608028654) * ({0} + {1}(0.044715) * {0} * {0} * {0})))", x, T);
+         return fmt::format("{1}(0.5) * {0} * ({1}(1) + std::erf({0} * {1}(0.7071067811865476)))", x, T);
+       }},
+      {"Silu", Domain::Float, "x * sigmoid(x)", {}, [](auto&, S x, S T) { return fmt::format("{0} / ({1}(1) + std::exp(-{0}))", x, T); }},
       {"Softplus", Domain::Float, "log(1 + e^(beta x)) / beta; linear above threshold",
-       {{"beta", ArgType::Float, json(1.0), {}, ""}, {"threshold", ArgType::Float, json(20.0), {}, ""}}},
-      {"Erf", Domain::Float, "error function", {}},
-      {"Sign", Domain::Numeric, "-1, 0 or 1", {}},
-      {"Floor", Domain::Float, "round down", {}},
-      {"Ceil", Domain::Float, "round up", {}},
+       {{"beta", ArgType::Float, json(1.0), {}, ""}, {"threshold", ArgType::Float, json(20.0), {}, ""}},
+       [](auto& e, S x, S T) {
+         return fmt::format("({1}({2}) * {0} > {1}({3}) ? {0} : std::log1p(std::exp({1}({2}) * {0})) / {1}({2}))", x, T,
+                            num(e.f("beta")), num(e.f("threshold")));
+       }},
+      {"Erf", Domain::Float, "error function", {}, [](auto&, S x, S) { return "std::erf(" + x + ")"; }},
+      {"Sign", Domain::Numeric, "-1, 0 or 1", {}, [](auto&, S x, S T) { return fmt::format("{1}(({1}(0) < {0}) - ({0} < {1}(0)))", x, T); }},
+      {"Floor", Domain::Float, "round down", {}, [](auto&, S x, S) { return "std::floor(" + x + ")"; }},
+      {"Ceil", Domain::Float, "round up", {}, [](auto&, S x, S) { return "std::ceil(" + x + ")"; }},
       {"Clip", Domain::Numeric, "clamp to [min, max]; either bound may be omitted",
-       {{"min", ArgType::Float, json(nullptr), {}, "lower bound"}, {"max", ArgType::Float, json(nullptr), {}, "upper bound"}}},
-      {"Identity", Domain::Any, "x", {}},
-      {"StopGradient", Domain::Any, "x in the forward pass; no gradient flows through it", {}},
+       {{"min", ArgType::Float, json(nullptr), {}, "lower bound"}, {"max", ArgType::Float, json(nullptr), {}, "upper bound"}},
+       [](auto& e, S x, S T) {
+         std::string r = x;
+         if (!e.arg("min").is_null()) r = fmt::format("std::max({}, {}({}))", r, T, num(e.f("min")));
+         if (!e.arg("max").is_null()) r = fmt::format("std::min({}, {}({}))", r, T, num(e.f("max")));
+         return r;
+       }},
+      {"Identity", Domain::Any, "x", {}, [](auto&, S x, S) { return x; }},
+      {"StopGradient", Domain::Any, "x in the forward pass; no gradient flows through it", {}, [](auto&, S x, S) { return x; }},
   };
   return rows;
 }
@@ -63,25 +88,26 @@ struct BinaryRow {
   BinaryResult result;
   bool commutative;
   const char* summary;
+  const char* cpu;  // {0}: left element, {1}: right element
 };
 
 const std::vector<BinaryRow>& binary_rows() {
   static const std::vector<BinaryRow> rows = {
-      {"Add", Domain::Numeric, BinaryResult::SameAsInputs, true, "left + right"},
-      {"Subtract", Domain::Numeric, BinaryResult::SameAsInputs, false, "left - right"},
-      {"Multiply", Domain::Numeric, BinaryResult::SameAsInputs, true, "left * right"},
-      {"Divide", Domain::Numeric, BinaryResult::SameAsInputs, false, "left / right (integers: truncating)"},
-      {"Power", Domain::Float, BinaryResult::SameAsInputs, false, "left ^ right"},
-      {"Maximum", Domain::Numeric, BinaryResult::SameAsInputs, true, "elementwise max"},
-      {"Minimum", Domain::Numeric, BinaryResult::SameAsInputs, true, "elementwise min"},
-      {"Greater", Domain::Numeric, BinaryResult::Bool, false, "left > right"},
-      {"GreaterEqual", Domain::Numeric, BinaryResult::Bool, false, "left >= right"},
-      {"Less", Domain::Numeric, BinaryResult::Bool, false, "left < right"},
-      {"LessEqual", Domain::Numeric, BinaryResult::Bool, false, "left <= right"},
-      {"Equal", Domain::Any, BinaryResult::Bool, true, "left == right"},
-      {"NotEqual", Domain::Any, BinaryResult::Bool, true, "left != right"},
-      {"And", Domain::Any, BinaryResult::SameAsInputs, true, "logical and of bools"},
-      {"Or", Domain::Any, BinaryResult::SameAsInputs, true, "logical or of bools"},
+      {"Add", Domain::Numeric, BinaryResult::SameAsInputs, true, "left + right", "{0} + {1}"},
+      {"Subtract", Domain::Numeric, BinaryResult::SameAsInputs, false, "left - right", "{0} - {1}"},
+      {"Multiply", Domain::Numeric, BinaryResult::SameAsInputs, true, "left * right", "{0} * {1}"},
+      {"Divide", Domain::Numeric, BinaryResult::SameAsInputs, false, "left / right (integers: truncating)", "{0} / {1}"},
+      {"Power", Domain::Float, BinaryResult::SameAsInputs, false, "left ^ right", "std::pow({0}, {1})"},
+      {"Maximum", Domain::Numeric, BinaryResult::SameAsInputs, true, "elementwise max", "std::max({0}, {1})"},
+      {"Minimum", Domain::Numeric, BinaryResult::SameAsInputs, true, "elementwise min", "std::min({0}, {1})"},
+      {"Greater", Domain::Numeric, BinaryResult::Bool, false, "left > right", "{0} > {1}"},
+      {"GreaterEqual", Domain::Numeric, BinaryResult::Bool, false, "left >= right", "{0} >= {1}"},
+      {"Less", Domain::Numeric, BinaryResult::Bool, false, "left < right", "{0} < {1}"},
+      {"LessEqual", Domain::Numeric, BinaryResult::Bool, false, "left <= right", "{0} <= {1}"},
+      {"Equal", Domain::Any, BinaryResult::Bool, true, "left == right", "{0} == {1}"},
+      {"NotEqual", Domain::Any, BinaryResult::Bool, true, "left != right", "{0} != {1}"},
+      {"And", Domain::Any, BinaryResult::SameAsInputs, true, "logical and of bools", "{0} && {1}"},
+      {"Or", Domain::Any, BinaryResult::SameAsInputs, true, "logical or of bools", "{0} || {1}"},
   };
   return rows;
 }
@@ -93,6 +119,11 @@ MITHRIL_REGISTER_OPS(elementwise) {
     OpDef d(row.name, "elementwise", row.summary);
     d.in("input").out().trait("elementwise");
     for (auto& a : row.args) d.args.push_back(a);
+    UnaryCpu cpu = row.cpu;
+    d.emit("cpu", [cpu](EmitContext& e) {
+      std::string T = e.ctype_of("input");
+      emit_elementwise(e, {"input"}, [&](const std::vector<std::string>& x) { return cpu(e, x[0], T); });
+    });
     Domain domain = row.domain;
     d.rule([domain](InferContext& c) {
       check_domain(c, "input", domain);
@@ -110,6 +141,11 @@ MITHRIL_REGISTER_OPS(elementwise) {
     Domain domain = row.domain;
     BinaryResult result = row.result;
     bool logical = std::string(row.name) == "And" || std::string(row.name) == "Or";
+    std::string cpu = row.cpu;
+    d.emit("cpu", [cpu](EmitContext& e) {
+      emit_elementwise(e, {"left", "right"},
+                       [&](const std::vector<std::string>& x) { return fmt::format(fmt::runtime(cpu), x[0], x[1]); });
+    });
     d.rule([domain, result, logical](InferContext& c) {
       check_domain(c, "left", domain);
       check_domain(c, "right", domain);
@@ -124,6 +160,9 @@ MITHRIL_REGISTER_OPS(elementwise) {
 
   register_op(OpDef("Not", "elementwise", "logical not of a bool tensor")
                   .in("input").out().trait("elementwise")
+                  .emit("cpu", [](EmitContext& e) {
+                    emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return "!" + x[0]; });
+                  })
                   .rule([](InferContext& c) {
                     if (c.dtype("input") != DType::boolean)
                       c.fail("'input' must be bool, found {}", type_str(c.dtype("input"), c.shape("input")));
@@ -132,6 +171,11 @@ MITHRIL_REGISTER_OPS(elementwise) {
 
   register_op(OpDef("Where", "elementwise", "condition ? left : right, with broadcasting")
                   .in("condition").in("left").in("right").out().trait("elementwise").trait("broadcast")
+                  .emit("cpu", [](EmitContext& e) {
+                    emit_elementwise(e, {"condition", "left", "right"}, [](const std::vector<std::string>& x) {
+                      return fmt::format("{} ? {} : {}", x[0], x[1], x[2]);
+                    });
+                  })
                   .rule([](InferContext& c) {
                     if (c.dtype("condition") != DType::boolean)
                       c.fail("'condition' must be bool, found {}", type_str(c.dtype("condition"), c.shape("condition")));
@@ -144,6 +188,10 @@ MITHRIL_REGISTER_OPS(elementwise) {
   register_op(OpDef("Cast", "elementwise", "convert to another dtype")
                   .in("input").out().trait("elementwise")
                   .arg("dtype", ArgType::Dtype, std::nullopt, "target dtype")
+                  .emit("cpu", [](EmitContext& e) {
+                    std::string T = EmitContext::ctype(e.out().dtype);
+                    emit_elementwise(e, {"input"}, [&](const std::vector<std::string>& x) { return fmt::format("static_cast<{}>({})", T, x[0]); });
+                  })
                   .rule([](InferContext& c) { c.out("output", *parse_dtype(c.s("dtype")), c.shape("input")); }));
 }
 

@@ -2,6 +2,7 @@
 // ScaledDotProductAttention, with PyTorch's semantics.
 #include <cmath>
 
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -39,6 +40,9 @@ MITHRIL_REGISTER_OPS(nn) {
                                      "identity in evaluation")
                   .in("input").out().trait("random")
                   .arg("p", ArgType::Float, json(0.5), "probability of zeroing an element, in [0, 1)")
+                  .emit("cpu", [](EmitContext& e) {  // inference: the identity (training masks come with the training target)
+                    e.line("std::copy({0}, {0} + {1}, {2});", e.x("input"), EmitContext::numel(e.out().shape), e.y());
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     double p = c.f("p");

@@ -269,6 +269,7 @@ void InferContext::bind_tensor(const std::string& port, DType t, Shape s, json i
     if (v.init.empty()) v.init = std::move(init);
     return;
   }
+  if (v.init.is_null() || v.init.empty()) v.init = init;  // a declared parameter without `init:` takes the op's default
   if (v.dtype != t || v.shape != s)
     fail("'{}' is bound to '{}' of type {}, but {} needs {} here", port, v.name, type_str(v.dtype, v.shape),
          op().name, type_str(t, s));

@@ -3,6 +3,7 @@
 // Pad), and tensors made from a shape or a literal (Arange, Constant). Sizes
 // stay symbolic wherever the rule allows: Reshape and Split divide polynomials
 // exactly, Concat and Pad add them.
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 #include <algorithm>
@@ -394,6 +395,12 @@ void constant_rule(InferContext& c) {
   c.out("output", t, shape);
 }
 
+// Ops that keep the elements in order (Reshape, Flatten, Squeeze, Unsqueeze):
+// a copy for now; the memory planner will turn them into views.
+void emit_copy(EmitContext& e) {
+  e.line("std::copy({0}, {0} + {1}, {2});", e.x("input"), EmitContext::numel(e.out().shape), e.y());
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(shape) {
@@ -404,6 +411,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("shape", ArgType::IntList, std::nullopt,
                        "the new sizes: positive, 0 (copy the input's size at this position) or -1 (infer; at most one)")
+                  .emit("cpu", emit_copy)
                   .rule(reshape_rule));
 
   register_op(OpDef("Flatten", "shape",
@@ -412,6 +420,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("start_dim", ArgType::Int, json(1), "first axis to merge; negative counts from the end")
                   .arg("end_dim", ArgType::Int, json(-1), "last axis to merge (inclusive); negative counts from the end")
+                  .emit("cpu", emit_copy)
                   .rule(flatten_rule));
 
   register_op(OpDef("Transpose", "shape", "swap two axes; the defaults swap the last two ([.., M, K] -> [.., K, M])")
@@ -434,6 +443,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("axis", ArgType::IntOrList, json(nullptr),
                        "axis or list of axes to remove, each of size 1; negative counts from the end; omitted: every size-1 axis")
+                  .emit("cpu", emit_copy)
                   .rule(squeeze_rule));
 
   register_op(OpDef("Unsqueeze", "shape",
@@ -442,6 +452,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("axis", ArgType::IntOrList, std::nullopt,
                        "position or list of positions of the new axes in the output; negative counts from the output's end")
+                  .emit("cpu", emit_copy)
                   .rule(unsqueeze_rule));
 
   register_op(OpDef("Expand", "shape",

@@ -58,14 +58,17 @@ Graph bind_shapes(Graph g, const ShapeBindings& b) {
       for (int id : g.inputs) names.push_back(g.value(id).name);
       fail(loc, "the model has no input or dimension '{}'{}; its inputs: {}", name, did_you_mean(name, names), fmt::join(names, ", "));
     }
+    Shape given;
+    for (auto v : dims) given.push_back(Dim(v));
     if (dims.size() != input->shape.size())
-      fail(loc, "input '{}' has rank {} ({}), but --shape gives {} sizes", name, input->shape.size(), shape_str(input->shape),
-           dims.size());
+      fail(loc, "input '{}' has rank {} ({}), but the given shape {} has {} sizes", name, input->shape.size(),
+           shape_str(input->shape), shape_str(given), dims.size());
     for (size_t i = 0; i < dims.size(); ++i) {
       const Dim& d = input->shape[i];
       if (auto c = d.as_const()) {
         if (*c != dims[i])
-          fail(loc, "input '{}' is declared as {}, but --shape gives {} for dimension {}", name, shape_str(input->shape), dims[i], i);
+          fail(loc, "input '{}' is declared as {}, but the given shape is {} (dimension {} differs)", name,
+               shape_str(input->shape), shape_str(given), i);
       } else if (d.symbols().size() == 1 && d == Dim::symbol(*d.symbols().begin())) {
         bind(*d.symbols().begin(), dims[i], "--shape " + name, loc);
       }

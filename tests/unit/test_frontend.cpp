@@ -164,8 +164,8 @@ TEST_CASE("shape bindings (--shape) bind inputs or single symbols and rejects co
   CHECK(g.bindings == std::map<std::string, int64_t>{{"N", 2}, {"T", 5}});
   CHECK(check_text(text, {"T=7"}).bindings.at("T") == 7);
   CHECK_THAT(check_error(text, {"a=2,5", "b=3,3"}), Contains("dimension N is bound to 2 by --shape a and to 3 by --shape b"));
-  CHECK_THAT(check_error(text, {"b=2,4"}), Contains("declared as [N, 3], but --shape gives 4 for dimension 1"));
-  CHECK_THAT(check_error(text, {"a=2"}), Contains("input 'a' has rank 2 ([N, T]), but --shape gives 1 sizes"));
+  CHECK_THAT(check_error(text, {"b=2,4"}), Contains("declared as [N, 3], but the given shape is [2, 4] (dimension 1 differs)"));
+  CHECK_THAT(check_error(text, {"a=2"}), Contains("input 'a' has rank 2 ([N, T]), but the given shape [2] has 1 sizes"));
 }
 
 TEST_CASE("a composite that uses itself is reported", "[frontend]") {

@@ -1,0 +1,32 @@
+// The CPU target: a standalone CMake project of readable C++ for a planned graph.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "codegen/plan.h"
+
+namespace mithril {
+
+struct GeneratedFile {
+  std::string path;  // relative to the project folder
+  std::string text;
+};
+
+struct CpuOptions {
+  std::string name;    // project, binary and file stem (a C identifier)
+  std::string source;  // the model file, for comments
+};
+
+// Every file of the project, runtime included. Deterministic: the same plan gives the same bytes.
+std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOptions& opts);
+
+// Writes the files under `dir` (created if needed). Each file is written to a
+// temporary name and renamed, so an interrupted write never leaves a half file.
+void write_project(const std::string& dir, const std::vector<GeneratedFile>& files);
+
+// Fills {{KEY}} holes of a template from codegen_templates/ (by its path there, e.g. "cpu/main.cpp.in").
+std::string fill_template(const std::string& template_path, const std::map<std::string, std::string>& values);
+
+}  // namespace mithril

@@ -1,0 +1,84 @@
+#include "codegen/emit.h"
+
+namespace mithril {
+
+bool EmitContext::has(const std::string& port) const {
+  int p = op().input_index(port);
+  return p >= 0 && !node_.inputs[p].empty();
+}
+
+const Value& EmitContext::in(const std::string& port, size_t i) const {
+  int p = op().input_index(port);
+  if (p < 0 || i >= node_.inputs[p].size()) throw std::logic_error("emitter reads missing input " + port);
+  return plan_.graph.value(node_.inputs[p][i]);
+}
+
+const Value& EmitContext::out(const std::string& port, size_t i) const {
+  int p = op().output_index(port);
+  if (p < 0 || i >= node_.outputs[p].size()) throw std::logic_error("emitter writes missing output " + port);
+  return plan_.graph.value(node_.outputs[p][i]);
+}
+
+const char* EmitContext::ctype(DType t) {
+  switch (t) {
+    case DType::f32: return "float";
+    case DType::f64: return "double";
+    case DType::i32: return "int32_t";
+    case DType::i64: return "int64_t";
+    case DType::boolean: return "bool";
+  }
+  return "?";
+}
+
+std::string EmitContext::dim(const Dim& d) {
+  if (auto c = d.as_const()) return std::to_string(*c);
+  return "(" + d.c_expr() + ")";
+}
+
+std::string EmitContext::numel(const Shape& s) { return numel(s, 0, s.size()); }
+
+std::string EmitContext::numel(const Shape& s, size_t from, size_t to) {
+  Shape part(s.begin() + static_cast<long>(from), s.begin() + static_cast<long>(to));
+  return dim(mithril::numel(part));
+}
+
+void EmitContext::unsupported(const std::string& what) const {
+  fail(node_.loc, "layer '{}' ({}): {} is not supported by the CPU code generator yet", node_.name, op().name, what);
+}
+
+void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
+                      const std::function<std::string(const std::vector<std::string>& elems)>& expr) {
+  const Shape& os = e.out().shape;
+  std::string n = EmitContext::numel(os);
+  bool flat = true;
+  for (auto& p : ports) flat &= e.in(p).shape == os || e.in(p).shape.empty() || mithril::numel(e.in(p).shape) == Dim(1);
+  std::vector<std::string> elems;
+  if (flat) {
+    for (auto& p : ports) elems.push_back(e.in(p).shape == os ? e.x(p) + "[i]" : e.x(p) + "[0]");
+    e.line("for (int64_t i = 0; i < {}; ++i) {}[i] = {};", n, e.y(), expr(elems));
+    return;
+  }
+  // Broadcasting: decompose the flat output index; operand strides are 0 on broadcast axes.
+  const size_t r = os.size();
+  e.line("for (int64_t i = 0; i < {}; ++i) {{", n);
+  e.line("  int64_t rest = i;");
+  for (size_t k = r; k-- > 0;) {
+    e.line("  const int64_t i{} = rest % {};", k, EmitContext::dim(os[k]));
+    if (k) e.line("  rest /= {};", EmitContext::dim(os[k]));
+  }
+  for (auto& p : ports) {
+    const Shape& s = e.in(p).shape;
+    std::string idx;
+    Dim stride(1);
+    for (size_t k = s.size(); k-- > 0;) {
+      size_t ok = k + (r - s.size());
+      if (s[k] != Dim(1)) idx += fmt::format("{}i{} * {}", idx.empty() ? "" : " + ", ok, EmitContext::dim(stride));
+      stride = stride * s[k];
+    }
+    elems.push_back(fmt::format("{}[{}]", e.x(p), idx.empty() ? "0" : idx));
+  }
+  e.line("  {}[i] = {};", e.y(), expr(elems));
+  e.line("}}");
+}
+
+}  // namespace mithril

@@ -1,0 +1,59 @@
+// What an op's code generator sees of one node: its arguments, the C++ names
+// and types of its inputs and outputs, dims as C++ expressions, and a place
+// to write lines. Op files register their printers with OpDef::emit("cpu", ...).
+#pragma once
+
+#include <string>
+
+#include "codegen/plan.h"
+#include "ops/registry.h"
+
+namespace mithril {
+
+class EmitContext {
+ public:
+  EmitContext(const ProgramPlan& plan, const Node& node, std::string& out) : plan_(plan), node_(node), out_(out) {}
+
+  const Node& node() const { return node_; }
+  const OpDef& op() const { return *node_.op; }
+  const json& arg(const std::string& name) const { return node_.attrs.at(name); }
+  int64_t i(const std::string& name) const { return arg(name).get<int64_t>(); }
+  double f(const std::string& name) const { return arg(name).get<double>(); }
+  bool b(const std::string& name) const { return arg(name).get<bool>(); }
+  std::string s(const std::string& name) const { return arg(name).get<std::string>(); }
+
+  bool has(const std::string& port) const;
+  const Value& in(const std::string& port, size_t i = 0) const;
+  const Value& out(const std::string& port = "output", size_t i = 0) const;
+  // The C++ variable holding a value's data (a typed pointer).
+  std::string name(const Value& v) const { return plan_.ident[v.id]; }
+  std::string x(const std::string& port, size_t i = 0) const { return name(in(port, i)); }
+  std::string y(const std::string& port = "output", size_t i = 0) const { return name(out(port, i)); }
+  static const char* ctype(DType t);
+  std::string ctype_of(const std::string& port) const { return ctype(in(port).dtype); }
+
+  // Dims as C++ expressions: literals when known, run-time dims by name (`N * 784`).
+  static std::string dim(const Dim& d);
+  static std::string numel(const Shape& s);
+  static std::string numel(const Shape& s, size_t from, size_t to);  // product of s[from, to)
+
+  // Append a line of code (indentation is added by the emitter).
+  template <typename... Args>
+  void line(fmt::format_string<Args...> f, Args&&... a) {
+    out_ += "    " + fmt::format(f, std::forward<Args>(a)...) + "\n";
+  }
+  [[noreturn]] void unsupported(const std::string& what) const;
+
+ private:
+  const ProgramPlan& plan_;
+  const Node& node_;
+  std::string& out_;
+};
+
+// Loops for an elementwise node with NumPy broadcasting: calls `body` with one
+// index expression per operand port (in `ports` order) and the output index `i`.
+// Same-shape operands get one flat loop the compiler can vectorize.
+void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
+                      const std::function<std::string(const std::vector<std::string>& elems)>& expr);
+
+}  // namespace mithril

@@ -1,0 +1,146 @@
+#include "codegen/plan.h"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+namespace mithril {
+
+std::string c_identifier(const std::string& name) {
+  std::string out;
+  for (char ch : name) out += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  if (out.empty() || std::isdigit(static_cast<unsigned char>(out[0]))) out = "v" + out;
+  return out;
+}
+
+namespace {
+
+constexpr int64_t kAlign = 64;
+int64_t align_up(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// First-fit allocator over a byte range; freed blocks merge with their neighbours.
+class Arena {
+ public:
+  int64_t alloc(int64_t size) {
+    size = align_up(std::max<int64_t>(size, 1));
+    for (auto it = free_.begin(); it != free_.end(); ++it)
+      if (it->second >= size) {
+        int64_t at = it->first;
+        int64_t rest = it->second - size;
+        free_.erase(it);
+        if (rest) free_[at + size] = rest;
+        return at;
+      }
+    // grow: reuse a free block at the end if there is one
+    int64_t at = end_;
+    if (!free_.empty() && free_.rbegin()->first + free_.rbegin()->second == end_) {
+      at = free_.rbegin()->first;
+      free_.erase(std::prev(free_.end()));
+    }
+    end_ = at + size;
+    return at;
+  }
+  void release(int64_t at, int64_t size) {
+    size = align_up(std::max<int64_t>(size, 1));
+    auto [it, ok] = free_.emplace(at, size);
+    if (auto next = std::next(it); next != free_.end() && it->first + it->second == next->first) {
+      it->second += next->second;
+      free_.erase(next);
+    }
+    if (it != free_.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == it->first) {
+        prev->second += it->second;
+        free_.erase(it);
+      }
+    }
+  }
+  int64_t peak() const { return end_; }
+
+ private:
+  std::map<int64_t, int64_t> free_;  // offset -> size
+  int64_t end_ = 0;
+};
+
+}  // namespace
+
+ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
+  ProgramPlan p;
+  const size_t nv = g.values.size();
+  p.ident.resize(nv);
+  p.offset.assign(nv, -1);
+  p.bytes.assign(nv, 0);
+
+  // Run-time dims and their bounds.
+  std::set<std::string> syms;
+  for (auto& v : g.values)
+    for (auto& d : v.shape)
+      for (auto& s : d.symbols()) syms.insert(s);
+  for (auto& s : syms) {
+    auto it = max.find(s);
+    if (it == max.end())
+      fail(SourceLoc{}, "dimension {} is left to run time, so it needs an upper bound for the memory plan: "
+                        "add --max {}=VALUE (or fix it with --shape)", s, s);
+    if (it->second < 1) fail(SourceLoc{}, "--max {}={}: the bound must be at least 1", s, it->second);
+    p.symbols.push_back(s);
+    p.max[s] = it->second;
+  }
+
+  // Names: the terminal or layer name, made a unique C++ identifier.
+  // Names the generated functions use themselves, C++ keywords a layer might be called, and the dims.
+  std::set<std::string> used = {"arena", "weights", "d", "i", "j", "m", "rest", "in", "int", "float", "double", "bool",
+                                "char", "auto", "new", "delete", "class", "struct", "return", "default", "case",
+                                "switch", "for", "while", "do", "if", "else", "const", "static", "this", "void",
+                                "operator", "template", "typename", "namespace", "using", "std", "rt", "mithril"};
+  for (auto& s : syms) used.insert(s);
+  for (auto& v : g.values) {
+    std::string base = c_identifier(v.name.empty() ? "t" + std::to_string(v.id) : v.name);
+    std::string name = base;
+    for (int k = 2; used.count(name); ++k) name = base + "_" + std::to_string(k);
+    used.insert(name);
+    p.ident[v.id] = name;
+  }
+  for (auto& v : g.values) {
+    int64_t n = static_cast<int64_t>(dtype_size(v.dtype));
+    for (auto& d : v.shape) {
+      auto e = d.eval(p.max);
+      n *= std::max<int64_t>(*e, 0);
+    }
+    p.bytes[v.id] = n;
+  }
+
+  // Weights: one block, in first-use order.
+  for (ValueKind k : {ValueKind::Param, ValueKind::State})
+    for (int id : g.values_of_kind(k)) {
+      p.weights.push_back(id);
+      p.offset[id] = p.weight_bytes;
+      p.weight_bytes += align_up(std::max<int64_t>(p.bytes[id], 1));
+    }
+
+  // Intermediates and outputs: linear scan over the node order. A value is
+  // placed when produced and released after its last reader; outputs live to the end.
+  std::vector<int> last_use(nv, -1);
+  for (auto& n : g.nodes)
+    for (auto& port : n.inputs)
+      for (int v : port) last_use[v] = n.id;
+  for (int v : g.outputs) last_use[v] = static_cast<int>(g.nodes.size());
+  Arena arena;
+  for (auto& n : g.nodes) {
+    for (auto& port : n.outputs)
+      for (int v : port)
+        if (p.offset[v] < 0) p.offset[v] = arena.alloc(p.bytes[v]);
+    std::set<int> done;
+    for (auto& port : n.inputs)
+      for (int v : port)
+        if (g.value(v).kind == ValueKind::Temp && last_use[v] == n.id && done.insert(v).second)
+          arena.release(p.offset[v], p.bytes[v]);
+    for (auto& port : n.outputs)  // outputs nobody reads (dead values) are released at once
+      for (int v : port)
+        if (last_use[v] < 0) arena.release(p.offset[v], p.bytes[v]);
+  }
+  p.arena_bytes = arena.peak();
+  p.graph = std::move(g);
+  return p;
+}
+
+}  // namespace mithril

@@ -1,0 +1,34 @@
+// The target-independent part of code generation, done once for every target:
+// C++-safe names for values, the run-time dimensions and their bounds, and a
+// static memory plan (one arena for every intermediate and output, one block
+// for the weights). An emitter only prints what the plan says.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace mithril {
+
+struct ProgramPlan {
+  Graph graph;
+  std::vector<std::string> ident;      // per value: a unique C++ identifier (`fc1_weight`, `block1_conv2`)
+  std::vector<int64_t> offset;         // per value: byte offset in the arena (Temp) or weight block (Param/State); -1 for inputs
+  std::vector<int64_t> bytes;          // per value: size in bytes at the dims' upper bounds
+  int64_t arena_bytes = 0;             // planned peak of intermediates and outputs
+  int64_t weight_bytes = 0;
+  std::vector<std::string> symbols;    // dims left to run time, sorted
+  std::map<std::string, int64_t> max;  // each run-time dim's upper bound
+  std::vector<int> weights;            // parameters then state, in first-use order
+};
+
+// Plans `g` (checked, ordered). Every symbolic dim still in the graph needs a bound in `max`;
+// a missing one is a CompileError naming it (`--max N=256`).
+ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max);
+
+// `block1.conv2` -> `block1_conv2`; identifiers are made unique by the planner.
+std::string c_identifier(const std::string& name);
+
+}  // namespace mithril

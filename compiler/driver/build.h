@@ -1,0 +1,31 @@
+// `mithril compile` and `mithril run`: from a model file to a generated
+// project, and from there to a built, cached binary that is run.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "driver/check.h"
+
+namespace mithril {
+
+struct CompileOptions {
+  CheckOptions check;
+  std::map<std::string, int64_t> max;  // --max N=256
+  std::string name;                    // --name; default: the model's name
+  std::string target = "cpu";
+  bool require_all_inputs = false;  // `run`: every model input must have been given (and so bound)
+};
+
+// Checks, plans and writes the project into `dir`. Returns the project name.
+std::string compile_model(const std::string& model_path, const std::string& dir, const CompileOptions& opts);
+
+// Builds the project (cached by the hash of its sources) and returns the binary's path.
+// Progress goes to stderr. A failed build is a CompileError carrying the build log's tail.
+std::string build_cached(const std::string& model_path, const CompileOptions& opts);
+
+// FNV-1a, stable across runs and machines (std::hash is not).
+uint64_t stable_hash(const std::string& text, uint64_t h = 1469598103934665603ull);
+
+}  // namespace mithril

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""End to end: `mithril run samples/mlp.yaml` against NumPy on the same weights.
+
+The reference is written here from the model's meaning (Linear is x @ W.T + b,
+PyTorch layout), not from anything Mithril generates. The weights file is
+written with struct + json (the safetensors layout), independently of the
+runtime's writer. Tolerance: float32, rtol 1e-5, atol 1e-5 (BLAS summation order).
+
+Also checks bad input: a wrong-shaped .npy, a missing input, a weights file
+lacking a parameter: each one message and a non-zero exit.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+
+def save_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        blobs.append(a.tobytes())
+        offset += a.nbytes
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def main():
+    mithril, root = sys.argv[1], sys.argv[2]
+    model = os.path.join(root, "samples", "mlp.yaml")
+    rng = np.random.default_rng(7)
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+        sizes = [(784, 512), (512, 512), (512, 10)]
+        w = {}
+        for layer, (fan_in, fan_out) in zip([0, 2, 4], sizes):
+            bound = 1 / np.sqrt(fan_in)
+            w[f"{layer}.weight"] = rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)
+            w[f"{layer}.bias"] = rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)
+        wpath = os.path.join(tmp, "w.safetensors")
+        save_safetensors(wpath, w)
+
+        def run(*args):
+            return subprocess.run([mithril, "run", model, *args], capture_output=True, text=True, env=env, timeout=600)
+
+        for batch in (1, 5):
+            x = rng.standard_normal((batch, 784)).astype(np.float32)
+            xpath = os.path.join(tmp, f"x{batch}.npy")
+            np.save(xpath, x)
+            out = os.path.join(tmp, f"out{batch}")
+            p = run("--input", f"input={xpath}", "--weights", wpath, "-o", out)
+            if p.returncode != 0:
+                failures.append(f"batch {batch}: exit {p.returncode}\n{p.stderr}")
+                continue
+            h = np.maximum(x.astype(np.float64) @ w["0.weight"].T + w["0.bias"], 0)
+            h = np.maximum(h @ w["2.weight"].T + w["2.bias"], 0)
+            ref = h @ w["4.weight"].T + w["4.bias"]
+            got = np.load(os.path.join(out, "output.npy"))
+            if got.shape != ref.shape or got.dtype != np.float32 or not np.allclose(got, ref, rtol=1e-5, atol=1e-5):
+                failures.append(f"batch {batch}: outputs differ, max abs error {np.abs(got - ref).max()}")
+            else:
+                print(f"batch {batch}: ok, max abs error {np.abs(got - ref).max():.2e}")
+
+        # Bad input.
+        bad = os.path.join(tmp, "bad.npy")
+        np.save(bad, np.zeros((2, 100), np.float32))
+        short = dict(w)
+        del short["2.bias"]
+        spath = os.path.join(tmp, "short.safetensors")
+        save_safetensors(spath, short)
+        xpath = os.path.join(tmp, "x1.npy")
+        cases = [
+            (["--input", f"input={bad}", "--weights", wpath], "[N, 784]"),
+            (["--weights", wpath], "missing input 'input'"),
+            (["--input", f"input={xpath}", "--weights", spath], "has no parameter '2.bias'"),
+            (["--input", f"input={os.path.join(tmp, 'nope.npy')}"], "nope.npy"),
+        ]
+        for args, expect in cases:
+            p = run(*args)
+            if p.returncode == 0 or expect not in p.stderr:
+                failures.append(f"bad input {args}: exit {p.returncode}, stderr lacks {expect!r}:\n{p.stderr}")
+            else:
+                print(f"bad input rejected: {p.stderr.strip().splitlines()[-1]}")
+    for f in failures:
+        print("FAIL:", f)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+// The memory plan: buffers that are live at the same time never overlap, and
+// space is reused once a buffer is dead.
+#include "codegen/plan.h"
+#include "helpers.h"
+
+using namespace mithril;
+using Catch::Contains;
+
+static void check_no_live_overlap(const ProgramPlan& p) {
+  const Graph& g = p.graph;
+  std::vector<int> last(g.values.size(), -1);
+  for (auto& n : g.nodes)
+    for (auto& port : n.inputs)
+      for (int v : port) last[v] = n.id;
+  for (int v : g.outputs) last[v] = static_cast<int>(g.nodes.size());
+  std::vector<int> temps;
+  for (auto& v : g.values)
+    if (v.kind == ValueKind::Temp) temps.push_back(v.id);
+  for (int a : temps)
+    for (int b : temps) {
+      if (a >= b) continue;
+      int sa = g.value(a).producer, sb = g.value(b).producer;
+      int ea = std::max(last[a], sa), eb = std::max(last[b], sb);
+      bool live_together = sa <= eb && sb <= ea;
+      bool overlap = p.offset[a] < p.offset[b] + p.bytes[b] && p.offset[b] < p.offset[a] + p.bytes[a];
+      INFO(g.value(a).name << " and " << g.value(b).name);
+      CHECK_FALSE((live_together && overlap));
+    }
+  for (auto& v : g.values)
+    if (v.kind == ValueKind::Temp) CHECK(p.offset[v.id] + p.bytes[v.id] <= p.arena_bytes);
+}
+
+TEST_CASE("the plan reuses dead buffers and never overlaps live ones", "[plan]") {
+  ProgramPlan p = plan_program(check_model(std::string(MITHRIL_SOURCE_DIR) + "/samples/mlp.yaml"), {{"N", 4}});
+  check_no_live_overlap(p);
+  // five [4, 512]-sized values at most; with reuse two slots suffice (8 KiB each)
+  CHECK(p.arena_bytes == 2 * 4 * 512 * 4);
+  CHECK(p.weight_bytes >= 669706 * 4);
+  CHECK(p.symbols == std::vector<std::string>{"N"});
+}
+
+TEST_CASE("plans of the branching samples are sound", "[plan]") {
+  for (auto name : {"two_tower", "tiny_resnet", "lenet"}) {
+    INFO(name);
+    ProgramPlan p = plan_program(check_model(std::string(MITHRIL_SOURCE_DIR) + "/samples/" + name + ".yaml"), {{"N", 3}});
+    check_no_live_overlap(p);
+  }
+}
+
+TEST_CASE("every run-time dim needs a bound", "[plan]") {
+  Graph g = check_model(std::string(MITHRIL_SOURCE_DIR) + "/samples/mlp.yaml");
+  CHECK_THROWS_WITH(plan_program(g, {}), Contains("add --max N=VALUE"));
+  CHECK(c_identifier("block1.conv2") == "block1_conv2");
+  CHECK(c_identifier("0.weight") == "v0_weight");
+}
