@@ -13,7 +13,7 @@ PACKAGES=(
   cmake ninja-build g++ pkg-config          # toolchain
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libfmt-dev catch2   # compiler
   libopenblas-dev                           # runtime and generated code
-  python3-numpy python3-yaml python3-jsonschema   # reference tests (run with /usr/bin/python3)
+  python3-numpy python3-yaml python3-jsonschema python3-torch   # references in tests (run with /usr/bin/python3)
 )
 
 missing=()

@@ -42,6 +42,13 @@ std::string EmitContext::numel(const Shape& s, size_t from, size_t to) {
   return dim(mithril::numel(part));
 }
 
+std::string EmitContext::scratch() const {
+  int64_t at = plan_.scratch_offset[node_.id];
+  if (at < 0) return "nullptr";
+  const char* T = ctype(plan_.graph.value(node_.outputs[0][0]).dtype);
+  return fmt::format("reinterpret_cast<{}*>(arena + {})", T, at);
+}
+
 void EmitContext::unsupported(const std::string& what) const {
   fail(node_.loc, "layer '{}' ({}): {} is not supported by the CPU code generator yet", node_.name, op().name, what);
 }

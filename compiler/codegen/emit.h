@@ -43,6 +43,8 @@ class EmitContext {
     out_ += "    " + fmt::format(f, std::forward<Args>(a)...) + "\n";
   }
   [[noreturn]] void unsupported(const std::string& what) const;
+  // The node's working memory (OpDef::scratch_elems) as a typed pointer, or "nullptr" when it has none.
+  std::string scratch() const;
 
  private:
   const ProgramPlan& plan_;

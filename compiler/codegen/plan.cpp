@@ -1,5 +1,7 @@
 #include "codegen/plan.h"
 
+#include "ops/registry.h"
+
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -125,10 +127,21 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
       for (int v : port) last_use[v] = n.id;
   for (int v : g.outputs) last_use[v] = static_cast<int>(g.nodes.size());
   Arena arena;
+  p.scratch_offset.assign(g.nodes.size(), -1);
+  p.scratch_elems.assign(g.nodes.size(), Dim(0));
   for (auto& n : g.nodes) {
     for (auto& port : n.outputs)
       for (int v : port)
         if (p.offset[v] < 0) p.offset[v] = arena.alloc(p.bytes[v]);
+    if (n.op->scratch) {  // live only while this node runs
+      Dim elems = n.op->scratch(n, g);
+      int64_t bytes = std::max<int64_t>(*elems.eval(p.max), 0) * static_cast<int64_t>(dtype_size(g.value(n.outputs[0][0]).dtype));
+      if (bytes > 0) {
+        p.scratch_elems[n.id] = elems;
+        p.scratch_offset[n.id] = arena.alloc(bytes);
+        arena.release(p.scratch_offset[n.id], bytes);
+      }
+    }
     std::set<int> done;
     for (auto& port : n.inputs)
       for (int v : port)

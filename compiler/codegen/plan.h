@@ -22,6 +22,8 @@ struct ProgramPlan {
   std::vector<std::string> symbols;    // dims left to run time, sorted
   std::map<std::string, int64_t> max;  // each run-time dim's upper bound
   std::vector<int> weights;            // parameters then state, in first-use order
+  std::vector<int64_t> scratch_offset; // per node: arena offset of its working memory, -1 when none
+  std::vector<Dim> scratch_elems;      // per node: its size in elements (of the first output's dtype)
 };
 
 // Plans `g` (checked, ordered). Every symbolic dim still in the graph needs a bound in `max`;

@@ -53,6 +53,9 @@ struct OpDef {
   std::function<int(const json& attrs)> output_count;
   // Code generation per target ("cpu", later "cuda", ...), next to the op's other rules.
   std::map<std::string, EmitFn> emitters;
+  // Working memory a node needs while it runs (im2col columns, attention scores), in elements of
+  // its first output's dtype; the memory plan places it in the arena for that node only.
+  std::function<Dim(const Node&, const Graph&)> scratch;
 
   OpDef() = default;
   OpDef(std::string n, std::string fam, std::string sum)
@@ -77,6 +80,7 @@ struct OpDef {
   OpDef& trait(std::string t) { traits.insert(std::move(t)); return *this; }
   OpDef& rule(InferFn f) { infer = std::move(f); return *this; }
   OpDef& emit(const std::string& target, EmitFn f) { emitters[target] = std::move(f); return *this; }
+  OpDef& scratch_elems(std::function<Dim(const Node&, const Graph&)> f) { scratch = std::move(f); return *this; }
 
   int input_index(const std::string& port) const;
   int output_index(const std::string& port) const;

@@ -9,27 +9,14 @@ runtime's writer. Tolerance: float32, rtol 1e-5, atol 1e-5 (BLAS summation order
 Also checks bad input: a wrong-shaped .npy, a missing input, a weights file
 lacking a parameter: each one message and a non-zero exit.
 """
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-
-def save_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        blobs.append(a.tobytes())
-        offset += a.nbytes
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+from harness import save_safetensors
 
 
 def main():

@@ -1,0 +1,96 @@
+"""Shared pieces of the end-to-end tests: write a model, its inputs and weights,
+run `mithril run`, and compare the outputs with NumPy references computed in
+the test (never with anything Mithril produced).
+
+One generated project is built per model, and builds cost seconds on two cores,
+so tests put many ops into one model with several outputs.
+"""
+import json
+import os
+import struct
+import subprocess
+import tempfile
+
+import numpy as np
+
+SAFETENSORS_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int32): "I32",
+                      np.dtype(np.int64): "I64", np.dtype(np.bool_): "BOOL"}
+
+
+def save_safetensors(path, tensors):
+    """The safetensors layout written with struct + json, independently of the runtime's writer."""
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        header[name] = {"dtype": SAFETENSORS_DTYPES[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        blobs.append(a.tobytes())
+        offset += a.nbytes
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def model_yaml(name, inputs, layers, outputs):
+    """A model file: `inputs` maps names to example arrays (their shapes and dtypes are declared),
+    `layers` are YAML flow mappings, one per layer."""
+    lines = [f"name: {name}", "inputs:"]
+    for n, a in inputs.items():
+        lines.append(f"  {n}: {{shape: {list(a.shape)}, dtype: {a.dtype.name}}}")
+    lines.append(f"outputs: [{', '.join(outputs)}]")
+    lines.append("layers:")
+    lines += [f"  - {l}" for l in layers]
+    return "\n".join(lines) + "\n"
+
+
+class Runner:
+    def __init__(self, mithril, tmp):
+        self.mithril = mithril
+        self.tmp = tmp
+        self.env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+        self.failures = []
+
+    def run(self, model_text, inputs, weights=None, extra=(), name="model"):
+        """Runs the model; returns {output name: array}. On failure records it and returns None."""
+        d = tempfile.mkdtemp(dir=self.tmp)
+        path = os.path.join(d, f"{name}.yaml")
+        with open(path, "w") as f:
+            f.write(model_text)
+        args = [self.mithril, "run", path, "-o", os.path.join(d, "out")]
+        for n, a in inputs.items():
+            np.save(os.path.join(d, f"{n}.npy"), a)
+            args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
+        if weights is not None:
+            save_safetensors(os.path.join(d, "w.safetensors"), weights)
+            args += ["--weights", os.path.join(d, "w.safetensors")]
+        p = subprocess.run(args + list(extra), capture_output=True, text=True, env=self.env, timeout=900)
+        if p.returncode != 0:
+            self.failures.append(f"{name}: mithril run failed (exit {p.returncode}):\n{p.stderr}")
+            return None
+        out = os.path.join(d, "out")
+        return {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".npy")}
+
+    def check(self, what, got, want, rtol, atol):
+        want = np.asarray(want)
+        if got is None:
+            self.failures.append(f"{what}: no output")
+            return
+        if got.shape != want.shape:
+            self.failures.append(f"{what}: shape {got.shape}, expected {want.shape}")
+            return
+        if want.dtype == np.bool_ or np.issubdtype(want.dtype, np.integer):
+            ok = np.array_equal(got, want)
+            err = "values differ"
+        else:
+            ok = np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+            err = f"max abs error {np.nanmax(np.abs(got.astype(np.float64) - want)) if got.size else 0:.3g}"
+        if ok:
+            print(f"ok   {what}")
+        else:
+            self.failures.append(f"{what}: {err} (rtol {rtol}, atol {atol})")
+
+    def finish(self):
+        for f in self.failures:
+            print("FAIL:", f)
+        return 1 if self.failures else 0
