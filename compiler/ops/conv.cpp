@@ -12,6 +12,7 @@
 // computed by torch.nn.init._calculate_fan_in_and_fan_out(weight), i.e.
 // weight.size(1) * prod(kernel). For ConvTranspose that is out_channels/groups *
 // prod(kernel) (the weight is [in, out/groups, k...]), which is what PyTorch does.
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -152,22 +153,92 @@ OpDef conv_def(const char* name, const char* summary, bool transposed) {
   return d;
 }
 
+
+// ---- CPU code generation -------------------------------------------------
+
+// An IntOrList argument as `n` values (one int repeats).
+std::vector<int64_t> ints_of(const json& j, size_t n) {
+  if (j.is_number_integer()) return std::vector<int64_t>(n, j.get<int64_t>());
+  auto v = j.get<std::vector<int64_t>>();
+  if (v.size() == 1 && n > 1) v.assign(n, v[0]);
+  return v;
+}
+
+const Value& port_value(const Node& n, const Graph& g, const std::string& port) {
+  return g.value(n.inputs[n.op->input_index(port)][0]);
+}
+
+// Working memory of Conv1d/Conv2d (im2col buffer, one image and group at a time):
+// (C/groups)*KH*KW*OH*OW, or nothing for a pointwise convolution (as k::conv2d_scratch).
+Dim conv_scratch(const Node& n, const Graph& g, size_t spatial) {
+  const Shape& in = port_value(n, g, "input").shape;
+  const Shape& out = g.value(n.outputs[0][0]).shape;
+  auto k = ints_of(n.attrs.at("kernel_size"), spatial), s = ints_of(n.attrs.at("stride"), spatial),
+       p = ints_of(n.attrs.at("padding"), spatial);
+  bool pointwise = true;
+  for (size_t i = 0; i < spatial; ++i) pointwise &= k[i] == 1 && s[i] == 1 && p[i] == 0;
+  if (pointwise) return Dim(0);
+  int64_t groups = n.attrs.at("groups").get<int64_t>();
+  Dim r = Dim(*in[1].as_const() / groups);
+  for (size_t i = 0; i < spatial; ++i) r = r * Dim(k[i]) * out[2 + i];
+  return r;
+}
+
+// ConvTranspose2d: the gemm result before col2im, (K/groups)*KH*KW*H*W.
+Dim conv_transpose_scratch(const Node& n, const Graph& g) {
+  const Shape& in = port_value(n, g, "input").shape;
+  auto k = ints_of(n.attrs.at("kernel_size"), 2);
+  int64_t groups = n.attrs.at("groups").get<int64_t>();
+  return Dim(n.attrs.at("out_channels").get<int64_t>() / groups * k[0] * k[1]) * in[2] * in[3];
+}
+
+// The scratch pointer, typed even when the node has none (the kernels deduce T from it).
+std::string scratch_arg(EmitContext& e) {
+  std::string s = e.scratch();
+  return s == "nullptr" ? fmt::format("static_cast<{}*>(nullptr)", e.ctype_of("input")) : s;
+}
+
+void emit_conv(EmitContext& e, size_t spatial, bool transposed) {
+  const Shape& in = e.in("input").shape;
+  const Shape& out = e.out().shape;
+  auto k = ints_of(e.arg("kernel_size"), spatial), s = ints_of(e.arg("stride"), spatial),
+       p = ints_of(e.arg("padding"), spatial), d = ints_of(e.arg("dilation"), spatial);
+  std::string bias = e.has("bias") ? e.x("bias") : "nullptr";
+  auto D = [](const Dim& v) { return EmitContext::dim(v); };
+  // Input and output geometry, 1-D as 2-D with height 1.
+  std::string N = D(in[0]), C = D(in[1]), K = D(out[1]);
+  std::string H = spatial == 2 ? D(in[2]) : "1", W = D(in[spatial + 1]);
+  std::string OH = spatial == 2 ? D(out[2]) : "1", OW = D(out[spatial + 1]);
+  int64_t kh = spatial == 2 ? k[0] : 1, sh = spatial == 2 ? s[0] : 1, ph = spatial == 2 ? p[0] : 0,
+          dh = spatial == 2 ? d[0] : 1;
+  size_t w = spatial - 1;
+  e.line("rt::k::{}({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});",
+         transposed ? "conv_transpose2d" : "conv2d", e.y(), e.x("input"), e.x("weight"), bias, N, C, H, W, K, kh,
+         k[w], sh, s[w], ph, p[w], dh, d[w], e.i("groups"), OH, OW, scratch_arg(e));
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(conv) {
   register_op(conv_def("Conv1d",
                        "1-D convolution (cross-correlation) over [N, C, L]; weight [out_channels, C/groups, k] as in PyTorch",
                        false)
+                  .scratch_elems([](const Node& n, const Graph& g) { return conv_scratch(n, g, 1); })
+                  .emit("cpu", [](EmitContext& e) { emit_conv(e, 1, false); })
                   .rule([](InferContext& c) { conv_rule(c, 1); }));
   register_op(conv_def("Conv2d",
                        "2-D convolution (cross-correlation) over [N, C, H, W]; weight [out_channels, C/groups, kh, kw] "
                        "as in PyTorch",
                        false)
+                  .scratch_elems([](const Node& n, const Graph& g) { return conv_scratch(n, g, 2); })
+                  .emit("cpu", [](EmitContext& e) { emit_conv(e, 2, false); })
                   .rule([](InferContext& c) { conv_rule(c, 2); }));
   register_op(conv_def("ConvTranspose2d",
                        "2-D transposed convolution (the gradient of Conv2d) over [N, C, H, W]; weight [C, "
                        "out_channels/groups, kh, kw] as in PyTorch",
                        true)
+                  .scratch_elems(conv_transpose_scratch)
+                  .emit("cpu", [](EmitContext& e) { emit_conv(e, 2, true); })
                   .rule([](InferContext& c) { conv_transpose_rule(c, 2); }));
 }
 

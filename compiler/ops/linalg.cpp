@@ -4,9 +4,69 @@
 
 namespace mithril {
 
+namespace {
+
+std::string dims_list(const Shape& s) {
+  std::vector<std::string> v;
+  for (auto& d : s) v.push_back(EmitContext::dim(d));
+  if (v.empty()) v.push_back("1");  // no zero-length arrays; the rank passed is 0
+  return fmt::format("{{{}}}", fmt::join(v, ", "));
+}
+
+// numpy.matmul: 1-D operands become [1, K] / [K, 1] (the output layout is the same);
+// batch dims broadcast. Floats go to the matmul kernel (BLAS); integers get plain loops.
+void emit_matmul(EmitContext& e) {
+  Shape a = e.in("left").shape, b = e.in("right").shape;
+  if (a.size() == 1) a.insert(a.begin(), Dim(1));
+  if (b.size() == 1) b.push_back(Dim(1));
+  std::string M = EmitContext::dim(a[a.size() - 2]), K = EmitContext::dim(a.back()), N = EmitContext::dim(b.back());
+  Shape ab(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+  size_t r = std::max(ab.size(), bb.size());
+  ab.insert(ab.begin(), r - ab.size(), Dim(1));
+  bb.insert(bb.begin(), r - bb.size(), Dim(1));
+  Shape ob;
+  for (size_t k = 0; k < r; ++k) ob.push_back(ab[k] == Dim(1) ? bb[k] : ab[k]);
+  std::string T = e.ctype_of("left");
+  DType t = e.in("left").dtype;
+  e.line("const int64_t a_batch_[] = {};", dims_list(ab));
+  e.line("const int64_t b_batch_[] = {};", dims_list(bb));
+  e.line("const int64_t out_batch_[] = {};", dims_list(ob));
+  if (t == DType::f32 || t == DType::f64) {
+    e.line("mithril::rt::k::matmul<{}>({}, {}, {}, a_batch_, b_batch_, out_batch_, {}, {}, {}, {});", T, e.y(), e.x("left"),
+           e.x("right"), r, M, K, N);
+    return;
+  }
+  // Integers: one output matrix at a time, walking the output batch index (wrapping arithmetic).
+  e.line("const int64_t M_ = {}, K_ = {}, N_ = {};", M, K, N);
+  e.line("int64_t idx_[{}] = {{}};", std::max<size_t>(r, 1));
+  e.line("for (int64_t t_ = 0; t_ < {}; ++t_) {{", EmitContext::numel(ob));
+  e.line("  int64_t ao_ = 0, bo_ = 0;");
+  e.line("  for (int64_t d_ = 0; d_ < {}; ++d_) {{", r);
+  e.line("    ao_ = ao_ * a_batch_[d_] + (a_batch_[d_] == 1 ? 0 : idx_[d_]);");
+  e.line("    bo_ = bo_ * b_batch_[d_] + (b_batch_[d_] == 1 ? 0 : idx_[d_]);");
+  e.line("  }}");
+  e.line("  const {0}* const A_ = {1} + ao_ * M_ * K_;", T, e.x("left"));
+  e.line("  const {0}* const B_ = {1} + bo_ * K_ * N_;", T, e.x("right"));
+  e.line("  {}* const C_ = {} + t_ * M_ * N_;", T, e.y());
+  e.line("  for (int64_t i_ = 0; i_ < M_; ++i_)");
+  e.line("    for (int64_t j_ = 0; j_ < N_; ++j_) {{");
+  e.line("      uint64_t acc_ = 0;");
+  e.line("      for (int64_t k_ = 0; k_ < K_; ++k_) acc_ += static_cast<uint64_t>(A_[i_ * K_ + k_]) * static_cast<uint64_t>(B_[k_ * N_ + j_]);");
+  e.line("      C_[i_ * N_ + j_] = static_cast<{}>(acc_);", T);
+  e.line("    }}");
+  e.line("  for (int64_t d_ = {} - 1; d_ >= 0; --d_) {{", r);
+  e.line("    if (++idx_[d_] < out_batch_[d_]) break;");
+  e.line("    idx_[d_] = 0;");
+  e.line("  }}");
+  e.line("}}");
+}
+
+}  // namespace
+
 MITHRIL_REGISTER_OPS(linalg) {
   register_op(OpDef("MatMul", "linalg", "matrix product with NumPy semantics: batched, broadcasting, 1-D promoted")
                   .in("left").in("right").out().trait("gemm")
+                  .emit("cpu", emit_matmul)
                   .rule([](InferContext& c) {
                     c.expect_numeric("left");
                     c.expect_same_dtype("left", "right");

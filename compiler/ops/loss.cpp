@@ -2,6 +2,7 @@
 // and KLDivergence, with PyTorch's semantics (torch.nn.functional.*_loss).
 // Every loss takes `input` and `target` and a `reduction`: mean or sum give a
 // scalar, none keeps one loss per element (per sample for the class losses).
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -53,11 +54,70 @@ void class_target(InferContext& c, const Shape& batch) {
            shape_str(c.shape("target")), shape_str(c.shape("input")), shape_str(batch));
 }
 
+
+// ---- CPU code: the loss kernels (mithril::rt::k, kernels/loss.h) -------------
+
+std::string reduction(const EmitContext& e) {
+  std::string r = e.s("reduction");
+  if (r == "none") return "mithril::rt::k::Reduction::None";
+  if (r == "sum") return "mithril::rt::k::Reduction::Sum";
+  if (r == "batchmean") return "mithril::rt::k::Reduction::BatchMean";
+  return "mithril::rt::k::Reduction::Mean";
+}
+
+// N, C and the product of the extra dims of a class-score input [N, C, d1, ...].
+struct ClassDims {
+  std::string N, C, inner;
+};
+ClassDims class_dims(const EmitContext& e) {
+  const Shape& s = e.in("input").shape;
+  return {EmitContext::dim(s[0]), EmitContext::dim(s[1]), EmitContext::numel(s, 2, s.size())};
+}
+
+void emit_cross_entropy(EmitContext& e) {
+  ClassDims d = class_dims(e);
+  std::string T = e.ctype_of("input");
+  if (is_int(e.in("target").dtype)) {
+    e.line("mithril::rt::k::cross_entropy<{}, {}>({}, {}, {}, nullptr, {}, {}, {}, {}, {}, {});", T, e.ctype_of("target"), e.y(),
+           e.x("input"), e.x("target"), d.N, d.C, d.inner, e.i("ignore_index"), fmt::format("{}", e.f("label_smoothing")),
+           reduction(e));
+  } else {
+    e.line("mithril::rt::k::cross_entropy_probs<{}>({}, {}, {}, nullptr, {}, {}, {}, {}, {});", T, e.y(), e.x("input"),
+           e.x("target"), d.N, d.C, d.inner, fmt::format("{}", e.f("label_smoothing")), reduction(e));
+  }
+}
+
+void emit_nll(EmitContext& e) {
+  ClassDims d = class_dims(e);
+  e.line("mithril::rt::k::nll_loss<{}, {}>({}, {}, {}, nullptr, {}, {}, {}, {}, {});", e.ctype_of("input"), e.ctype_of("target"),
+         e.y(), e.x("input"), e.x("target"), d.N, d.C, d.inner, e.i("ignore_index"), reduction(e));
+}
+
+void emit_bce(EmitContext& e) {
+  e.line("mithril::rt::k::bce_with_logits<{}>({}, {}, {}, nullptr, nullptr, {}, 1, {});", e.ctype_of("input"), e.y(),
+         e.x("input"), e.x("target"), EmitContext::numel(e.in("input").shape), reduction(e));
+}
+
+// mse_loss, l1_loss, huber_loss: pointwise, input and target of one shape.
+EmitFn emit_pointwise(const char* kernel, bool delta) {
+  return [kernel, delta](EmitContext& e) {
+    e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {}{});", kernel, e.ctype_of("input"), e.y(), e.x("input"), e.x("target"),
+           EmitContext::numel(e.in("input").shape), delta ? fmt::format("{}, ", e.f("delta")) : "", reduction(e));
+  };
+}
+
+void emit_kl(EmitContext& e) {
+  const Shape& s = e.in("input").shape;
+  e.line("mithril::rt::k::kl_div<{}>({}, {}, {}, {}, {}, {}, {});", e.ctype_of("input"), e.y(), e.x("input"), e.x("target"),
+         EmitContext::numel(s), s.empty() ? "1" : EmitContext::dim(s[0]), e.b("log_target") ? "true" : "false", reduction(e));
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(loss) {
   register_op(loss_def("CrossEntropy", "cross entropy of logits [N, C, ...] against class indices [N, ...] or class "
                                        "probabilities [N, C, ...] (log-softmax over C, then NLL)")
+                  .emit("cpu", emit_cross_entropy)
                   .arg("label_smoothing", ArgType::Float, json(0.0),
                        "in [0, 1]: mix the target with the uniform distribution over classes")
                   .arg("ignore_index", ArgType::Int, json(-100),
@@ -88,6 +148,7 @@ MITHRIL_REGISTER_OPS(loss) {
 
   register_op(loss_def("NLL", "negative log likelihood: -input[n, target[n]] for log-probabilities [N, C, ...] and "
                               "class indices [N, ...]")
+                  .emit("cpu", emit_nll)
                   .arg("ignore_index", ArgType::Int, json(-100),
                        "targets equal to it add no loss and are left out of the mean")
                   .rule([](InferContext& c) {
@@ -99,22 +160,24 @@ MITHRIL_REGISTER_OPS(loss) {
 
   register_op(loss_def("BinaryCrossEntropy", "binary cross entropy on logits (sigmoid folded in, numerically stable: "
                                              "max(x, 0) - x*t + log(1 + e^-|x|)); target in [0, 1], same shape")
+                  .emit("cpu", emit_bce)
                   .rule([](InferContext& c) {
                     same_type(c);
                     reduced_out(c, c.shape("input"));
                   }));
 
-  register_op(loss_def("MSE", "mean squared error: (input - target)^2").rule([](InferContext& c) {
+  register_op(loss_def("MSE", "mean squared error: (input - target)^2").emit("cpu", emit_pointwise("mse_loss", false)).rule([](InferContext& c) {
     same_type(c);
     reduced_out(c, c.shape("input"));
   }));
 
-  register_op(loss_def("L1", "mean absolute error: |input - target|").rule([](InferContext& c) {
+  register_op(loss_def("L1", "mean absolute error: |input - target|").emit("cpu", emit_pointwise("l1_loss", false)).rule([](InferContext& c) {
     same_type(c);
     reduced_out(c, c.shape("input"));
   }));
 
   register_op(loss_def("Huber", "0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target")
+                  .emit("cpu", emit_pointwise("huber_loss", true))
                   .arg("delta", ArgType::Float, json(1.0), "where the loss turns from quadratic to linear; positive")
                   .rule([](InferContext& c) {
                     same_type(c);
@@ -125,6 +188,7 @@ MITHRIL_REGISTER_OPS(loss) {
   register_op(loss_def("KLDivergence", "KL(target || exp(input)) pointwise: target * (log target - input), input "
                                        "log-probabilities",
                        true)
+                  .emit("cpu", emit_kl)
                   .arg("log_target", ArgType::Bool, json(false), "target holds log-probabilities too")
                   .rule([](InferContext& c) {
                     same_type(c);

@@ -1,5 +1,6 @@
 // Neural-network building blocks: Embedding, Dropout, Softmax, LogSoftmax and
 // ScaledDotProductAttention, with PyTorch's semantics.
+#include <algorithm>
 #include <cmath>
 
 #include "codegen/emit.h"
@@ -7,12 +8,92 @@
 
 namespace mithril {
 
+namespace {
+
+// ---- CPU code generation -------------------------------------------------
+
+std::string shape_list(const Shape& s) {
+  std::vector<std::string> d;
+  for (auto& v : s) d.push_back(EmitContext::dim(v));
+  return fmt::format("{{{}}}", fmt::join(d, ", "));
+}
+
+// The attention scores' shape [batch..., L, S] and the mask's shape left-padded with 1s to it.
+Shape scores_shape(const Shape& out, const Shape& key) {
+  Shape s(out.begin(), out.end() - 1);
+  s.push_back(key[key.size() - 2]);
+  return s;
+}
+Shape padded(const Shape& s, size_t rank) {
+  Shape p(rank - std::min(rank, s.size()), Dim(1));
+  p.insert(p.end(), s.begin(), s.end());
+  return p;
+}
+
+const Value& port_value(const Node& n, const Graph& g, const std::string& port) {
+  return g.value(n.inputs[n.op->input_index(port)][0]);
+}
+
+// Scores L*S, plus room for the mask broadcast to [B, L, S] when it is not already that shape.
+Dim attention_scratch(const Node& n, const Graph& g) {
+  const Shape& out = g.value(n.outputs[0][0]).shape;
+  const Shape& key = port_value(n, g, "key").shape;
+  Shape scores = scores_shape(out, key);
+  Dim elems = scores[scores.size() - 2] * scores.back();
+  int m = n.op->input_index("mask");
+  if (!n.inputs[m].empty() && padded(g.value(n.inputs[m][0]).shape, scores.size()) != scores)
+    elems = elems + numel(scores);  // in elements of the output type: enough for a bool mask too
+  return elems;
+}
+
+void emit_attention(EmitContext& e) {
+  const Shape &q = e.in("query").shape, &k = e.in("key").shape, &v = e.in("value").shape, &out = e.out().shape;
+  Shape batch(out.begin(), out.end() - 2);
+  for (auto port : {"query", "key", "value"}) {
+    const Shape& s = e.in(port).shape;
+    if (Shape(s.begin(), s.end() - 2) != batch)
+      e.unsupported(fmt::format("'{}' {} with batch dimensions broadcast to {}", port, shape_str(s), shape_str(batch)));
+  }
+  auto D = [](const Dim& d) { return EmitContext::dim(d); };
+  std::string B = EmitContext::numel(batch), L = D(q[q.size() - 2]), S = D(k[k.size() - 2]), E = D(q.back()),
+              Ev = D(v.back());
+  const char* T = EmitContext::ctype(e.out().dtype);
+  std::string scale = e.arg("scale").is_null() ? fmt::format("1.0 / std::sqrt(static_cast<double>({}))", E)
+                                                : fmt::format("{}", e.f("scale"));
+  std::string mask = "nullptr", bias = "nullptr";
+  e.line("{}* scores = {};", T, e.scratch());
+  if (e.has("mask")) {
+    const Value& m = e.in("mask");
+    bool is_bool = m.dtype == DType::boolean;
+    Shape scores = scores_shape(out, k);
+    std::string ptr = is_bool ? fmt::format("reinterpret_cast<const std::uint8_t*>({})", e.x("mask")) : e.x("mask");
+    if (padded(m.shape, scores.size()) != scores) {  // broadcast the mask into scratch after the scores
+      if (scores.size() > 8) e.unsupported("a broadcast attention mask of rank above 8");
+      std::string at = fmt::format("scores + {} * {}", L, S);
+      std::string full = is_bool ? fmt::format("reinterpret_cast<std::uint8_t*>({})", at) : at;
+      e.line("const int64_t mask_shape[] = {};", shape_list(padded(m.shape, scores.size())));
+      e.line("const int64_t scores_shape[] = {};", shape_list(scores));
+      e.line("rt::k::expand({}, {}, {}, mask_shape, scores_shape);", full, ptr, scores.size());
+      ptr = full;
+    }
+    (is_bool ? mask : bias) = ptr;
+  }
+  e.line("rt::k::scaled_dot_product_attention({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, scores);", e.y(),
+         e.x("query"), e.x("key"), e.x("value"), mask, bias, B, L, S, E, Ev, scale, e.b("causal") ? "true" : "false");
+}
+
+}  // namespace
+
 MITHRIL_REGISTER_OPS(nn) {
   // torch.nn.Embedding: weight [num_embeddings, dimension] drawn from N(0, 1)
   // (reset_parameters: init.normal_), then the padding_idx row zeroed.
   register_op(OpDef("Embedding", "nn", "look up rows of a [num_embeddings, dimension] table by integer index; "
                                        "output is the input's shape + [dimension]")
                   .in("input").param("weight").out()
+                  .emit("cpu", [](EmitContext& e) {
+                    e.line("rt::k::embedding({}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("weight"),
+                           EmitContext::numel(e.in("input").shape), e.i("dimension"), e.i("num_embeddings"));
+                  })
                   .arg("num_embeddings", ArgType::Int, std::nullopt, "size of the table (valid indices 0..num_embeddings-1)")
                   .arg("dimension", ArgType::Int, std::nullopt, "width of each embedding vector")
                   .arg("padding_idx", ArgType::Int, json(nullptr),
@@ -55,6 +136,14 @@ MITHRIL_REGISTER_OPS(nn) {
     register_op(OpDef(name, "nn", summary)
                     .in("input").out()
                     .arg("axis", ArgType::Int, json(-1), "the axis to normalize along; negative counts from the end")
+                    .emit("cpu", [log = std::string(name) == "LogSoftmax"](EmitContext& e) {
+                      const Shape& in = e.in("input").shape;
+                      int64_t r = static_cast<int64_t>(in.size()), a = e.i("axis");
+                      size_t axis = static_cast<size_t>(a < 0 ? a + r : a);
+                      e.line("rt::k::{}({}, {}, {}, {}, {});", log ? "log_softmax" : "softmax", e.y(), e.x("input"),
+                             EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]),
+                             EmitContext::numel(in, axis + 1, in.size()));
+                    })
                     .rule([](InferContext& c) {
                       c.expect_float("input");
                       c.axis(c.i("axis"), c.rank("input"), "axis");
@@ -70,6 +159,8 @@ MITHRIL_REGISTER_OPS(nn) {
                   .in("query").in("key").in("value").in("mask", true).out().trait("attention")
                   .arg("causal", ArgType::Bool, json(false), "query i attends to keys 0..i only (no mask allowed)")
                   .arg("scale", ArgType::Float, json(nullptr), "factor on the scores (default: 1/sqrt(E))")
+                  .scratch_elems(attention_scratch)
+                  .emit("cpu", emit_attention)
                   .rule([](InferContext& c) {
                     for (auto port : {"query", "key", "value"}) {
                       c.expect_float(port);

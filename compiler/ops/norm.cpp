@@ -3,6 +3,7 @@
 // BatchNorm's running_mean zeros and running_var ones, kept as state).
 #include <algorithm>
 
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -27,6 +28,14 @@ void affine_params(InferContext& c, bool affine, bool bias, const Shape& s, cons
   }
 }
 
+
+// ---- CPU code generation -------------------------------------------------
+
+std::string opt_param(EmitContext& e, const char* port) { return e.has(port) ? e.x(port) : "nullptr"; }
+
+// A double as a C++ literal that reads back exactly.
+std::string literal(double v) { return fmt::format("{}", v); }
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(norm) {
@@ -38,6 +47,13 @@ MITHRIL_REGISTER_OPS(norm) {
                   .arg("eps", ArgType::Float, json(1e-5), "added to the variance for stability")
                   .arg("momentum", ArgType::Float, json(0.1), "weight of the new batch in the running statistics")
                   .arg("affine", ArgType::Bool, json(true), "learn a per-channel scale (weight) and shift (bias)")
+                  .emit("cpu", [](EmitContext& e) {  // inference: the running statistics
+                    const Shape& in = e.in("input").shape;
+                    e.line("rt::k::batch_norm_inference({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"),
+                           e.x("running_mean"), e.x("running_var"), opt_param(e, "weight"), opt_param(e, "bias"),
+                           EmitContext::dim(in[0]), EmitContext::dim(in[1]), EmitContext::numel(in, 2, 4),
+                           literal(e.f("eps")));
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     if (c.rank("input") != 4)
@@ -61,6 +77,15 @@ MITHRIL_REGISTER_OPS(norm) {
                   .arg("eps", ArgType::Float, json(1e-5), "added to the variance for stability")
                   .arg("elementwise_affine", ArgType::Bool, json(true), "learn a scale (weight) and shift (bias)")
                   .arg("bias", ArgType::Bool, json(true), "learn the shift (with elementwise_affine)")
+                  .emit("cpu", [](EmitContext& e) {
+                    // rows x cols, cols = the product of the normalized trailing dims.
+                    const Shape& in = e.in("input").shape;
+                    const json& ns = e.arg("normalized_shape");
+                    size_t trailing = ns.is_null() || ns.is_number() ? 1 : ns.size();
+                    e.line("rt::k::layer_norm({}, nullptr, nullptr, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"),
+                           opt_param(e, "weight"), opt_param(e, "bias"), EmitContext::numel(in, 0, in.size() - trailing),
+                           EmitContext::numel(in, in.size() - trailing, in.size()), literal(e.f("eps")));
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     check_eps(c);
@@ -93,6 +118,12 @@ MITHRIL_REGISTER_OPS(norm) {
                   .arg("num_groups", ArgType::Int, std::nullopt, "number of channel groups; divides C")
                   .arg("eps", ArgType::Float, json(1e-5), "added to the variance for stability")
                   .arg("affine", ArgType::Bool, json(true), "learn a per-channel scale (weight) and shift (bias)")
+                  .emit("cpu", [](EmitContext& e) {
+                    const Shape& in = e.in("input").shape;
+                    e.line("rt::k::group_norm({}, nullptr, nullptr, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"),
+                           opt_param(e, "weight"), opt_param(e, "bias"), EmitContext::dim(in[0]), EmitContext::dim(in[1]),
+                           EmitContext::numel(in, 2, in.size()), e.i("num_groups"), literal(e.f("eps")));
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     if (c.rank("input") < 2)

@@ -14,6 +14,7 @@
 // So when s-1 < d(k-1)+1-p (s + p <= d(k-1)+1: the usual k=3,s=2,p=1 or
 // k=2,s=2) the correction never applies and out = floor((E + s-1)/s) + 1 for all
 // sizes; otherwise a symbolic size is an error asking for a known one.
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -95,18 +96,63 @@ OpDef pool_def(const char* name, const char* summary, bool max_pool) {
   return d;
 }
 
+
+// ---- CPU code generation -------------------------------------------------
+
+// An IntOrList argument as `n` values (one int repeats).
+std::vector<int64_t> ints_of(const json& j, size_t n) {
+  if (j.is_number_integer()) return std::vector<int64_t>(n, j.get<int64_t>());
+  auto v = j.get<std::vector<int64_t>>();
+  if (v.size() == 1 && n > 1) v.assign(n, v[0]);
+  return v;
+}
+
+// MaxPool1d/2d and AvgPool2d. The output shape already holds the ceil_mode
+// size; the kernels clip windows at the borders as PyTorch does.
+void emit_pool(EmitContext& e, size_t spatial, bool max_pool) {
+  const Shape& in = e.in("input").shape;
+  const Shape& out = e.out().shape;
+  auto k = ints_of(e.arg("kernel_size"), spatial);
+  auto s = e.arg("stride").is_null() ? k : ints_of(e.arg("stride"), spatial);
+  auto p = ints_of(e.arg("padding"), spatial);
+  auto D = [](const Dim& v) { return EmitContext::dim(v); };
+  std::string NC = fmt::format("{}, {}", D(in[0]), D(in[1]));
+  if (max_pool) {
+    auto d = ints_of(e.arg("dilation"), spatial);
+    if (spatial == 1)
+      e.line("rt::k::max_pool1d({}, static_cast<int64_t*>(nullptr), {}, {}, {}, {}, {}, {}, {}, {});", e.y(),
+             e.x("input"), NC, D(in[2]), k[0], s[0], p[0], d[0], D(out[2]));
+    else
+      e.line("rt::k::max_pool2d({}, static_cast<int64_t*>(nullptr), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});",
+             e.y(), e.x("input"), NC, D(in[2]), D(in[3]), k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], D(out[2]),
+             D(out[3]));
+  } else {
+    e.line("rt::k::avg_pool2d({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0, {}, {});", e.y(), e.x("input"), NC,
+           D(in[2]), D(in[3]), k[0], k[1], s[0], s[1], p[0], p[1], e.b("count_include_pad") ? "true" : "false",
+           D(out[2]), D(out[3]));
+  }
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(pool) {
   register_op(pool_def("MaxPool1d", "maximum over sliding windows of [N, C, L]", true)
+                  .emit("cpu", [](EmitContext& e) { emit_pool(e, 1, true); })
                   .rule([](InferContext& c) { pool_rule(c, 1, true); }));
   register_op(pool_def("MaxPool2d", "maximum over sliding windows of [N, C, H, W]", true)
+                  .emit("cpu", [](EmitContext& e) { emit_pool(e, 2, true); })
                   .rule([](InferContext& c) { pool_rule(c, 2, true); }));
   register_op(pool_def("AvgPool2d", "average over sliding windows of [N, C, H, W]", false)
+                  .emit("cpu", [](EmitContext& e) { emit_pool(e, 2, false); })
                   .rule([](InferContext& c) { pool_rule(c, 2, false); }));
   register_op(OpDef("GlobalAvgPool2d", "pool",
                     "average over all of H and W: [N, C, H, W] -> [N, C, 1, 1] (AdaptiveAvgPool2d(1))")
                   .in("input").out().trait("pool")
+                  .emit("cpu", [](EmitContext& e) {
+                    const Shape& in = e.in("input").shape;
+                    e.line("rt::k::global_avg_pool2d({}, {}, {}, {});", e.y(), e.x("input"), EmitContext::numel(in, 0, 2),
+                           EmitContext::numel(in, 2, 4));
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     if (c.rank("input") != 4)

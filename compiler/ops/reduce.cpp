@@ -3,6 +3,7 @@
 // input by default). The axis-set reductions share one rule and are a table,
 // one row per op; the rows are where later targets add their accumulators and
 // derivative rules.
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -76,6 +77,125 @@ Shape reduced_shape(const Shape& in, const std::vector<bool>& mask, bool keepdim
   return out;
 }
 
+// ---- CPU code ------------------------------------------------------------------
+
+// The reduced axes from a node's resolved 'axis' argument (null: every axis), normalized.
+std::vector<bool> node_axes(const json& axis, size_t rank) {
+  std::vector<bool> mask(rank, axis.is_null());
+  if (axis.is_null()) return mask;
+  std::vector<int64_t> given = axis.is_array() ? axis.get<std::vector<int64_t>>() : std::vector<int64_t>{axis.get<int64_t>()};
+  for (int64_t a : given) mask[static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(rank) : a)] = true;
+  return mask;
+}
+
+// Maximal runs [first, last) of adjacent reduced axes, in axis order.
+std::vector<std::pair<size_t, size_t>> reduced_runs(const std::vector<bool>& mask) {
+  std::vector<std::pair<size_t, size_t>> runs;
+  for (size_t k = 0; k < mask.size(); ++k) {
+    if (!mask[k]) continue;
+    if (!runs.empty() && runs.back().second == k) runs.back().second = k + 1;
+    else runs.push_back({k, k + 1});
+  }
+  return runs;
+}
+
+const char* reduce_kernel(const std::string& op) {
+  if (op == "Sum") return "reduce_sum";
+  if (op == "Mean") return "reduce_mean";
+  if (op == "Max") return "reduce_max";
+  if (op == "Min") return "reduce_min";
+  if (op == "Prod") return "reduce_prod";
+  if (op == "LogSumExp") return "reduce_logsumexp";
+  return "reduce_var";
+}
+
+// Sum, Mean, Max, Min, Prod and LogSumExp compose over separate runs of axes
+// (the mean of equal-sized means is the mean; logsumexp of logsumexps is the
+// logsumexp), so runs are reduced one after another, the last run first,
+// through two scratch buffers. Variance permutes the reduced axes to the end.
+Dim stage_elems(const Shape& in, const std::vector<std::pair<size_t, size_t>>& runs) {
+  // Elements left after reducing the last run (the largest intermediate).
+  Shape left;
+  for (size_t k = 0; k < in.size(); ++k)
+    if (k < runs.back().first || k >= runs.back().second) left.push_back(in[k]);
+  return numel(left);
+}
+
+Dim reduce_scratch(const Node& n, const Graph& g) {
+  const Shape& in = g.value(n.inputs[0][0]).shape;
+  std::vector<bool> mask = node_axes(n.attrs.at("axis"), in.size());
+  auto runs = reduced_runs(mask);
+  if (runs.size() <= 1) return Dim(0);
+  if (n.op->name == "Variance") return numel(in);
+  return stage_elems(in, runs) * Dim(2);
+}
+
+void emit_reduce(EmitContext& e) {
+  const Value& x = e.in("input");
+  const Shape& in = x.shape;
+  const std::string op = e.op().name;
+  const char* T = EmitContext::ctype(x.dtype);
+  std::vector<bool> mask = node_axes(e.arg("axis"), in.size());
+  auto runs = reduced_runs(mask);
+  std::string extra = op == "Variance" ? fmt::format(", {}", e.i("correction")) : "";
+  const char* kernel = reduce_kernel(op);
+  if (runs.empty()) {  // a scalar input reduced over every axis: the value itself
+    e.line("{}[0] = {}[0];", e.y(), e.x("input"));
+    return;
+  }
+  if (runs.size() == 1) {
+    auto [a, b] = runs[0];
+    e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {}{});", kernel, T, e.y(), e.x("input"), EmitContext::numel(in, 0, a),
+           EmitContext::numel(in, a, b), EmitContext::numel(in, b, in.size()), extra);
+    return;
+  }
+  if (op == "Variance") {
+    std::vector<int64_t> perm;
+    std::vector<std::string> dims;
+    Shape kept, red;
+    for (size_t k = 0; k < in.size(); ++k)
+      if (!mask[k]) perm.push_back(static_cast<int64_t>(k)), kept.push_back(in[k]);
+    for (size_t k = 0; k < in.size(); ++k)
+      if (mask[k]) perm.push_back(static_cast<int64_t>(k)), red.push_back(in[k]);
+    for (auto& d : in) dims.push_back(EmitContext::dim(d));
+    e.line("const int64_t shape_[] = {{{}}};", fmt::join(dims, ", "));
+    e.line("const int64_t perm_[] = {{{}}};", fmt::join(perm, ", "));
+    e.line("{}* const moved_ = {};", T, e.scratch());
+    e.line("mithril::rt::k::permute<{}>(moved_, {}, {}, shape_, perm_);", T, e.x("input"), in.size());
+    e.line("mithril::rt::k::reduce_var<{}>({}, moved_, {}, {}, 1{});", T, e.y(), EmitContext::numel(kept),
+           EmitContext::numel(red), extra);
+    return;
+  }
+  // One run after another, the last first; stages alternate between two scratch buffers.
+  e.line("{}* const stage_[2] = {{{}, {} + {}}};", T, e.scratch(), e.scratch(), EmitContext::dim(stage_elems(in, runs)));
+  Shape cur = in;
+  std::string src = e.x("input");
+  for (size_t r = runs.size(); r-- > 0;) {
+    auto [a, b] = runs[r];
+    std::string dst = r == 0 ? e.y() : fmt::format("stage[{}]", (runs.size() - 1 - r) % 2);
+    e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {});", kernel, T, dst, src, EmitContext::numel(cur, 0, a),
+           EmitContext::numel(cur, a, b), EmitContext::numel(cur, b, cur.size()));
+    cur.erase(cur.begin() + static_cast<long>(a), cur.begin() + static_cast<long>(b));
+    src = dst;
+  }
+}
+
+void emit_arg_extreme(EmitContext& e) {
+  const Value& x = e.in("input");
+  const Shape& in = x.shape;
+  const char* kernel = e.op().name == "ArgMax" ? "argmax" : "argmin";
+  std::string outer = "1", len = EmitContext::numel(in), inner = "1";
+  if (!e.arg("axis").is_null()) {
+    int64_t a = e.i("axis");
+    size_t k = static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(in.size()) : a);
+    outer = EmitContext::numel(in, 0, k);
+    len = EmitContext::dim(in[k]);
+    inner = EmitContext::numel(in, k + 1, in.size());
+  }
+  e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {});", kernel, EmitContext::ctype(x.dtype), e.y(), e.x("input"), outer, len,
+         inner);
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(reduce) {
@@ -87,6 +207,7 @@ MITHRIL_REGISTER_OPS(reduce) {
     for (auto& a : row.args) d.args.push_back(a);
     Domain domain = row.domain;
     bool needs_elements = row.needs_elements;
+    d.emit("cpu", emit_reduce).scratch_elems(reduce_scratch);
     d.rule([domain, needs_elements](InferContext& c) {
       if (domain == Domain::Float) c.expect_float("input");
       else c.expect_numeric("input");
@@ -118,6 +239,7 @@ MITHRIL_REGISTER_OPS(reduce) {
         is_max ? "largest" : "smallest");
     register_op(OpDef(name, "reduce", summary)
                     .in("input").out().trait("reduction")
+                    .emit("cpu", emit_arg_extreme)
                     .arg("axis", ArgType::Int, json(nullptr),
                          "the axis to search along; negative counts from the end; omitted: the flattened input")
                     .arg("keepdim", ArgType::Bool, json(false),

@@ -401,6 +401,211 @@ void emit_copy(EmitContext& e) {
   e.line("std::copy({0}, {0} + {1}, {2});", e.x("input"), EmitContext::numel(e.out().shape), e.y());
 }
 
+
+// ---- CPU code for the rearranging ops ----------------------------------------
+
+std::string dims_list(const Shape& s) {
+  std::vector<std::string> v;
+  for (auto& d : s) v.push_back(EmitContext::dim(d));
+  return fmt::format("{{{}}}", fmt::join(v, ", "));
+}
+
+size_t norm_axis(int64_t a, size_t rank) { return static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(rank) : a); }
+
+// out = permute(in, perm) through the kernel; rank 0 is a copy.
+void emit_permute_to(EmitContext& e, const std::vector<int64_t>& perm) {
+  const Shape& in = e.in("input").shape;
+  if (in.empty()) {
+    emit_copy(e);
+    return;
+  }
+  e.line("const int64_t shape_[] = {};", dims_list(in));
+  e.line("const int64_t perm_[] = {{{}}};", fmt::join(perm, ", "));
+  e.line("mithril::rt::k::permute<{}>({}, {}, {}, shape_, perm_);", e.ctype_of("input"), e.y(), e.x("input"), in.size());
+}
+
+void emit_transpose(EmitContext& e) {
+  size_t r = e.in("input").shape.size();
+  std::vector<int64_t> perm;
+  for (size_t k = 0; k < r; ++k) perm.push_back(static_cast<int64_t>(k));
+  std::swap(perm[norm_axis(e.i("dim0"), r)], perm[norm_axis(e.i("dim1"), r)]);
+  emit_permute_to(e, perm);
+}
+
+void emit_permute(EmitContext& e) {
+  size_t r = e.in("input").shape.size();
+  std::vector<int64_t> perm;
+  for (int64_t a : e.arg("dims").get<std::vector<int64_t>>()) perm.push_back(static_cast<int64_t>(norm_axis(a, r)));
+  emit_permute_to(e, perm);
+}
+
+void emit_expand(EmitContext& e) {
+  const Shape& in = e.in("input").shape;
+  const Shape& out = e.out().shape;
+  if (out.empty()) {
+    emit_copy(e);
+    return;
+  }
+  Shape padded(out.size() - in.size(), Dim(1));
+  padded.insert(padded.end(), in.begin(), in.end());
+  e.line("const int64_t in_shape_[] = {};", dims_list(padded));
+  e.line("const int64_t out_shape_[] = {};", dims_list(out));
+  e.line("mithril::rt::k::expand<{}>({}, {}, {}, in_shape_, out_shape_);", e.ctype_of("input"), e.y(), e.x("input"), out.size());
+}
+
+void emit_concat(EmitContext& e) {
+  const Shape& out = e.out().shape;
+  size_t axis = norm_axis(e.i("axis"), out.size());
+  const OpDef& op = e.op();
+  size_t n = e.node().inputs[static_cast<size_t>(op.input_index("input"))].size();
+  std::vector<std::string> parts, lens;
+  for (size_t i = 0; i < n; ++i) {
+    parts.push_back(e.x("input", i));
+    lens.push_back(EmitContext::dim(e.in("input", i).shape[axis]));
+  }
+  const char* T = EmitContext::ctype(e.out().dtype);
+  e.line("const {}* const parts_[] = {{{}}};", T, fmt::join(parts, ", "));
+  e.line("const int64_t lens_[] = {{{}}};", fmt::join(lens, ", "));
+  e.line("mithril::rt::k::concat<{}>({}, parts_, lens_, {}, {}, {});", T, e.y(), n, EmitContext::numel(out, 0, axis),
+         EmitContext::numel(out, axis + 1, out.size()));
+}
+
+void emit_split(EmitContext& e) {
+  const Shape& in = e.in("input").shape;
+  size_t axis = norm_axis(e.i("axis"), in.size());
+  size_t n = e.node().outputs[0].size();
+  Dim at(0);
+  for (size_t i = 0; i < n; ++i) {
+    const Dim& len = e.out("output", i).shape[axis];
+    e.line("mithril::rt::k::slice<{}>({}, {}, {}, {}, {}, {}, 1, {});", e.ctype_of("input"), e.y("output", i), e.x("input"),
+           EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]), EmitContext::numel(in, axis + 1, in.size()),
+           EmitContext::dim(at), EmitContext::dim(len));
+    at = at + len;
+  }
+}
+
+// Python's slice.indices at run time: the start, clamped; the length the shape rule
+// gave is checked against Python's when the size is symbolic (the rule assumed in range).
+void emit_slice(EmitContext& e) {
+  const Shape& in = e.in("input").shape;
+  size_t axis = norm_axis(e.i("axis"), in.size());
+  int64_t step = e.i("step");
+  const Dim& d = in[axis];
+  std::string out_len = EmitContext::dim(e.out().shape[axis]);
+  e.line("const int64_t n_ = {};", EmitContext::dim(d));
+  e.line("int64_t start_ = {};", e.i("start"));
+  if (step > 0) {
+    e.line("if (start_ < 0) start_ = std::max<int64_t>(start_ + n_, 0);");
+    e.line("start_ = std::min(start_, n_);");
+  } else {
+    e.line("if (start_ < 0) start_ = std::max<int64_t>(start_ + n_, -1);");
+    e.line("start_ = std::min(start_, n_ - 1);");
+  }
+  if (!d.is_const()) {
+    if (e.arg("stop").is_null()) {
+      e.line("const int64_t stop_ = {};", step > 0 ? "n_" : "-1");
+    } else {
+      e.line("int64_t stop_ = {};", e.i("stop"));
+      e.line("if (stop_ < 0) stop_ = std::max<int64_t>(stop_ + n_, {});", step > 0 ? "0" : "-1");
+      e.line("stop_ = std::min<int64_t>(stop_, {});", step > 0 ? "n_" : "n_ - 1");
+    }
+    if (step > 0)
+      e.line("const int64_t len_ = start_ < stop_ ? (stop_ - start_ - 1) / {} + 1 : 0;", step);
+    else
+      e.line("const int64_t len_ = stop_ < start_ ? (start_ - stop_ - 1) / {} + 1 : 0;", -step);
+    e.line("if (len_ != {})", out_len);
+    e.line("  throw mithril::rt::Error(\"layer '{}' (Slice): the slice has \" + std::to_string(len_) + \" elements at run time "
+           "but the shape rule assumed in-range indices and gave \" + std::to_string({}) + \"; choose indices within the size\");",
+           e.node().name, out_len);
+  }
+  e.line("mithril::rt::k::slice<{}>({}, {}, {}, n_, {}, start_, {}, {});", e.ctype_of("input"), e.y(), e.x("input"),
+         EmitContext::numel(in, 0, axis), EmitContext::numel(in, axis + 1, in.size()), step, out_len);
+}
+
+void emit_gather(EmitContext& e) {
+  const Shape& in = e.in("input").shape;
+  size_t axis = norm_axis(e.i("axis"), in.size());
+  e.line("mithril::rt::k::take<{}, {}>({}, {}, {}, {}, {}, {}, {});", e.ctype_of("input"), e.ctype_of("indices"), e.y(),
+         e.x("input"), e.x("indices"), EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]),
+         EmitContext::numel(in, axis + 1, in.size()), EmitContext::numel(e.in("indices").shape));
+}
+
+// A number as a C++ expression of type T.
+std::string literal(double v, DType t) {
+  const char* T = EmitContext::ctype(t);
+  if (t == DType::boolean) return v != 0 ? "true" : "false";
+  if (std::isnan(v)) return fmt::format("std::numeric_limits<{}>::quiet_NaN()", T);
+  if (std::isinf(v)) return fmt::format("{}std::numeric_limits<{}>::infinity()", v < 0 ? "-" : "", T);
+  if (is_int(t)) {
+    if (t == DType::i64 && v <= -9223372036854775808.0) return "(-9223372036854775807 - 1)";
+    if (t == DType::i32 && v <= -2147483648.0) return "(-2147483647 - 1)";
+    return fmt::format("{}({})", T, static_cast<int64_t>(v));
+  }
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return fmt::format("{}({})", T, s);
+}
+
+void emit_pad(EmitContext& e) {
+  const Shape& in = e.in("input").shape;
+  std::vector<int64_t> pads = e.arg("pads").get<std::vector<int64_t>>();
+  std::string T = e.ctype_of("input");
+  if (in.empty()) {
+    emit_copy(e);
+    return;
+  }
+  std::vector<int64_t> before(in.size(), 0), after(in.size(), 0);
+  for (size_t j = 0; j < pads.size() / 2; ++j) {
+    before[in.size() - 1 - j] = pads[2 * j];
+    after[in.size() - 1 - j] = pads[2 * j + 1];
+  }
+  e.line("const int64_t in_shape_[] = {};", dims_list(in));
+  e.line("const int64_t before_[] = {{{}}};", fmt::join(before, ", "));
+  e.line("const int64_t after_[] = {{{}}};", fmt::join(after, ", "));
+  e.line("mithril::rt::k::pad_constant<{}>({}, {}, {}, in_shape_, before_, after_, {});", T, e.y(), e.x("input"), in.size(),
+         literal(e.f("value"), e.in("input").dtype));
+}
+
+void emit_arange(EmitContext& e) {
+  const Value& y = e.out();
+  e.line("for (int64_t i_ = 0; i_ < {}; ++i_) {}[i_] = static_cast<{}>(i_);", EmitContext::dim(y.shape[0]), e.y(),
+         EmitContext::ctype(y.dtype));
+}
+
+void flatten_json(const json& v, std::vector<const json*>& out) {
+  if (v.is_array())
+    for (auto& x : v) flatten_json(x, out);
+  else
+    out.push_back(&v);
+}
+
+void emit_constant(EmitContext& e) {
+  const Value& y = e.out();
+  std::vector<const json*> elems;
+  flatten_json(e.arg("value"), elems);
+  if (elems.empty()) return;
+  std::vector<std::string> text;
+  for (const json* v : elems) {
+    if (y.dtype == DType::boolean) text.push_back(v->get<bool>() ? "true" : "false");
+    else if (is_int(y.dtype) && v->is_number_integer()) {
+      int64_t k = v->get<int64_t>();
+      text.push_back(k == std::numeric_limits<int64_t>::min() ? "(-9223372036854775807 - 1)"
+                     : y.dtype == DType::i32 && k == std::numeric_limits<int32_t>::min() ? "(-2147483647 - 1)"
+                                                                                         : fmt::format("{}", k));
+    } else {
+      text.push_back(literal(v->get<double>(), y.dtype));
+    }
+  }
+  const char* T = EmitContext::ctype(y.dtype);
+  std::string body;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i % 16 == 0) body += "\n      ";
+    body += text[i] + ",";
+  }
+  e.line("static const {} data_[{}] = {{{}}};", T, text.size(), body);
+  e.line("std::copy(data_, data_ + {}, {});", text.size(), e.y());
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(shape) {
@@ -427,6 +632,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("dim0", ArgType::Int, json(-2), "one axis to swap; negative counts from the end")
                   .arg("dim1", ArgType::Int, json(-1), "the other axis to swap; negative counts from the end")
+                  .emit("cpu", emit_transpose)
                   .rule(transpose_rule));
 
   register_op(OpDef("Permute", "shape",
@@ -435,6 +641,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("dims", ArgType::IntList, std::nullopt,
                        "a permutation of the input's axes (each once); negative counts from the end")
+                  .emit("cpu", emit_permute)
                   .rule(permute_rule));
 
   register_op(OpDef("Squeeze", "shape",
@@ -461,6 +668,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("shape", ArgType::IntList, std::nullopt,
                        "the target sizes, aligned at the last axis; -1 keeps the input's size (not allowed in new leading axes)")
+                  .emit("cpu", emit_expand)
                   .rule(expand_rule));
 
   register_op(OpDef("Concat", "shape",
@@ -468,6 +676,7 @@ MITHRIL_REGISTER_OPS(shape) {
                     "other axis; the result's size on 'axis' is the sum (symbolic sizes add)")
                   .in_list("input").out()
                   .arg("axis", ArgType::Int, json(0), "the axis to join along; negative counts from the end")
+                  .emit("cpu", emit_concat)
                   .rule(concat_rule));
 
   register_op(OpDef("Split", "shape",
@@ -478,6 +687,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("axis", ArgType::Int, json(0), "the axis to cut; negative counts from the end")
                   .arg("sizes", ArgType::IntList, json(nullptr), "the size of each part, in order; give this or 'sections'")
                   .arg("sections", ArgType::Int, json(nullptr), "the number of equal parts; give this or 'sizes'")
+                  .emit("cpu", emit_split)
                   .rule(split_rule));
 
   register_op(OpDef("Slice", "shape",
@@ -491,6 +701,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("start", ArgType::Int, json(0), "first index taken; negative counts from the end")
                   .arg("stop", ArgType::Int, json(nullptr), "index to stop before; negative counts from the end; omitted: the end")
                   .arg("step", ArgType::Int, json(1), "stride between taken indices, nonzero; negative walks backwards")
+                  .emit("cpu", emit_slice)
                   .rule(slice_rule));
 
   register_op(OpDef("Gather", "shape",
@@ -498,6 +709,7 @@ MITHRIL_REGISTER_OPS(shape) {
                     "input[:axis] + indices.shape + input[axis+1:] (an embedding lookup with axis 0)")
                   .in("input").in("indices").out()
                   .arg("axis", ArgType::Int, json(0), "the axis the indices select along; negative counts from the end")
+                  .emit("cpu", emit_gather)
                   .rule(gather_rule));
 
   register_op(OpDef("Pad", "shape",
@@ -508,6 +720,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "(left, right) amounts, non-negative, starting from the last axis: [1, 1, 2, 2] pads W by 1 and H by 2")
                   .arg("value", ArgType::Float, json(0.0), "the fill value for mode constant; must fit the input's dtype")
                   .arg("mode", ArgType::String, json("constant"), "how to fill: constant (the only mode for now)", {"constant"})
+                  .emit("cpu", emit_pad)
                   .rule(pad_rule));
 
   register_op(OpDef("Arange", "shape",
@@ -516,6 +729,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("axis", ArgType::Int, json(-1), "the axis of 'input' whose size is n; negative counts from the end")
                   .arg("dtype", ArgType::Dtype, json("int64"), "element type of the result (integer or float)")
+                  .emit("cpu", emit_arange)
                   .rule(arange_rule));
 
   register_op(OpDef("Constant", "shape",
@@ -525,6 +739,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("value", ArgType::Any, std::nullopt,
                        "a number (true/false for bool), or nested lists of them, all lists at one depth of equal length")
                   .arg("dtype", ArgType::Dtype, json("float32"), "element type; integer types need integer values")
+                  .emit("cpu", emit_constant)
                   .rule(constant_rule));
 }
 

@@ -76,6 +76,33 @@ def main():
                 failures.append(f"bad input {args}: exit {p.returncode}, stderr lacks {expect!r}:\n{p.stderr}")
             else:
                 print(f"bad input rejected: {p.stderr.strip().splitlines()[-1]}")
+        # One binary for every batch size up to the compiled bound (N stays symbolic).
+        proj = os.path.join(tmp, "proj")
+        subprocess.run([mithril, "compile", model, "-o", proj, "--max", "N=4"], check=True, capture_output=True)
+        b = subprocess.run(f"cmake -S {proj} -B {proj}/b > /dev/null && cmake --build {proj}/b -j 2 > /dev/null",
+                           shell=True)
+        if b.returncode != 0:
+            failures.append("the --max N=4 project does not build")
+        else:
+            for batch in (1, 3, 4, 5):
+                x = rng.standard_normal((batch, 784)).astype(np.float32)
+                xp = os.path.join(tmp, f"xs{batch}.npy")
+                np.save(xp, x)
+                out = os.path.join(tmp, f"outs{batch}")
+                p = subprocess.run([os.path.join(proj, "b", "mlp"), "--input", f"input={xp}", "--weights", wpath, "-o", out],
+                                   capture_output=True, text=True)
+                if batch <= 4:
+                    h = np.maximum(x.astype(np.float64) @ w["0.weight"].T + w["0.bias"], 0)
+                    h = np.maximum(h @ w["2.weight"].T + w["2.bias"], 0)
+                    ref = h @ w["4.weight"].T + w["4.bias"]
+                    ok = p.returncode == 0 and np.allclose(np.load(os.path.join(out, "output.npy")), ref, rtol=1e-5, atol=1e-5)
+                    print(f"symbolic N: batch {batch} {'ok' if ok else 'FAILED'}")
+                    if not ok:
+                        failures.append(f"symbolic N, batch {batch}: exit {p.returncode} {p.stderr}")
+                elif p.returncode == 0 or "exceeds the bound compiled in, 4" not in p.stderr or os.path.exists(out):
+                    failures.append(f"batch 5 over the bound 4 was not refused cleanly: exit {p.returncode} {p.stderr}")
+                else:
+                    print(f"symbolic N: batch 5 refused: {p.stderr.strip()}")
     for f in failures:
         print("FAIL:", f)
     sys.exit(1 if failures else 0)
