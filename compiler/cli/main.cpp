@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
   // compile
   auto* compile = app.add_subcommand("compile", "Generate a standalone C++ project for a model.");
   std::string out_dir, target = "cpu", project_name;
+  std::string weights, save_weights, seed = "0", bench;
   std::vector<std::string> max_dims;
   compile->add_option("MODEL", model_path, "model file")->required();
   compile->add_option("-o,--output", out_dir, "folder to write the project into")->required();
@@ -127,11 +128,13 @@ int main(int argc, char** argv) {
   compile->add_option("--max", max_dims, "upper bound of a dim left to run time (N=256); the arena is planned for it")
       ->type_name("DIM=VALUE");
   compile->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
+  bool embed_weights = false;
+  compile->add_option("--weights", weights, "safetensors file to check against the model now (every parameter, exact shapes)");
+  compile->add_flag("--embed-weights", embed_weights, "compile the --weights into the binary (one-file deployment)");
 
   // run
   auto* run = app.add_subcommand("run", "Compile (cached), build and run a model on .npy inputs, writing OUTDIR/<output>.npy.");
   std::vector<std::string> run_inputs;
-  std::string weights, save_weights, seed = "0", bench;
   bool init_missing = false;
   run->add_option("MODEL", model_path, "model file")->required();
   run->add_option("--input", run_inputs, "an input's data (input=x.npy); its shape binds the model's dims")->type_name("NAME=FILE");
@@ -198,6 +201,8 @@ int main(int argc, char** argv) {
         copts.max[k] = v[0];
       }
       if (*compile) {
+        copts.weights = weights;
+        copts.embed_weights = embed_weights;
         std::string name = compile_model(model_path, out_dir, copts);
         std::cout << "wrote " << out_dir << ": build it with `cmake -S " << out_dir << " -B " << out_dir
                   << "/build && cmake --build " << out_dir << "/build -j`, then run " << out_dir << "/build/" << name << "\n";

@@ -17,6 +17,8 @@ struct GeneratedFile {
 struct CpuOptions {
   std::string name;    // project, binary and file stem (a C identifier)
   std::string source;  // the model file, for comments
+  std::string weights;  // a safetensors file checked against the model at compile time
+  bool embed_weights = false;  // and embedded into the generated source (<name>_weights.cpp)
 };
 
 // Every file of the project, runtime included. Deterministic: the same plan gives the same bytes.

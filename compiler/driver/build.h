@@ -15,6 +15,8 @@ struct CompileOptions {
   std::map<std::string, int64_t> max;  // --max N=256
   std::string name;                    // --name; default: the model's name
   std::string target = "cpu";
+  std::string weights;         // --weights: checked at compile time
+  bool embed_weights = false;  // --embed-weights
   bool require_all_inputs = false;  // `run`: every model input must have been given (and so bound)
 };
 

@@ -172,7 +172,7 @@ void emit_reduce(EmitContext& e) {
   std::string src = e.x("input");
   for (size_t r = runs.size(); r-- > 0;) {
     auto [a, b] = runs[r];
-    std::string dst = r == 0 ? e.y() : fmt::format("stage[{}]", (runs.size() - 1 - r) % 2);
+    std::string dst = r == 0 ? e.y() : fmt::format("stage_[{}]", (runs.size() - 1 - r) % 2);
     e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {});", kernel, T, dst, src, EmitContext::numel(cur, 0, a),
            EmitContext::numel(cur, a, b), EmitContext::numel(cur, b, cur.size()));
     cur.erase(cur.begin() + static_cast<long>(a), cur.begin() + static_cast<long>(b));

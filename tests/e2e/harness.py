@@ -91,6 +91,15 @@ class Runner:
             self.failures.append(f"{what}: {err} (rtol {rtol}, atol {atol})")
 
     def finish(self):
+        # Generated code must compile warning-free (-Wall -Wextra are on in every generated project).
+        cache = self.env["MITHRIL_CACHE_DIR"]
+        if os.path.isdir(cache):
+            for entry in sorted(os.listdir(cache)):
+                log = os.path.join(cache, entry, "build.log")
+                if os.path.exists(log):
+                    warnings = [l for l in open(log, errors="replace") if "warning:" in l]
+                    if warnings:
+                        self.failures.append(f"{entry}: the generated code compiles with warnings:\n" + "".join(warnings[:10]))
         for f in self.failures:
             print("FAIL:", f)
         return 1 if self.failures else 0

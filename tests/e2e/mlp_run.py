@@ -103,6 +103,36 @@ def main():
                     failures.append(f"batch 5 over the bound 4 was not refused cleanly: exit {p.returncode} {p.stderr}")
                 else:
                     print(f"symbolic N: batch 5 refused: {p.stderr.strip()}")
+        # --embed-weights: the weights compiled into the binary, used when no --weights is given.
+        emb = os.path.join(tmp, "embedded")
+        subprocess.run([mithril, "compile", model, "-o", emb, "--shape", "N=2", "--weights", wpath, "--embed-weights"],
+                       check=True, capture_output=True)
+        b = subprocess.run(f"cmake -S {emb} -B {emb}/b > /dev/null && cmake --build {emb}/b -j 2 > /dev/null", shell=True)
+        x = rng.standard_normal((2, 784)).astype(np.float32)
+        xp = os.path.join(tmp, "xe.npy")
+        np.save(xp, x)
+        p = subprocess.run([os.path.join(emb, "b", "mlp"), "--input", f"input={xp}", "-o", os.path.join(tmp, "oute")],
+                           capture_output=True, text=True)
+        h = np.maximum(x.astype(np.float64) @ w["0.weight"].T + w["0.bias"], 0)
+        h = np.maximum(h @ w["2.weight"].T + w["2.bias"], 0)
+        ref = h @ w["4.weight"].T + w["4.bias"]
+        if b.returncode != 0 or p.returncode != 0 or not np.allclose(np.load(os.path.join(tmp, "oute", "output.npy")), ref,
+                                                                      rtol=1e-5, atol=1e-5):
+            failures.append(f"embedded weights: build {b.returncode}, run {p.returncode} {p.stderr}")
+        else:
+            print("embedded weights: ok")
+        # A weights file that does not match the model is refused at compile time, and nothing is written.
+        bad_w = dict(w)
+        bad_w["4.weight"] = bad_w["4.weight"][:9]
+        bpath = os.path.join(tmp, "badshape.safetensors")
+        save_safetensors(bpath, bad_w)
+        p = subprocess.run([mithril, "compile", model, "-o", os.path.join(tmp, "never"), "--shape", "N=2", "--weights", bpath],
+                           capture_output=True, text=True)
+        if p.returncode != 1 or "parameter '4.weight' expected float32[10,512], file holds float32[9,512]" not in p.stderr \
+                or os.path.exists(os.path.join(tmp, "never")):
+            failures.append(f"mismatched weights at compile time: exit {p.returncode} {p.stderr}")
+        else:
+            print(f"mismatched weights refused: {p.stderr.strip()}")
     for f in failures:
         print("FAIL:", f)
     sys.exit(1 if failures else 0)
