@@ -139,8 +139,8 @@ void emit_reduce(EmitContext& e) {
   auto runs = reduced_runs(mask);
   std::string extra = op == "Variance" ? fmt::format(", {}", e.i("correction")) : "";
   const char* kernel = reduce_kernel(op);
-  if (runs.empty()) {  // a scalar input reduced over every axis: the value itself
-    e.line("{}[0] = {}[0];", e.y(), e.x("input"));
+  if (runs.empty()) {  // a scalar input: one element, reduced by the kernel (Variance of it is 0 or NaN)
+    e.line("mithril::rt::k::{}<{}>({}, {}, 1, 1, 1{});", kernel, T, e.y(), e.x("input"), extra);
     return;
   }
   if (runs.size() == 1) {
@@ -149,7 +149,12 @@ void emit_reduce(EmitContext& e) {
            EmitContext::numel(in, a, b), EmitContext::numel(in, b, in.size()), extra);
     return;
   }
+  if (e.scratch() == "nullptr") {  // no working memory planned: the input has no elements
+    e.line("mithril::rt::k::{}<{}>({}, {}, {}, 0, 1{});", kernel, T, e.y(), e.x("input"), EmitContext::numel(e.out().shape), extra);
+    return;
+  }
   if (op == "Variance") {
+    if (in.size() > 8) e.unsupported("Variance over separate axes of a tensor of rank above 8");
     std::vector<int64_t> perm;
     std::vector<std::string> dims;
     Shape kept, red;

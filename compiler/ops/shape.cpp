@@ -419,6 +419,7 @@ void emit_permute_to(EmitContext& e, const std::vector<int64_t>& perm) {
     emit_copy(e);
     return;
   }
+  if (in.size() > 8) e.unsupported("a rank above 8");
   e.line("const int64_t shape_[] = {};", dims_list(in));
   e.line("const int64_t perm_[] = {{{}}};", fmt::join(perm, ", "));
   e.line("mithril::rt::k::permute<{}>({}, {}, {}, shape_, perm_);", e.ctype_of("input"), e.y(), e.x("input"), in.size());
@@ -446,6 +447,7 @@ void emit_expand(EmitContext& e) {
     emit_copy(e);
     return;
   }
+  if (out.size() > 8) e.unsupported("a rank above 8");
   Shape padded(out.size() - in.size(), Dim(1));
   padded.insert(padded.end(), in.begin(), in.end());
   e.line("const int64_t in_shape_[] = {};", dims_list(padded));
@@ -554,6 +556,7 @@ void emit_pad(EmitContext& e) {
     emit_copy(e);
     return;
   }
+  if (in.size() > 8) e.unsupported("a rank above 8");
   std::vector<int64_t> before(in.size(), 0), after(in.size(), 0);
   for (size_t j = 0; j < pads.size() / 2; ++j) {
     before[in.size() - 1 - j] = pads[2 * j];
