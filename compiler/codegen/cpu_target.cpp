@@ -63,7 +63,7 @@ std::string shape_comment(const Value& v) { return fmt::format("{}{}", dtype_nam
 // `const int64_t N = d.N;` for every run-time dim, so dim expressions read as in the model.
 std::string dim_locals(const ProgramPlan& p, const std::string& from) {
   std::string out = fmt::format("  (void){};\n", from);
-  for (auto& s : p.symbols) out += fmt::format("  const int64_t {0} = {1}.{0};\n  (void){0};\n", s, from);
+  for (auto& s : p.symbols) out += fmt::format("  const int64_t {2}{0} = {1}.{0};\n  (void){2}{0};\n", s, from, kDimPrefix);
   return out;
 }
 

@@ -32,7 +32,7 @@ const char* EmitContext::ctype(DType t) {
 
 std::string EmitContext::dim(const Dim& d) {
   if (auto c = d.as_const()) return std::to_string(*c);
-  return "(" + d.c_expr() + ")";
+  return "(" + d.c_expr(kDimPrefix) + ")";
 }
 
 std::string EmitContext::numel(const Shape& s) { return numel(s, 0, s.size()); }

@@ -10,6 +10,10 @@
 
 namespace mithril {
 
+// Run-time dims are locals named `dim_N` in generated code, so a dim called `i`
+// or `rest` never meets a loop variable of the same name.
+inline constexpr const char* kDimPrefix = "dim_";
+
 class EmitContext {
  public:
   EmitContext(const ProgramPlan& plan, const Node& node, std::string& out) : plan_(plan), node_(node), out_(out) {}

@@ -1,5 +1,6 @@
 #include "codegen/plan.h"
 
+#include "codegen/emit.h"
 #include "ops/registry.h"
 
 #include <algorithm>
@@ -94,7 +95,7 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
                                 "char", "auto", "new", "delete", "class", "struct", "return", "default", "case",
                                 "switch", "for", "while", "do", "if", "else", "const", "static", "this", "void",
                                 "operator", "template", "typename", "namespace", "using", "std", "rt", "mithril"};
-  for (auto& s : syms) used.insert(s);
+  for (auto& s : syms) used.insert(std::string(kDimPrefix) + s);
   for (auto& v : g.values) {
     std::string base = c_identifier(v.name.empty() ? "t" + std::to_string(v.id) : v.name);
     std::string name = base;

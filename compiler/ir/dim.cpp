@@ -216,7 +216,7 @@ std::string Dim::str() const {
   return out;
 }
 
-std::string Dim::c_expr() const {
+std::string Dim::c_expr(const std::string& symbol_prefix) const {
   if (terms_.empty()) return "int64_t{0}";
   std::string out;
   for (auto& [m, c] : terms_) {
@@ -229,7 +229,9 @@ std::string Dim::c_expr() const {
           std::lock_guard<std::mutex> lock(atoms_mutex());
           fd = floordiv_atoms().at(atom);
         }
-        a = fmt::format("mithril::rt::floordiv({}, int64_t{{{}}})", fd.num.c_expr(), fd.den);
+        a = fmt::format("mithril::rt::floordiv({}, int64_t{{{}}})", fd.num.c_expr(symbol_prefix), fd.den);
+      } else {
+        a = symbol_prefix + atom;
       }
       term += (term.empty() ? "" : " * ") + a;
     }

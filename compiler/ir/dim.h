@@ -39,7 +39,7 @@ class Dim {
   std::string str() const;  // canonical, e.g. "N*784", "(H-1)//2+1"
   // A C++ expression over int64_t variables named like the symbols; floor
   // divisions print as mithril::rt::floordiv(a, d).
-  std::string c_expr() const;
+  std::string c_expr(const std::string& symbol_prefix = "") const;
 
   friend Dim operator+(const Dim& a, const Dim& b);
   friend Dim operator-(const Dim& a, const Dim& b);

@@ -16,7 +16,7 @@ void parse_shape_binding(const std::string& text, ShapeBindings& out) {
   std::string name = text.substr(0, eq);
   std::vector<int64_t> dims;
   std::string rest = text.substr(eq + 1);
-  size_t p = 0;
+  size_t p = rest.empty() ? 1 : 0;  // "NAME=" is a scalar: no sizes
   while (p <= rest.size()) {
     size_t q = rest.find(',', p);
     if (q == std::string::npos) q = rest.size();

@@ -53,3 +53,25 @@ TEST_CASE("every run-time dim needs a bound", "[plan]") {
   CHECK(c_identifier("block1.conv2") == "block1_conv2");
   CHECK(c_identifier("0.weight") == "v0_weight");
 }
+
+#include "codegen/cpu_target.h"
+
+TEST_CASE("run-time dims never collide with names in generated code", "[plan]") {
+  // A dim named like the elementwise loop's index: generated code refers to it as dim_i.
+  Graph g = test::check_text("name: t\ninputs: {x: {shape: [i, 4]}}\nlayers:\n  - Relu\n  - Tanh\n");
+  ProgramPlan p = plan_program(g, {{"i", 8}});
+  auto files = emit_cpu_project(p, {"t", "t.yaml", "", false});
+  std::string src;
+  for (auto& f : files)
+    if (f.path == "t.cpp") src = f.text;
+  CHECK_THAT(src, Contains("const int64_t dim_i = d.i;"));
+  CHECK_THAT(src, Contains("for (int64_t i = 0; i < (int64_t{4} * dim_i); ++i)"));
+}
+
+TEST_CASE("a scalar input's shape can be given on the command line", "[plan]") {
+  ShapeBindings b;
+  parse_shape_binding("s=", b);
+  CHECK(b.inputs.at("s").empty());
+  Graph g = test::check_text("name: t\ninputs: {s: {shape: []}, x: {shape: [N]}}\nlayers:\n  - {op: Multiply, left: x, right: s}\n", {"s=", "x=3"});
+  CHECK(test::output_type(g) == "float32[3]");
+}
