@@ -145,6 +145,11 @@ int main(int argc, char** argv) {
   run->add_option("--save-weights", save_weights, "write the parameters used to a safetensors file");
   run->add_option("--bench", bench, "also time N runs after a warm-up and print the median");
   run->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
+  std::string mode = "eval";
+  for (auto* sub : {compile, run})
+    sub->add_option("--mode", mode, "eval (default): BatchNorm uses running statistics, Dropout is the identity; "
+                                    "train: batch statistics (running ones updated) and Dropout masks")
+        ->check(CLI::IsMember({"eval", "train"}));
 
   // ops
   auto* ops = app.add_subcommand("ops", "List the primitive ops, or describe one.");
@@ -190,6 +195,7 @@ int main(int argc, char** argv) {
     if (*compile || *run) {
       CompileOptions copts;
       copts.target = target;
+      copts.training = mode == "train";
       copts.name = project_name;
       copts.check.flatten.args = parse_arg_overrides(arg_overrides);
       for (auto& s : shapes) parse_shape_binding(s, copts.check.pipeline.shapes);

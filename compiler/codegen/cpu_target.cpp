@@ -109,8 +109,10 @@ struct Printer {
     s += fmt::format("  // Sizes left to run time.\n  struct Dims {{\n{}  }};\n", fields);
     s += fmt::format("  static constexpr int64_t kArenaBytes = {};\n  static constexpr int64_t kWeightBytes = {};\n", p.arena_bytes,
                      p.weight_bytes);
-    s += fmt::format("  static constexpr bool kEmbeddedWeights = {};  // weights compiled into the binary (--embed-weights)\n\n",
+    s += fmt::format("  static constexpr bool kEmbeddedWeights = {};  // weights compiled into the binary (--embed-weights)\n",
                      o.embed_weights ? "true" : "false");
+    s += fmt::format("  static constexpr bool kTraining = {};  // compiled with --mode {}\n\n", p.training ? "true" : "false",
+                     p.training ? "train" : "eval");
     s += fmt::format("  {}();\n\n", cls);
     s += R"CPP(  // Parameters and state, named as in the model (PyTorch layouts and names).
   struct Weight {
@@ -148,6 +150,7 @@ struct Printer {
  private:
   mithril::rt::Arena arena_;
   mithril::rt::Arena weights_;
+  mithril::rt::Rng rng_{0};  // random ops in training code (Dropout masks); reseeded by init/load
 };
 )CPP";
     return s;
@@ -219,6 +222,7 @@ struct Printer {
     s += "  };\n  return w;\n}\n\n";
     s += fmt::format(R"CPP(void {0}::init_weights(uint64_t seed) {{
   rt::Rng rng(seed);
+  rng_ = rt::Rng(seed ^ 0x9E3779B97F4A7C15ull);
   for (auto& w : weights()) {{
     int64_t n = 1;
     for (int64_t d : w.shape) n *= d;
@@ -230,6 +234,7 @@ struct Printer {
 void {0}::load_weights(const std::string& path, bool init_missing, uint64_t seed) {{
   rt::SafetensorsFile file(path);
   rt::Rng rng(seed);
+  rng_ = rt::Rng(seed ^ 0x9E3779B97F4A7C15ull);
   for (auto& w : weights()) {{
     int64_t n = 1;
     for (int64_t d : w.shape) n *= d;
@@ -323,8 +328,9 @@ void {0}::save_weights(const std::string& path) const {{
     for (int id : p.weights) {
       const Value& v = g.value(id);
       const char* T = EmitContext::ctype(v.dtype);
-      s += fmt::format("  const {0}* const {1} = reinterpret_cast<const {0}*>(weights + {2});  // {3} {4}\n", T, p.ident[id], p.offset[id],
-                       v.name, shape_comment(v));
+      std::string cv = v.kind == ValueKind::State && p.training ? "" : "const ";  // training updates state
+      s += fmt::format("  {5}{0}* const {1} = reinterpret_cast<{5}{0}*>(weights + {2});  // {3} {4}\n", T, p.ident[id], p.offset[id],
+                       v.name, shape_comment(v), cv);
     }
     s += "\n  // Intermediates and outputs, placed in the arena by the memory plan.\n";
     for (auto& v : g.values)

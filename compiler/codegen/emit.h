@@ -19,6 +19,10 @@ class EmitContext {
   EmitContext(const ProgramPlan& plan, const Node& node, std::string& out) : plan_(plan), node_(node), out_(out) {}
 
   const Node& node() const { return node_; }
+  // Training or inference, a compile-time setting ops honour (the seed's conditional execution).
+  // In training code, state (BatchNorm running statistics) is writable and `rng_` (mithril::rt::Rng,
+  // seeded by the model's seed) is available for random ops.
+  bool training() const { return plan_.training; }
   const OpDef& op() const { return *node_.op; }
   const json& arg(const std::string& name) const { return node_.attrs.at(name); }
   int64_t i(const std::string& name) const { return arg(name).get<int64_t>(); }

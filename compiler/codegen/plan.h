@@ -14,6 +14,7 @@ namespace mithril {
 
 struct ProgramPlan {
   Graph graph;
+  bool training = false;               // --mode train: BatchNorm uses batch statistics, Dropout masks
   std::vector<std::string> ident;      // per value: a unique C++ identifier (`fc1_weight`, `block1_conv2`)
   std::vector<int64_t> offset;         // per value: byte offset in the arena (Temp) or weight block (Param/State); -1 for inputs
   std::vector<int64_t> bytes;          // per value: size in bytes at the dims' upper bounds

@@ -27,6 +27,7 @@ static std::vector<GeneratedFile> generate(const std::string& model_path, const 
         fail(SourceLoc{model_path, 0, 0}, "missing input '{}': pass --input {}=FILE.npy", g.value(id).name, g.value(id).name);
   name = c_identifier(opts.name.empty() ? g.name : opts.name);
   ProgramPlan plan = plan_program(std::move(g), opts.max);
+  plan.training = opts.training;
   return emit_cpu_project(plan, {name, fs::path(model_path).filename().string(), opts.weights, opts.embed_weights});
 }
 

@@ -17,6 +17,7 @@ struct CompileOptions {
   std::string target = "cpu";
   std::string weights;         // --weights: checked at compile time
   bool embed_weights = false;  // --embed-weights
+  bool training = false;       // --mode train
   bool require_all_inputs = false;  // `run`: every model input must have been given (and so bound)
 };
 

@@ -75,3 +75,10 @@ TEST_CASE("a scalar input's shape can be given on the command line", "[plan]") {
   Graph g = test::check_text("name: t\ninputs: {s: {shape: []}, x: {shape: [N]}}\nlayers:\n  - {op: Multiply, left: x, right: s}\n", {"s=", "x=3"});
   CHECK(test::output_type(g) == "float32[3]");
 }
+
+TEST_CASE("every op can be generated for the CPU", "[plan]") {
+  for (auto* op : all_ops()) {
+    INFO(op->name);
+    CHECK(op->emitters.count("cpu") == 1);
+  }
+}
