@@ -18,15 +18,6 @@
 namespace mithril {
 namespace {
 
-// Names of the spatial axes, for messages.
-std::string axis_name(size_t spatial, size_t i) {
-  if (spatial == 1) return "length";
-  if (spatial == 2) return i == 0 ? "height" : "width";
-  return fmt::format("spatial axis {}", i);
-}
-
-std::string list_str(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
-
 struct ConvGeometry {
   std::vector<int64_t> kernel, stride, padding, dilation;
 };
@@ -36,10 +27,10 @@ ConvGeometry read_geometry(InferContext& c, size_t spatial) {
   ConvGeometry g{c.ints("kernel_size", spatial), c.ints("stride", spatial), c.ints("padding", spatial),
                  c.ints("dilation", spatial)};
   for (size_t i = 0; i < spatial; ++i) {
-    if (g.kernel[i] <= 0) c.fail_arg("kernel_size", "'kernel_size' must be positive, found {}", list_str(g.kernel));
-    if (g.stride[i] <= 0) c.fail_arg("stride", "'stride' must be positive, found {}", list_str(g.stride));
-    if (g.padding[i] < 0) c.fail_arg("padding", "'padding' must be non-negative, found {}", list_str(g.padding));
-    if (g.dilation[i] <= 0) c.fail_arg("dilation", "'dilation' must be positive, found {}", list_str(g.dilation));
+    if (g.kernel[i] <= 0) c.fail_arg("kernel_size", "'kernel_size' must be positive, found {}", ints_str(g.kernel));
+    if (g.stride[i] <= 0) c.fail_arg("stride", "'stride' must be positive, found {}", ints_str(g.stride));
+    if (g.padding[i] < 0) c.fail_arg("padding", "'padding' must be non-negative, found {}", ints_str(g.padding));
+    if (g.dilation[i] <= 0) c.fail_arg("dilation", "'dilation' must be positive, found {}", ints_str(g.dilation));
   }
   return g;
 }
@@ -80,7 +71,7 @@ void conv_rule(InferContext& c, size_t spatial) {
     if (auto v = o.as_const(); v && *v <= 0)
       c.fail("the output would be empty: input {} {} plus padding 2*{} is smaller than the effective kernel {} "
              "(kernel_size {}, dilation {}); input {}",
-             axis_name(spatial, i), size.str(), g.padding[i], effective, g.kernel[i], g.dilation[i],
+             spatial_axis_name(spatial, i), size.str(), g.padding[i], effective, g.kernel[i], g.dilation[i],
              type_str(c.dtype("input"), in));
     out.push_back(o);
   }
@@ -105,13 +96,13 @@ void conv_transpose_rule(InferContext& c, size_t spatial) {
   auto output_padding = c.ints("output_padding", spatial);
   for (size_t i = 0; i < spatial; ++i) {
     if (output_padding[i] < 0)
-      c.fail_arg("output_padding", "'output_padding' must be non-negative, found {}", list_str(output_padding));
+      c.fail_arg("output_padding", "'output_padding' must be non-negative, found {}", ints_str(output_padding));
     // PyTorch (Convolution.cpp): output padding must be smaller than either stride or dilation.
     if (output_padding[i] >= g.stride[i] && output_padding[i] >= g.dilation[i])
       c.fail_arg("output_padding",
                  "'output_padding' must be smaller than either stride or dilation, found output_padding {} with "
                  "stride {} and dilation {} along the {}",
-                 output_padding[i], g.stride[i], g.dilation[i], axis_name(spatial, i));
+                 output_padding[i], g.stride[i], g.dilation[i], spatial_axis_name(spatial, i));
   }
   Shape in = c.shape("input");  // a copy: creating parameters may move the graph's values
   Shape out = {in[0], Dim(out_ch)};
@@ -119,7 +110,7 @@ void conv_transpose_rule(InferContext& c, size_t spatial) {
     const Dim& size = in[2 + i];
     Dim o = (size - 1) * g.stride[i] - 2 * g.padding[i] + g.dilation[i] * (g.kernel[i] - 1) + output_padding[i] + 1;
     if (auto v = o.as_const(); v && *v <= 0)
-      c.fail("the output would be empty: {} {} = ({}-1)*{} - 2*{} + {}*({}-1) + {} + 1 for input {}", axis_name(spatial, i),
+      c.fail("the output would be empty: {} {} = ({}-1)*{} - 2*{} + {}*({}-1) + {} + 1 for input {}", spatial_axis_name(spatial, i),
              *v, size.str(), g.stride[i], g.padding[i], g.dilation[i], g.kernel[i], output_padding[i],
              type_str(c.dtype("input"), in));
     out.push_back(o);

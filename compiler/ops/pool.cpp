@@ -20,14 +20,6 @@
 namespace mithril {
 namespace {
 
-std::string axis_name(size_t spatial, size_t i) {
-  if (spatial == 1) return "length";
-  if (spatial == 2) return i == 0 ? "height" : "width";
-  return fmt::format("spatial axis {}", i);
-}
-
-std::string list_str(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
-
 void pool_rule(InferContext& c, size_t spatial, bool has_dilation) {
   c.expect_float("input");
   if (c.rank("input") != spatial + 2) {
@@ -41,13 +33,13 @@ void pool_rule(InferContext& c, size_t spatial, bool has_dilation) {
   auto dilation = has_dilation ? c.ints("dilation", spatial) : std::vector<int64_t>(spatial, 1);
   bool ceil_mode = c.b("ceil_mode");
   for (size_t i = 0; i < spatial; ++i) {
-    if (kernel[i] <= 0) c.fail_arg("kernel_size", "'kernel_size' must be positive, found {}", list_str(kernel));
-    if (stride[i] <= 0) c.fail_arg("stride", "'stride' must be positive, found {}", list_str(stride));
-    if (dilation[i] <= 0) c.fail_arg("dilation", "'dilation' must be positive, found {}", list_str(dilation));
-    if (padding[i] < 0) c.fail_arg("padding", "'padding' must be non-negative, found {}", list_str(padding));
+    if (kernel[i] <= 0) c.fail_arg("kernel_size", "'kernel_size' must be positive, found {}", ints_str(kernel));
+    if (stride[i] <= 0) c.fail_arg("stride", "'stride' must be positive, found {}", ints_str(stride));
+    if (dilation[i] <= 0) c.fail_arg("dilation", "'dilation' must be positive, found {}", ints_str(dilation));
+    if (padding[i] < 0) c.fail_arg("padding", "'padding' must be non-negative, found {}", ints_str(padding));
     if (padding[i] > kernel[i] / 2)
       c.fail_arg("padding", "'padding' must be at most half the kernel size, found padding {} with kernel_size {}",
-                 list_str(padding), list_str(kernel));
+                 ints_str(padding), ints_str(kernel));
   }
   Shape in = c.shape("input");
   Shape out = {in[0], in[1]};
@@ -70,12 +62,12 @@ void pool_rule(InferContext& c, size_t spatial, bool has_dilation) {
                  "ceil_mode needs a known input {} here, found symbolic {}: with kernel_size {}, stride {} and "
                  "padding {} the output size depends on whether the last window starts in the padding (bind it "
                  "with --shape)",
-                 axis_name(spatial, i), size.str(), k, s, p);
+                 spatial_axis_name(spatial, i), size.str(), k, s, p);
     }
     if (auto v = o.as_const(); v && *v <= 0)
       c.fail("the output would be empty: input {} {} plus padding 2*{} is smaller than the effective kernel {} "
              "(kernel_size {}, dilation {}); input {}",
-             axis_name(spatial, i), size.str(), p, effective, k, d, type_str(c.dtype("input"), in));
+             spatial_axis_name(spatial, i), size.str(), p, effective, k, d, type_str(c.dtype("input"), in));
     out.push_back(o);
   }
   c.out("output", c.dtype("input"), out);

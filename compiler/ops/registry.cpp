@@ -178,6 +178,14 @@ json resolve_args(const OpDef& op, const json& given, const std::map<std::string
 
 std::string type_str(DType t, const Shape& s) { return fmt::format("{}{}", dtype_name(t), shape_str(s)); }
 
+std::string ints_str(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
+
+std::string spatial_axis_name(size_t spatial, size_t i) {
+  if (spatial == 1) return "length";
+  if (spatial == 2) return i == 0 ? "height" : "width";
+  return fmt::format("spatial axis {}", i);
+}
+
 InferContext::InferContext(Graph& g, int node_id) : g_(g), node_(node_id) {}
 
 void InferContext::raise(const std::string& msg, const std::string& arg) const {
@@ -294,6 +302,23 @@ int64_t InferContext::axis(int64_t a, size_t rank, const std::string& argname) c
     fail_arg(argname, "'{}': axis {} is out of range for rank {} (valid: {}..{})", argname, a, rank, -r, r - 1);
   }
   return a < 0 ? a + r : a;
+}
+
+std::vector<int64_t> InferContext::axes(const std::string& argname, size_t rank) const {
+  std::vector<int64_t> given = int_list(argname), out;
+  for (int64_t a : given) {
+    int64_t k = axis(a, rank, argname);
+    for (size_t j = 0; j < out.size(); ++j)
+      if (out[j] == k) {
+        int chain = op().chain_input();
+        std::string of = chain >= 0 && has(op().inputs[chain].name)
+                             ? " for input " + type_str(in(op().inputs[chain].name).dtype, in(op().inputs[chain].name).shape)
+                             : "";
+        fail_arg(argname, "'{}' {} names axis {} twice ({} and {}){}", argname, ints_str(given), k, given[j], a, of);
+      }
+    out.push_back(k);
+  }
+  return out;
 }
 
 void InferContext::expect_float(const std::string& port) const {

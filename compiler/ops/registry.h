@@ -166,6 +166,8 @@ class InferContext {
 
   // Common checks.
   int64_t axis(int64_t a, size_t rank, const std::string& argname) const;  // normalizes negative axes
+  // An int-or-list argument of axes, normalized against `rank`; naming an axis twice is an error.
+  std::vector<int64_t> axes(const std::string& argname, size_t rank) const;
   void expect_float(const std::string& port) const;
   void expect_int(const std::string& port) const;
   void expect_numeric(const std::string& port) const;  // not bool
@@ -186,5 +188,8 @@ class InferContext {
 // NumPy broadcasting; nullopt when the shapes are incompatible.
 std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b);
 std::string type_str(DType t, const Shape& s);  // "float32[N, 784]"
+std::string ints_str(const std::vector<int64_t>& v);  // "[1, -2]"
+// "length" (1-D), "height"/"width" (2-D): spatial axes of convolutions and pools, for messages.
+std::string spatial_axis_name(size_t spatial, size_t i);
 
 }  // namespace mithril

@@ -13,23 +13,9 @@
 namespace mithril {
 namespace {
 
-std::string join_ints(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
 
 std::string input_type(const InferContext& c, const std::string& port = "input", size_t i = 0) {
   return type_str(c.dtype(port, i), c.shape(port, i));
-}
-
-// Axes from an int-or-list argument, normalized against `rank`; repeats are an error.
-std::vector<int64_t> distinct_axes(const InferContext& c, const std::string& argname, size_t rank) {
-  std::vector<int64_t> given = c.int_list(argname), out;
-  for (int64_t a : given) {
-    int64_t k = c.axis(a, rank, argname);
-    for (size_t j = 0; j < out.size(); ++j)
-      if (out[j] == k)
-        c.fail_arg(argname, "'{}' {} names axis {} twice ({} and {})", argname, join_ints(given), k, given[j], a);
-    out.push_back(k);
-  }
-  return out;
 }
 
 // ---- Reshape, Flatten -------------------------------------------------------
@@ -44,17 +30,17 @@ void reshape_rule(InferContext& c) {
     int64_t v = spec[k];
     if (v == -1) {
       if (infer_at >= 0)
-        c.fail_arg("shape", "'shape' {} has more than one -1; at most one size can be inferred", join_ints(spec));
+        c.fail_arg("shape", "'shape' {} has more than one -1; at most one size can be inferred", ints_str(spec));
       infer_at = static_cast<int>(k);
       continue;
     }
     if (v < -1)
       c.fail_arg("shape", "'shape' {} has {} at position {}; a size is positive, 0 (copy the input's size there) or -1 (infer it)",
-                 join_ints(spec), v, k);
+                 ints_str(spec), v, k);
     if (v == 0) {
       if (k >= in.size())
         c.fail_arg("shape", "'shape' {} has 0 at position {}, which copies the input's size there, but the input {} has rank {}",
-                   join_ints(spec), k, input_type(c), in.size());
+                   ints_str(spec), k, input_type(c), in.size());
       out[k] = in[k];
     } else {
       out[k] = Dim(v);
@@ -64,17 +50,17 @@ void reshape_rule(InferContext& c) {
   Dim total = numel(in);
   if (infer_at >= 0) {
     if (known == Dim(0))
-      c.fail_arg("shape", "cannot infer the -1 in 'shape' {}: the other sizes multiply to 0 (input {})", join_ints(spec),
+      c.fail_arg("shape", "cannot infer the -1 in 'shape' {}: the other sizes multiply to 0 (input {})", ints_str(spec),
                  input_type(c));
     auto q = total.exact_div(known);
     if (!q)
       c.fail_arg("shape", "cannot reshape {} to {}: the input's {} elements are not {}a multiple of {}, the product of the other sizes",
-                 input_type(c), join_ints(spec), total.str(), total.is_const() && known.is_const() ? "" : "known to be ",
+                 input_type(c), ints_str(spec), total.str(), total.is_const() && known.is_const() ? "" : "known to be ",
                  known.str());
     out[infer_at] = *q;
   } else if (numel(out) != total) {
     c.fail_arg("shape", "cannot reshape {} ({} elements) to {} = {} ({} elements)", input_type(c), total.str(),
-               join_ints(spec), shape_str(out), numel(out).str());
+               ints_str(spec), shape_str(out), numel(out).str());
   }
   c.out("output", c.dtype("input"), out);
 }
@@ -107,10 +93,10 @@ void permute_rule(InferContext& c) {
   const Shape& in = c.shape("input");
   std::vector<int64_t> dims = c.int_list("dims");
   if (dims.size() != in.size())
-    c.fail_arg("dims", "'dims' {} has {} entries but the input {} has rank {}; list every axis once", join_ints(dims),
+    c.fail_arg("dims", "'dims' {} has {} entries but the input {} has rank {}; list every axis once", ints_str(dims),
                dims.size(), input_type(c), in.size());
   Shape out;
-  for (int64_t k : distinct_axes(c, "dims", in.size())) out.push_back(in[k]);
+  for (int64_t k : c.axes("dims", in.size())) out.push_back(in[k]);
   c.out("output", c.dtype("input"), out);
 }
 
@@ -120,7 +106,7 @@ void squeeze_rule(InferContext& c) {
   if (c.is_null("axis")) {
     for (size_t k = 0; k < in.size(); ++k) drop[k] = in[k] == Dim(1);
   } else {
-    for (int64_t k : distinct_axes(c, "axis", in.size())) {
+    for (int64_t k : c.axes("axis", in.size())) {
       if (in[k] != Dim(1))
         c.fail_arg("axis", "cannot squeeze axis {} of input {}: its size is {}{}, not 1", k, input_type(c), in[k].str(),
                    in[k].is_const() ? "" : " (symbolic)");
@@ -137,7 +123,7 @@ void unsqueeze_rule(InferContext& c) {
   const Shape& in = c.shape("input");
   size_t rank = in.size() + c.int_list("axis").size();
   std::vector<bool> inserted(rank, false);
-  for (int64_t k : distinct_axes(c, "axis", rank)) inserted[k] = true;
+  for (int64_t k : c.axes("axis", rank)) inserted[k] = true;
   Shape out;
   size_t next = 0;
   for (size_t k = 0; k < rank; ++k) out.push_back(inserted[k] ? Dim(1) : in[next++]);
@@ -150,13 +136,13 @@ void expand_rule(InferContext& c) {
   if (target.size() < in.size())
     c.fail_arg("shape", "cannot expand {} to {}: 'shape' has {} sizes, fewer than the input's rank {} (Expand adds leading "
                "dims, it never drops them)",
-               input_type(c), join_ints(target), target.size(), in.size());
+               input_type(c), ints_str(target), target.size(), in.size());
   size_t lead = target.size() - in.size();
   Shape out;
   for (size_t k = 0; k < target.size(); ++k) {
     int64_t v = target[k];
     if (v < -1 || (v == -1 && k < lead))
-      c.fail_arg("shape", "cannot expand {} to {}: {} at position {} {}", input_type(c), join_ints(target), v, k,
+      c.fail_arg("shape", "cannot expand {} to {}: {} at position {} {}", input_type(c), ints_str(target), v, k,
                  v == -1 ? "names a new leading dim, which has no input size to keep" : "is not a size (use -1 to keep one)");
     if (k < lead) {
       out.push_back(Dim(v));
@@ -168,7 +154,7 @@ void expand_rule(InferContext& c) {
     else
       c.fail_arg("shape", "cannot expand {} to {}: axis {} of the input has size {}, and only size-1 dims can grow "
                  "(-1 keeps a size)",
-                 input_type(c), join_ints(target), k - lead, d.str());
+                 input_type(c), ints_str(target), k - lead, d.str());
   }
   c.out("output", c.dtype("input"), out);
 }
@@ -217,12 +203,12 @@ void split_rule(InferContext& c) {
     if (sizes.empty()) c.fail_arg("sizes", "'sizes' is empty; Split needs at least one part");
     Dim total(0);
     for (int64_t v : sizes) {
-      if (v < 0) c.fail_arg("sizes", "'sizes' {} has a negative size {}", join_ints(sizes), v);
+      if (v < 0) c.fail_arg("sizes", "'sizes' {} has a negative size {}", ints_str(sizes), v);
       parts.push_back(Dim(v));
       total = total + Dim(v);
     }
     if (total != d)
-      c.fail_arg("sizes", "'sizes' {} add up to {}, but axis {} of input {} has size {}", join_ints(sizes), total.str(), axis,
+      c.fail_arg("sizes", "'sizes' {} add up to {}, but axis {} of input {} has size {}", ints_str(sizes), total.str(), axis,
                  input_type(c), d.str());
   } else {
     int64_t n = c.i("sections");
@@ -235,7 +221,7 @@ void split_rule(InferContext& c) {
   }
   if (c.out_count("output") != parts.size())
     c.fail("'output' names {} value(s), but Split makes {} ({}); name one output per part", c.out_count("output"),
-           parts.size(), by_sizes ? fmt::format("sizes: {}", join_ints(c.int_list("sizes")))
+           parts.size(), by_sizes ? fmt::format("sizes: {}", ints_str(c.int_list("sizes")))
                                   : fmt::format("sections: {}", c.i("sections")));
   for (size_t i = 0; i < parts.size(); ++i) {
     s[axis] = parts[i];
@@ -318,13 +304,13 @@ void pad_rule(InferContext& c) {
   Shape s = c.shape("input");
   std::vector<int64_t> pads = c.int_list("pads");
   if (pads.size() % 2 != 0)
-    c.fail_arg("pads", "'pads' {} has {} values; it holds (left, right) pairs, starting from the last dim", join_ints(pads),
+    c.fail_arg("pads", "'pads' {} has {} values; it holds (left, right) pairs, starting from the last dim", ints_str(pads),
                pads.size());
   if (pads.size() / 2 > s.size())
-    c.fail_arg("pads", "'pads' {} pads {} dims, but the input {} has rank {}", join_ints(pads), pads.size() / 2,
+    c.fail_arg("pads", "'pads' {} pads {} dims, but the input {} has rank {}", ints_str(pads), pads.size() / 2,
                input_type(c), s.size());
   for (int64_t p : pads)
-    if (p < 0) c.fail_arg("pads", "'pads' {} has a negative amount {}; Pad only adds (use Slice to crop)", join_ints(pads), p);
+    if (p < 0) c.fail_arg("pads", "'pads' {} has a negative amount {}; Pad only adds (use Slice to crop)", ints_str(pads), p);
   if (auto why = value_fits(c.f("value"), c.dtype("input")); !why.empty())
     c.fail_arg("value", "fill value {} cannot be stored in input {}: {}", c.f("value"), input_type(c), why);
   for (size_t j = 0; j < pads.size() / 2; ++j) {
