@@ -121,8 +121,20 @@ MITHRIL_REGISTER_OPS(nn) {
                                      "identity in evaluation")
                   .in("input").out().trait("random")
                   .arg("p", ArgType::Float, json(0.5), "probability of zeroing an element, in [0, 1)")
-                  .emit("cpu", [](EmitContext& e) {  // inference: the identity (training masks come with the training target)
-                    e.line("std::copy({0}, {0} + {1}, {2});", e.x("input"), EmitContext::numel(e.out().shape), e.y());
+                  .emit("cpu", [](EmitContext& e) {
+                    std::string n = EmitContext::numel(e.out().shape);
+                    double p = e.f("p");
+                    if (!e.training() || p == 0) {  // evaluation (or p = 0): the identity
+                      e.line("std::copy({0}, {0} + {1}, {2});", e.x("input"), n, e.y());
+                      return;
+                    }
+                    // Training: keep each element with probability 1 - p (one draw of the model's rng_ per element,
+                    // in order, so a seed gives the same mask) and scale the survivors by 1/(1-p), as PyTorch.
+                    const char* T = EmitContext::ctype(e.out().dtype);
+                    e.line("const {0} keep_scale = static_cast<{0}>(1.0 / (1.0 - {1}));", T, fmt::format("{}", p));
+                    e.line("for (int64_t i = 0; i < {}; ++i)", n);
+                    e.line("  {0}[i] = rng_.uniform() < {1} ? {2}(0) : {3}[i] * keep_scale;", e.y(), fmt::format("{}", p), T,
+                           e.x("input"));
                   })
                   .rule([](InferContext& c) {
                     c.expect_float("input");

@@ -47,8 +47,19 @@ MITHRIL_REGISTER_OPS(norm) {
                   .arg("eps", ArgType::Float, json(1e-5), "added to the variance for stability")
                   .arg("momentum", ArgType::Float, json(0.1), "weight of the new batch in the running statistics")
                   .arg("affine", ArgType::Bool, json(true), "learn a per-channel scale (weight) and shift (bias)")
-                  .emit("cpu", [](EmitContext& e) {  // inference: the running statistics
+                  .emit("cpu", [](EmitContext& e) {
                     const Shape& in = e.in("input").shape;
+                    if (e.training()) {
+                      // Training (as PyTorch's train mode): normalize with the batch mean and biased variance, and
+                      // update the running statistics in place with momentum (unbiased variance for running_var).
+                      // The batch statistics are not kept (nothing reads them: the kernel takes null for them).
+                      e.line("rt::k::batch_norm_training({}, nullptr, nullptr, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});",
+                             e.y(), e.x("running_mean"), e.x("running_var"), e.x("input"), opt_param(e, "weight"),
+                             opt_param(e, "bias"), EmitContext::dim(in[0]), EmitContext::dim(in[1]),
+                             EmitContext::numel(in, 2, 4), literal(e.f("eps")), literal(e.f("momentum")));
+                      return;
+                    }
+                    // Inference: the running statistics.
                     e.line("rt::k::batch_norm_inference({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"),
                            e.x("running_mean"), e.x("running_var"), opt_param(e, "weight"), opt_param(e, "bias"),
                            EmitContext::dim(in[0]), EmitContext::dim(in[1]), EmitContext::numel(in, 2, 4),
