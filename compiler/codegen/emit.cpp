@@ -66,23 +66,31 @@ void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
     return;
   }
   // Broadcasting: decompose the flat output index; operand strides are 0 on broadcast axes.
+  // Only the axes some operand indexes get a variable (an axis of size 1 everywhere, as in
+  // [3, 1, 5] + [5], would otherwise leave an unused one: a warning in generated code).
   const size_t r = os.size();
-  e.line("for (int64_t i = 0; i < {}; ++i) {{", n);
-  e.line("  int64_t rest = i;");
-  for (size_t k = r; k-- > 0;) {
-    e.line("  const int64_t i{} = rest % {};", k, EmitContext::dim(os[k]));
-    if (k) e.line("  rest /= {};", EmitContext::dim(os[k]));
-  }
+  std::vector<bool> used(r, false);
   for (auto& p : ports) {
     const Shape& s = e.in(p).shape;
     std::string idx;
     Dim stride(1);
     for (size_t k = s.size(); k-- > 0;) {
       size_t ok = k + (r - s.size());
-      if (s[k] != Dim(1)) idx += fmt::format("{}i{} * {}", idx.empty() ? "" : " + ", ok, EmitContext::dim(stride));
+      if (s[k] != Dim(1)) {
+        idx += fmt::format("{}i{} * {}", idx.empty() ? "" : " + ", ok, EmitContext::dim(stride));
+        used[ok] = true;
+      }
       stride = stride * s[k];
     }
     elems.push_back(fmt::format("{}[{}]", e.x(p), idx.empty() ? "0" : idx));
+  }
+  size_t first = 0;  // the outermost used axis: no division is needed past it
+  while (first < r && !used[first]) ++first;
+  e.line("for (int64_t i = 0; i < {}; ++i) {{", n);
+  e.line("  int64_t rest = i;");
+  for (size_t k = r; k-- > first;) {
+    if (used[k]) e.line("  const int64_t i{} = rest % {};", k, EmitContext::dim(os[k]));
+    if (k > first && os[k] != Dim(1)) e.line("  rest /= {};", EmitContext::dim(os[k]));
   }
   e.line("  {}[i] = {};", e.y(), expr(elems));
   e.line("}}");
