@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "mithril/rt/device.h"
 #include "mithril/rt/file_io.h"
 #include "mithril/rt/threads.h"
 #include "mithril/rt/timer.h"
@@ -97,4 +98,15 @@ TEST_CASE("atomic_write_file replaces the file only on success", "[file_io]") {
                         Contains("cannot write") && Contains("missing"));
     REQUIRE_THROWS_WITH(atomic_write_file(dir / "out.bin" / "x.bin", [](FileWriter&) {}), Contains("cannot write"));
     CHECK(dir.entries() == std::vector<std::string>{"out.bin"});
+}
+
+TEST_CASE("the CPU device names the machine and the threads in use", "[device]") {
+    mithril::rt::set_num_threads(1);
+    mithril::rt::Device d = mithril::rt::cpu_device();
+    CHECK(d.kind == "cpu");
+    CHECK_FALSE(d.name.empty());
+    CHECK(d.cores >= 1);
+    CHECK(d.threads == 1);
+    CHECK_THAT(d.describe(), Catch::Contains("1 threads of"));
+    mithril::rt::set_num_threads(0);
 }

@@ -4,6 +4,7 @@
 
 #include "mithril/rt/arena.h"
 #include "mithril/rt/blas.h"
+#include "mithril/rt/device.h"
 #include "mithril/rt/error.h"
 #include "mithril/rt/file_io.h"
 #include "mithril/rt/init.h"
