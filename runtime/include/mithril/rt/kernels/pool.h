@@ -20,6 +20,33 @@ void max_pool2d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_o
                 int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
                 int64_t OH, int64_t OW) {
     const int64_t planes = N * C;
+    if (!indices_or_null) {
+        // Values only (inference): a branch-free select the compiler can keep in registers.
+        // Same result: NaN sticks once seen (v > NaN and NaN != NaN are false for any later v).
+        MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
+        for (int64_t pl = 0; pl < planes; ++pl) {
+            const T* x = in + pl * H * W;
+            T* y = out + pl * OH * OW;
+            for (int64_t oh = 0; oh < OH; ++oh) {
+                int64_t h0 = oh * stride_h - pad_h;
+                const int64_t h1 = std::min(h0 + (KH - 1) * dil_h + 1, H);
+                while (h0 < 0) h0 += dil_h;
+                for (int64_t ow = 0; ow < OW; ++ow) {
+                    int64_t w0 = ow * stride_w - pad_w;
+                    const int64_t w1 = std::min(w0 + (KW - 1) * dil_w + 1, W);
+                    while (w0 < 0) w0 += dil_w;
+                    T best = neg_inf<T>();
+                    for (int64_t h = h0; h < h1; h += dil_h)
+                        for (int64_t w = w0; w < w1; w += dil_w) {
+                            const T v = x[h * W + w];
+                            best = (v > best || v != v) && best == best ? v : best;
+                        }
+                    y[oh * OW + ow] = best;
+                }
+            }
+        }
+        return;
+    }
     MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
     for (int64_t pl = 0; pl < planes; ++pl) {
         const T* x = in + pl * H * W;
