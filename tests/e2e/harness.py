@@ -57,16 +57,24 @@ class Runner:
         path = os.path.join(d, f"{name}.yaml")
         with open(path, "w") as f:
             f.write(model_text)
-        args = [self.mithril, "run", path, "-o", os.path.join(d, "out")]
-        for n, a in inputs.items():
-            np.save(os.path.join(d, f"{n}.npy"), a)
-            args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
+        args = [self.mithril, "run", path]
         if weights is not None:
             save_safetensors(os.path.join(d, "w.safetensors"), weights)
             args += ["--weights", os.path.join(d, "w.safetensors")]
-        p = subprocess.run(args + list(extra), capture_output=True, text=True, env=self.env, timeout=900)
+        return self._invoke(args + list(extra), inputs, d, f"{name}: mithril run")
+
+    def run_binary(self, binary, inputs, what):
+        """Runs a generated binary (from `mithril compile` + cmake) on `inputs`; returns its outputs or None."""
+        return self._invoke([binary], inputs, tempfile.mkdtemp(dir=self.tmp), what)
+
+    def _invoke(self, args, inputs, d, what):
+        args = args + ["-o", os.path.join(d, "out")]
+        for n, a in inputs.items():
+            np.save(os.path.join(d, f"{n}.npy"), a)
+            args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
+        p = subprocess.run(args, capture_output=True, text=True, env=self.env, timeout=900)
         if p.returncode != 0:
-            self.failures.append(f"{name}: mithril run failed (exit {p.returncode}):\n{p.stderr}")
+            self.failures.append(f"{what} failed (exit {p.returncode}):\n{p.stderr}")
             return None
         out = os.path.join(d, "out")
         return {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".npy")}

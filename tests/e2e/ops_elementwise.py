@@ -497,17 +497,9 @@ def symbolic(r, tmp):
     print("ok   symbolic: --max N=4 project builds with -Werror")
     for n in (3, 1):
         m = float32_model(n)
-        d = tempfile.mkdtemp(dir=tmp)
-        args = [os.path.join(proj, "b", m.name), "-o", os.path.join(d, "out")]
-        for k, a in m.inputs.items():
-            np.save(os.path.join(d, k + ".npy"), a)
-            args += ["--input", f"{k}={os.path.join(d, k + '.npy')}"]
-        p = subprocess.run(args, capture_output=True, text=True)
-        if p.returncode != 0:
-            r.failures.append(f"symbolic N={n}: exit {p.returncode}: {p.stderr}")
+        got = r.run_binary(os.path.join(proj, "b", m.name), m.inputs, f"symbolic N={n}")
+        if got is None:
             continue
-        out = os.path.join(d, "out")
-        got = {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".npy")}
         compare(r, got, m.refs, f"N={n} ")
 
 

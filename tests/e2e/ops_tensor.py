@@ -398,17 +398,9 @@ def main():
         else:
             for n in (3, 1):
                 inputs, layers, refs = build(n)
-                d = tempfile.mkdtemp(dir=tmp)
-                args = [os.path.join(proj, "b", "ops_tensor"), "-o", os.path.join(d, "out")]
-                for k, a in inputs.items():
-                    np.save(os.path.join(d, k + ".npy"), a)
-                    args += ["--input", f"{k}={os.path.join(d, k + '.npy')}"]
-                p = subprocess.run(args, capture_output=True, text=True)
-                if p.returncode != 0:
-                    r.failures.append(f"symbolic N={n}: exit {p.returncode}: {p.stderr}")
+                got = r.run_binary(os.path.join(proj, "b", "ops_tensor"), inputs, f"symbolic N={n}")
+                if got is None:
                     continue
-                out = os.path.join(d, "out")
-                got = {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".npy")}
                 compare(r, got, refs, f"N={n} ")
         print(f"{len(refs)} outputs per run checked")
         return r.finish()

@@ -14,39 +14,14 @@ namespace mithril::rt::k {
 // return_indices). in [N, C, H, W], out [N, C, OH, OW]; indices_or_null
 // (int64, same shape as out) receives the flat h*W + w of the max within its
 // plane, as PyTorch. Padding never wins; NaN propagates (first NaN wins).
-template <class T>
-void max_pool2d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_or_null,
-                const T* MITHRIL_K_RESTRICT in, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
-                int64_t OH, int64_t OW) {
-    const int64_t planes = N * C;
-    if (!indices_or_null) {
-        // Values only (inference): a branch-free select the compiler can keep in registers.
-        // Same result: NaN sticks once seen (v > NaN and NaN != NaN are false for any later v).
-        MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
-        for (int64_t pl = 0; pl < planes; ++pl) {
-            const T* x = in + pl * H * W;
-            T* y = out + pl * OH * OW;
-            for (int64_t oh = 0; oh < OH; ++oh) {
-                int64_t h0 = oh * stride_h - pad_h;
-                const int64_t h1 = std::min(h0 + (KH - 1) * dil_h + 1, H);
-                while (h0 < 0) h0 += dil_h;
-                for (int64_t ow = 0; ow < OW; ++ow) {
-                    int64_t w0 = ow * stride_w - pad_w;
-                    const int64_t w1 = std::min(w0 + (KW - 1) * dil_w + 1, W);
-                    while (w0 < 0) w0 += dil_w;
-                    T best = neg_inf<T>();
-                    for (int64_t h = h0; h < h1; h += dil_h)
-                        for (int64_t w = w0; w < w1; w += dil_w) {
-                            const T v = x[h * W + w];
-                            best = (v > best || v != v) && best == best ? v : best;
-                        }
-                    y[oh * OW + ow] = best;
-                }
-            }
-        }
-        return;
-    }
+namespace detail {
+// One window walk for both variants: values only (a branch-free select the
+// compiler keeps in registers) or values and argmax indices. NaN sticks once seen
+// in both: v > NaN and NaN != NaN are false for any later v.
+template <bool kIndices, class T>
+void max_pool2d_impl(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices, const T* MITHRIL_K_RESTRICT in,
+                     int64_t planes, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
+                     int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t OH, int64_t OW) {
     MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
     for (int64_t pl = 0; pl < planes; ++pl) {
         const T* x = in + pl * H * W;
@@ -64,18 +39,29 @@ void max_pool2d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_o
                 for (int64_t h = h0; h < h1; h += dil_h)
                     for (int64_t w = w0; w < w1; w += dil_w) {
                         const T v = x[h * W + w];
-                        if (v > best || is_nan(v)) {
-                            best = v;
-                            best_i = h * W + w;
-                        }
-                        if (is_nan(best)) goto done;
+                        const bool take = (v > best || v != v) && best == best;
+                        best = take ? v : best;
+                        if constexpr (kIndices) best_i = take ? h * W + w : best_i;
                     }
-            done:
                 y[oh * OW + ow] = best;
-                if (indices_or_null) indices_or_null[pl * OH * OW + oh * OW + ow] = best_i;
+                if constexpr (kIndices) indices[pl * OH * OW + oh * OW + ow] = best_i;
             }
         }
     }
+}
+}  // namespace detail
+
+template <class T>
+void max_pool2d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_or_null,
+                const T* MITHRIL_K_RESTRICT in, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                int64_t OH, int64_t OW) {
+    if (indices_or_null)
+        detail::max_pool2d_impl<true>(out, indices_or_null, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                      dil_h, dil_w, OH, OW);
+    else
+        detail::max_pool2d_impl<false>(out, nullptr, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h,
+                                       dil_w, OH, OW);
 }
 
 // torch.nn.functional.max_pool1d: in [N, C, L], out [N, C, OL] (max_pool2d with H = 1).
