@@ -18,6 +18,31 @@ namespace detail {
 // One window walk for both variants: values only (a branch-free select the
 // compiler keeps in registers) or values and argmax indices. NaN sticks once seen
 // in both: v > NaN and NaN != NaN are false for any later v.
+// The common case: no padding, no dilation, every window inside the input (a
+// 2x2/stride-2 pool): no clamping per output, constant-stride reads.
+template <class T>
+void max_pool2d_inside(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t planes, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w, int64_t OH, int64_t OW) {
+    MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
+    for (int64_t pl = 0; pl < planes; ++pl) {
+        const T* x = in + pl * H * W;
+        T* y = out + pl * OH * OW;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+            T* yr = y + oh * OW;
+            for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = neg_inf<T>();
+            for (int64_t kh = 0; kh < KH; ++kh) {
+                const T* xr = x + (oh * stride_h + kh) * W;
+                for (int64_t kw = 0; kw < KW; ++kw)
+                    for (int64_t ow = 0; ow < OW; ++ow) {
+                        const T v = xr[ow * stride_w + kw];
+                        const T b = yr[ow];
+                        yr[ow] = (v > b || v != v) && b == b ? v : b;  // NaN sticks, as below
+                    }
+            }
+        }
+    }
+}
+
 template <bool kIndices, class T>
 void max_pool2d_impl(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices, const T* MITHRIL_K_RESTRICT in,
                      int64_t planes, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
@@ -59,6 +84,9 @@ void max_pool2d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_o
     if (indices_or_null)
         detail::max_pool2d_impl<true>(out, indices_or_null, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
                                       dil_h, dil_w, OH, OW);
+    else if (pad_h == 0 && pad_w == 0 && dil_h == 1 && dil_w == 1 && (OH - 1) * stride_h + KH <= H &&
+             (OW - 1) * stride_w + KW <= W)
+        detail::max_pool2d_inside(out, in, N * C, H, W, KH, KW, stride_h, stride_w, OH, OW);
     else
         detail::max_pool2d_impl<false>(out, nullptr, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h,
                                        dil_w, OH, OW);
