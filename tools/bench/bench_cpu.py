@@ -8,12 +8,14 @@ For each row: both sides get the same weights and input; the generated binary
 is timed by its own `--bench N` (median of N runs after a warm-up) and PyTorch
 by the same loop in Python under torch.inference_mode(). Results are printed as
 a table of medians and the ratio (PyTorch time / Mithril time: > 1 means Mithril
-is faster) and written to tools/bench/results/cpu-<date>.md. This is a
+is faster) and written to tools/bench/results/cpu-<date>.md. PyTorch runs in a
+fresh process per row, so its idle thread pool never competes with Mithril's. This is a
 benchmark, not a test: the machines are shared and noisy; compare ratios from
 one run, never absolute times across runs.
 """
 import argparse
 import datetime
+import multiprocessing
 import os
 import platform
 import re
@@ -121,6 +123,27 @@ ROWS = [
 ]
 
 
+def time_torch(builder_name, x, runs, threads):
+    """PyTorch's side of a row, in a fresh process: a torch thread pool left alive in the
+    benchmark's own process would otherwise compete with the next Mithril binary."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)  # the same weights the parent wrote for Mithril
+    net = globals()[builder_name](torch).eval()
+    xt = torch.from_numpy(x)
+    times = []
+    with torch.inference_mode():
+        ref = net(xt).numpy()
+        for _ in range(max(1, runs // 10)):
+            net(xt)
+        for _ in range(runs):
+            t = time.perf_counter()
+            net(xt)
+            times.append((time.perf_counter() - t) * 1e3)
+    return ref, float(np.median(times))
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -141,7 +164,7 @@ def main():
     args = ap.parse_args()
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)  # the parent only makes weights; timing happens in time_torch
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MITHRIL_NUM_THREADS=str(args.threads))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,18 +192,11 @@ def main():
             m = re.search(r"median ([0-9.]+) ms", p.stdout)
             ours = float(m.group(1))
             got = np.load(os.path.join(tmp, "out", f"{output_name}.npy"))
-            xt = torch.from_numpy(x)
-            times = []
-            with torch.inference_mode():
-                ref = net(xt).numpy()
-                for _ in range(max(1, args.runs // 10)):
-                    net(xt)
-                for _ in range(args.runs):
-                    t = time.perf_counter()
-                    net(xt)
-                    times.append((time.perf_counter() - t) * 1e3)
+            del net, weights
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                ref, theirs = pool.apply(time_torch, (build.__name__, x, args.runs, args.threads))
             agree = np.allclose(got, ref, rtol=1e-3, atol=1e-3)
-            rows.append((name, ours, float(np.median(times)), "outputs agree" if agree else "OUTPUTS DIFFER"))
+            rows.append((name, ours, theirs, "outputs agree" if agree else "OUTPUTS DIFFER"))
 
     date = datetime.date.today().isoformat()
     lines = [f"# CPU inference, {date}", "",
