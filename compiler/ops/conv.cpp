@@ -57,6 +57,20 @@ void check_groups(InferContext& c, int64_t in_channels, int64_t out_channels) {
     c.fail_arg("groups", "out_channels {} is not divisible by groups {}", out_channels, groups);
 }
 
+// Weight [dim0, dim1, kernel...] and optional bias [out_ch], with PyTorch's default
+// initializers; fan_in is weight.size(1) * prod(kernel), as PyTorch computes it.
+void add_conv_params(InferContext& c, int64_t dim0, int64_t dim1, const std::vector<int64_t>& kernel, int64_t out_ch) {
+  int64_t fan_in = dim1;
+  Shape w = {Dim(dim0), Dim(dim1)};
+  for (int64_t k : kernel) {
+    w.push_back(Dim(k));
+    fan_in *= k;
+  }
+  c.param("weight", c.dtype("input"), w, {{"kind", "kaiming_uniform"}, {"fan_in", fan_in}});
+  if (c.b("bias")) c.param("bias", c.dtype("input"), {Dim(out_ch)}, {{"kind", "uniform_fan_in"}, {"fan_in", fan_in}});
+  else c.no_param("bias", "bias is false");
+}
+
 void conv_rule(InferContext& c, size_t spatial) {
   int64_t in_ch = conv_input_channels(c, spatial);
   int64_t out_ch = c.i("out_channels");
@@ -76,15 +90,7 @@ void conv_rule(InferContext& c, size_t spatial) {
     out.push_back(o);
   }
   int64_t groups = c.i("groups");
-  int64_t fan_in = in_ch / groups;
-  Shape w = {Dim(out_ch), Dim(in_ch / groups)};
-  for (int64_t k : g.kernel) {
-    w.push_back(Dim(k));
-    fan_in *= k;
-  }
-  c.param("weight", c.dtype("input"), w, {{"kind", "kaiming_uniform"}, {"fan_in", fan_in}});
-  if (c.b("bias")) c.param("bias", c.dtype("input"), {Dim(out_ch)}, {{"kind", "uniform_fan_in"}, {"fan_in", fan_in}});
-  else c.no_param("bias", "bias is false");
+  add_conv_params(c, out_ch, in_ch / groups, g.kernel, out_ch);
   c.out("output", c.dtype("input"), out);
 }
 
@@ -116,15 +122,7 @@ void conv_transpose_rule(InferContext& c, size_t spatial) {
     out.push_back(o);
   }
   int64_t groups = c.i("groups");
-  int64_t fan_in = out_ch / groups;  // weight.size(1) * prod(kernel), as PyTorch computes it
-  Shape w = {Dim(in_ch), Dim(out_ch / groups)};
-  for (int64_t k : g.kernel) {
-    w.push_back(Dim(k));
-    fan_in *= k;
-  }
-  c.param("weight", c.dtype("input"), w, {{"kind", "kaiming_uniform"}, {"fan_in", fan_in}});
-  if (c.b("bias")) c.param("bias", c.dtype("input"), {Dim(out_ch)}, {{"kind", "uniform_fan_in"}, {"fan_in", fan_in}});
-  else c.no_param("bias", "bias is false");
+  add_conv_params(c, in_ch, out_ch / groups, g.kernel, out_ch);
   c.out("output", c.dtype("input"), out);
 }
 
