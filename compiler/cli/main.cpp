@@ -5,6 +5,7 @@
 
 #include "driver/build.h"
 #include "driver/check.h"
+#include "codegen/plan.h"
 #include "mithril/rt/npy.h"
 
 #include <filesystem>
@@ -60,9 +61,11 @@ std::string ops_markdown() {
       "binding them to a name shares them. See [format.md](format.md) for how layers bind ports.\n";
   std::string family;
   for (auto* op : all_ops()) {
+    if (op->has_trait("internal")) continue;
     if (op->family != family) s += fmt::format("\n## {}\n", op->family);
     family = op->family;
     s += fmt::format("\n### {}\n\n{}\n\n", op->name, op->summary);
+    s += fmt::format("Gradient: {}.\n\n", op->gradient ? "yes" : op->has_trait("no_gradient") ? "none flows through it" : "not yet");
     s += "| port | direction | kind |\n| --- | --- | --- |\n";
     for (auto& p : op->inputs)
       s += fmt::format("| `{}` | in | {}{}{} |\n", p.name,
@@ -83,6 +86,24 @@ std::string ops_markdown() {
 }
 
 }  // namespace
+
+std::map<std::string, int64_t> parse_max(const std::vector<std::string>& max_dims) {
+  std::map<std::string, int64_t> out;
+  for (auto& m : max_dims) {
+    ShapeBindings b;
+    parse_shape_binding(m, b);
+    auto& [k, v] = *b.inputs.begin();
+    if (v.size() != 1) fail(SourceLoc{"--max " + m, 0, 0}, "expected DIM=VALUE, e.g. N=256");
+    out[k] = v[0];
+  }
+  return out;
+}
+
+GradOptions grad_options(bool on, const std::vector<std::string>& inputs, const std::vector<std::string>& freeze) {
+  if (!on && !inputs.empty()) fail(SourceLoc{"--grad-inputs", 0, 0}, "--grad-inputs needs --grad");
+  if (!on && !freeze.empty()) fail(SourceLoc{"--freeze", 0, 0}, "--freeze needs --grad");
+  return GradOptions{on, inputs, freeze};
+}
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -113,12 +134,14 @@ int main(int argc, char** argv) {
   check->add_option("--dump-ir", dump_after, "print the graph IR after pass NAME (bind-shapes, order, infer-shapes)")
       ->type_name("PASS");
   check->add_option("--no-pass", no_pass, "switch off an optional pass; repeatable")->type_name("PASS");
+  std::vector<std::string> max_dims;
+  check->add_option("--max", max_dims, "upper bound of a dim left to run time (N=256), for the planned memory")
+      ->type_name("DIM=VALUE");
 
   // compile
   auto* compile = app.add_subcommand("compile", "Generate a standalone C++ project for a model.");
   std::string out_dir, target = "cpu", project_name;
   std::string weights, save_weights, seed = "0", bench;
-  std::vector<std::string> max_dims;
   compile->add_option("MODEL", model_path, "model file")->required();
   compile->add_option("-o,--output", out_dir, "folder to write the project into")->required();
   compile->add_option("--target", target, "code generation target (cpu)");
@@ -145,6 +168,23 @@ int main(int argc, char** argv) {
   run->add_option("--save-weights", save_weights, "write the parameters used to a safetensors file");
   run->add_option("--bench", bench, "also time N runs after a warm-up and print the median");
   run->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
+  std::vector<std::string> output_grads;
+  bool check_grad = false;
+  run->add_option("--output-grad", output_grads, "dL/d(output) for --grad (output=g.npy); default: ones")->type_name("NAME=FILE");
+  run->add_flag("--check-grad", check_grad,
+                "compare the gradients with central finite differences of the forward pass (use float64 models)");
+  bool want_grad = false;
+  std::vector<std::string> grad_inputs, freeze;
+  for (auto* sub : {check, compile, run}) {
+    sub->add_flag("--grad", want_grad,
+                  sub == run ? "also run the backward pass and write OUTDIR/grad/<parameter or input>.npy"
+                  : sub == check ? "add the backward pass: summarize it and its planned memory"
+                                 : "also generate the backward pass: backward() and forward_backward()");
+    sub->add_option("--grad-inputs", grad_inputs, "model inputs that also get gradients (with --grad)")
+        ->type_name("NAME,...")->delimiter(',');
+    sub->add_option("--freeze", freeze, "parameters that get no gradient: a name (conv1 freezes conv1.*) or a glob (*.bias); repeatable")
+        ->type_name("PATTERN");
+  }
   std::string mode = "eval";
   for (auto* sub : {compile, run})
     sub->add_option("--mode", mode, "eval (default): BatchNorm uses running statistics, Dropout is the identity; "
@@ -170,6 +210,7 @@ int main(int argc, char** argv) {
       for (auto& s : shapes) parse_shape_binding(s, opts.pipeline.shapes);
       opts.flatten.args = parse_arg_overrides(arg_overrides);
       opts.pipeline.disabled = no_pass;
+      opts.pipeline.grad = grad_options(want_grad || check_grad, grad_inputs, freeze);
       opts.pipeline.dump_after = dump_after;
       opts.pipeline.on_dump = [](const std::string& pass, const Graph& g) {
         std::cout << "// IR after " << pass << "\n" << dump_ir(g);
@@ -189,7 +230,7 @@ int main(int argc, char** argv) {
       if (!dump_after.empty()) return 0;
       if (as_json) std::cout << summary_json(g).dump(2) << "\n";
       else if (show_ir) std::cout << dump_ir(g);
-      else std::cout << summary_table(g);
+      else std::cout << summary_table(g) << memory_summary(g, parse_max(max_dims));
       return 0;
     }
     if (*compile || *run) {
@@ -199,13 +240,8 @@ int main(int argc, char** argv) {
       copts.name = project_name;
       copts.check.flatten.args = parse_arg_overrides(arg_overrides);
       for (auto& s : shapes) parse_shape_binding(s, copts.check.pipeline.shapes);
-      for (auto& m : max_dims) {
-        ShapeBindings b;
-        parse_shape_binding(m, b);
-        auto& [k, v] = *b.inputs.begin();
-        if (v.size() != 1) fail(SourceLoc{"--max " + m, 0, 0}, "expected DIM=VALUE, e.g. N=256");
-        copts.max[k] = v[0];
-      }
+      copts.max = parse_max(max_dims);
+      copts.check.pipeline.grad = grad_options(want_grad || check_grad, grad_inputs, freeze);
       if (*compile) {
         copts.weights = weights;
         copts.embed_weights = embed_weights;
@@ -244,6 +280,10 @@ int main(int argc, char** argv) {
       if (init_missing) args += " --init-missing";
       if (!save_weights.empty()) args += " --save-weights " + quote(save_weights);
       if (!bench.empty()) args += " --bench " + quote(bench);
+      if (!output_grads.empty() && !want_grad) fail(SourceLoc{"--output-grad", 0, 0}, "--output-grad needs --grad");
+      if (want_grad) args += " --grad";
+      if (check_grad) args += " --check-grad";
+      for (auto& og : output_grads) args += " --output-grad " + quote(og);
       args += " --seed " + quote(seed);
       int rc = std::system((quote(binary) + args).c_str());
       return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
@@ -261,6 +301,7 @@ int main(int argc, char** argv) {
       }
       std::string family;
       for (auto* op : all_ops()) {
+        if (op->has_trait("internal")) continue;  // backward-pass ops, not for model files
         if (op->family != family) std::cout << (family.empty() ? "" : "\n") << op->family << ":\n";
         family = op->family;
         std::cout << fmt::format("  {:<26}{}\n", op->name, op->summary);

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "codegen/emit.h"
 #include "mithril/rt/safetensors.h"
@@ -147,12 +148,35 @@ struct Printer {
     s += R"CPP(  const void* output(size_t i) const;
   void run(const std::vector<mithril::rt::Tensor>& inputs, const Dims& d);
 
+  // Gradients (compiled with --grad): one per trainable parameter, then per input named with
+  // --grad-inputs. backward() takes dL/d(output) for each output (ignored for integer outputs) and
+  // uses the inputs and sizes of the last forward(), which must still hold the same data.
+)CPP";
+    s += fmt::format("  static constexpr bool kGradients = {};\n", backward() ? "true" : "false");
+    s += R"CPP(  static const std::vector<Port>& gradients();
+  const void* gradient(size_t i) const;
+  std::vector<int64_t> gradient_shape(size_t i, const Dims& d) const;
+  void run_backward(const std::vector<mithril::rt::Tensor>& output_grads);
+  // The weight block (layout in weights()): optimizers and gradient checks update it in place.
+  std::byte* weight_data() { return weights_.data(); }
+)CPP";
+    if (backward()) {
+      std::string seeds;
+      for (int id : g.output_grads)
+        if (id >= 0) seeds += fmt::format("const {}* {}, ", EmitContext::ctype(g.value(id).dtype), p.ident[id]);
+      s += fmt::format("  void backward({}const Dims& d);\n", seeds);
+      s += fmt::format("  // forward() then backward(): one training step's gradients.\n  void forward_backward({}{}const Dims& d);\n", args, seeds);
+    }
+    s += R"CPP(
  private:
   mithril::rt::Arena arena_;
   mithril::rt::Arena weights_;
   mithril::rt::Rng rng_{0};  // random ops in training code (Dropout masks); reseeded by init/load
-};
 )CPP";
+    if (backward())
+      s += fmt::format("  const void* saved_inputs_[{}] = {{}};  // the last forward()'s inputs, read by backward()\n  Dims saved_dims_;\n",
+                       std::max<size_t>(1, g.inputs.size()));
+    s += "};\n";
     return s;
   }
 
@@ -202,7 +226,7 @@ struct Printer {
     s += fmt::format("#include \"{}.h\"\n\n#include <algorithm>\n#include <cmath>\n#include <cstring>\n\n", o.name);
     s += "namespace rt = mithril::rt;\n\n";
     s += fmt::format("{0}::{0}() : arena_(std::max<int64_t>(kArenaBytes, 64)), weights_(std::max<int64_t>(kWeightBytes, 64)) {{}}\n\n", cls);
-    s += weights_table() + ports_tables() + bind_fn() + output_shape_fn() + forward_fn() + run_fn();
+    s += weights_table() + ports_tables() + bind_fn() + output_shape_fn() + forward_fn() + run_fn() + gradient_fns();
     if (!o.embed_weights)
       s += fmt::format("\nvoid {}::load_embedded_weights() {{ throw rt::Error(\"no weights were embedded (compile with --embed-weights)\"); }}\n", cls);
     return s;
@@ -318,14 +342,28 @@ void {0}::save_weights(const std::string& path) const {{
     return s + "  throw rt::Error(\"no output \" + std::to_string(i));\n}\n\n";
   }
 
-  std::string forward_fn() {
-    std::string args;
-    for (int id : g.inputs) args += fmt::format("const {}* {}, ", EmitContext::ctype(g.value(id).dtype), p.ident[id]);
-    std::string s = fmt::format("void {}::forward({}const Dims& d) {{\n{}", cls, args, dim_locals(p, "d"));
-    for (int id : g.inputs) s += fmt::format("  (void){};\n", p.ident[id]);
-    s += "  std::byte* const arena = arena_.data();\n  std::byte* const weights = weights_.data();\n";
-    s += "  (void)arena;\n  (void)weights;\n\n  // Weights.\n";
+  bool backward() const { return g.forward_nodes >= 0; }
+  int forward_end() const { return backward() ? g.forward_nodes : static_cast<int>(g.nodes.size()); }
+
+  // Locals for the values nodes [from, to) read or write: weights and arena slots (and, in the
+  // backward pass, the saved inputs), then each node's code in order.
+  std::string body(int from, int to, bool saved_inputs) {
+    std::set<int> used;
+    for (int k = from; k < to; ++k) {
+      for (auto& port : g.nodes[k].inputs) used.insert(port.begin(), port.end());
+      for (auto& port : g.nodes[k].outputs) used.insert(port.begin(), port.end());
+    }
+    std::string s = "  std::byte* const arena = arena_.data();\n  std::byte* const weights = weights_.data();\n";
+    s += "  (void)arena;\n  (void)weights;\n";
+    if (saved_inputs)
+      for (size_t i = 0; i < g.inputs.size(); ++i)
+        if (used.count(g.inputs[i])) {
+          const char* T = EmitContext::ctype(g.value(g.inputs[i]).dtype);
+          s += fmt::format("  const {0}* const {1} = static_cast<const {0}*>(saved_inputs_[{2}]);\n", T, p.ident[g.inputs[i]], i);
+        }
+    s += "\n  // Weights.\n";
     for (int id : p.weights) {
+      if (!used.count(id)) continue;
       const Value& v = g.value(id);
       const char* T = EmitContext::ctype(v.dtype);
       std::string cv = v.kind == ValueKind::State && p.training ? "" : "const ";  // training updates state
@@ -334,26 +372,95 @@ void {0}::save_weights(const std::string& path) const {{
     }
     s += "\n  // Intermediates and outputs, placed in the arena by the memory plan.\n";
     for (auto& v : g.values)
-      if (v.kind == ValueKind::Temp)
+      if (v.kind == ValueKind::Temp && used.count(v.id))
         s += fmt::format("  {0}* const {1} = reinterpret_cast<{0}*>(arena + {2});  // {3}\n", EmitContext::ctype(v.dtype), p.ident[v.id],
                          p.offset[v.id], shape_comment(v));
-    for (auto& n : g.nodes) {
+    for (int k = from; k < to; ++k) {
+      const Node& n = g.nodes[k];
       std::string ins, outs;
-      for (size_t k = 0; k < n.inputs.size(); ++k)
-        for (int v : n.inputs[k])
-          if (n.op->inputs[k].kind == PortKind::Data) ins += (ins.empty() ? "" : ", ") + shape_str(g.value(v).shape);
+      for (size_t q = 0; q < n.inputs.size(); ++q)
+        for (int v : n.inputs[q])
+          if (n.op->inputs[q].kind == PortKind::Data) ins += (ins.empty() ? "" : ", ") + shape_str(g.value(v).shape);
       for (auto& port : n.outputs)
         for (int v : port) outs += (outs.empty() ? "" : ", ") + shape_str(g.value(v).shape);
       s += fmt::format("\n  // {} ({}) at {}: {} -> {}\n  {{\n", n.name, n.op->name, n.loc.str(), ins, outs);
       auto it = n.op->emitters.find("cpu");
       if (it == n.op->emitters.end())
         fail(n.loc, "layer '{}' ({}): the CPU code generator does not support {} yet", n.name, n.op->name, n.op->name);
-      std::string body;
-      EmitContext e(p, n, body);
+      std::string code;
+      EmitContext e(p, n, code);
       it->second(e);
-      s += body + "  }\n";
+      s += code + "  }\n";
     }
+    return s;
+  }
+
+  std::string forward_fn() {
+    std::string args;
+    for (int id : g.inputs) args += fmt::format("const {}* {}, ", EmitContext::ctype(g.value(id).dtype), p.ident[id]);
+    std::string s = fmt::format("void {}::forward({}const Dims& d) {{\n{}", cls, args, dim_locals(p, "d"));
+    for (int id : g.inputs) s += fmt::format("  (void){};\n", p.ident[id]);
+    if (backward()) {
+      for (size_t i = 0; i < g.inputs.size(); ++i) s += fmt::format("  saved_inputs_[{}] = {};\n", i, p.ident[g.inputs[i]]);
+      s += "  saved_dims_ = d;\n";
+    }
+    s += body(0, forward_end(), false);
     return s + "}\n\n";
+  }
+
+  std::string gradient_fns() {
+    std::string s = fmt::format("const std::vector<{0}::Port>& {0}::gradients() {{\n  static const std::vector<Port> ports = {{\n", cls);
+    for (size_t i = 0; i < g.grads.size(); ++i)
+      s += fmt::format("      {{\"{}\", {}}},\n", g.value(g.grad_of[i]).name, rt_dtype(g.value(g.grads[i]).dtype));
+    s += "  };\n  return ports;\n}\n\n";
+    s += fmt::format("const void* {}::gradient(size_t i) const {{\n", cls);
+    for (size_t i = 0; i < g.grads.size(); ++i)
+      s += fmt::format("  if (i == {}) return const_cast<rt::Arena&>(arena_).data() + {};\n", i, p.offset[g.grads[i]]);
+    s += "  throw rt::Error(\"no gradient \" + std::to_string(i));\n}\n\n";
+    s += fmt::format("std::vector<int64_t> {}::gradient_shape(size_t i, const Dims& d) const {{\n{}", cls, dim_locals(p, "d"));
+    for (size_t i = 0; i < g.grads.size(); ++i)
+      s += fmt::format("  if (i == {}) return {};\n", i, shape_vector(g.value(g.grads[i]).shape));
+    s += "  throw rt::Error(\"no gradient \" + std::to_string(i));\n}\n\n";
+    if (!backward()) {
+      s += fmt::format("void {}::run_backward(const std::vector<rt::Tensor>&) {{\n  throw rt::Error(\"this program was compiled without "
+                       "gradients (compile with --grad)\");\n}}\n", cls);
+      return s;
+    }
+    std::string seeds, seed_names;
+    for (int id : g.output_grads)
+      if (id >= 0) {
+        seeds += fmt::format("const {}* {}, ", EmitContext::ctype(g.value(id).dtype), p.ident[id]);
+        seed_names += p.ident[id] + ", ";
+      }
+    s += fmt::format("void {}::backward({}const Dims& d) {{\n{}", cls, seeds, dim_locals(p, "d"));
+    for (int id : g.output_grads)
+      if (id >= 0) s += fmt::format("  (void){};\n", p.ident[id]);
+    s += body(g.forward_nodes, static_cast<int>(g.nodes.size()), true) + "}\n\n";
+    std::string args, arg_names;
+    for (int id : g.inputs) {
+      args += fmt::format("const {}* {}, ", EmitContext::ctype(g.value(id).dtype), p.ident[id]);
+      arg_names += p.ident[id] + ", ";
+    }
+    s += fmt::format("void {0}::forward_backward({1}{2}const Dims& d) {{\n  forward({3}d);\n  backward({4}d);\n}}\n\n", cls, args, seeds,
+                     arg_names, seed_names);
+    // Tensors: one per output, checked against the output's shape.
+    std::vector<std::string> call;
+    std::string checks;
+    for (size_t i = 0; i < g.output_grads.size(); ++i) {
+      int id = g.output_grads[i];
+      if (id < 0) continue;
+      const char* T = EmitContext::ctype(g.value(id).dtype);
+      checks += fmt::format(
+          "  if (g[{0}].dtype() != {1} || g[{0}].shape() != output_shape({0}, saved_dims_))\n"
+          "    throw rt::Error(\"gradient of output '{2}': expected \" + rt::type_str({1}, output_shape({0}, saved_dims_)) + \", got \" + g[{0}].type_str());\n",
+          i, rt_dtype(g.value(id).dtype), g.output_names[i]);
+      call.push_back(fmt::format("static_cast<const {}*>(g[{}].raw_data())", T, i));
+    }
+    s += fmt::format("void {}::run_backward(const std::vector<rt::Tensor>& g) {{\n"
+                     "  if (g.size() != {}) throw rt::Error(\"expected {} output gradients, got \" + std::to_string(g.size()));\n{}"
+                     "  backward({}{}saved_dims_);\n}}\n",
+                     cls, g.outputs.size(), g.outputs.size(), checks, fmt::join(call, ", "), call.empty() ? "" : ", ");
+    return s;
   }
 
   std::string run_fn() {

@@ -127,6 +127,7 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
     for (auto& port : n.inputs)
       for (int v : port) last_use[v] = n.id;
   for (int v : g.outputs) last_use[v] = static_cast<int>(g.nodes.size());
+  for (int v : g.grads) last_use[v] = static_cast<int>(g.nodes.size());
   Arena arena;
   p.scratch_offset.assign(g.nodes.size(), -1);
   p.scratch_elems.assign(g.nodes.size(), Dim(0));

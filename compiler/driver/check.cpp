@@ -1,7 +1,9 @@
 #include "driver/check.h"
 
 #include <algorithm>
+#include <set>
 
+#include "codegen/plan.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -75,8 +77,39 @@ std::vector<Row> rows_of(const Graph& g, std::vector<std::vector<int>>* params_p
 }
 }  // namespace
 
+std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>& max) {
+  std::string out;
+  if (g.forward_nodes >= 0) {
+    out += fmt::format("\nbackward pass: {} nodes after the {} of the forward pass\n", g.nodes.size() - g.forward_nodes, g.forward_nodes);
+    for (size_t i = 0; i < g.grads.size(); ++i)
+      out += fmt::format("  gradient  {}: {}\n", g.value(g.grad_of[i]).name, value_type(g.value(g.grads[i])));
+    for (size_t i = 0; i < g.outputs.size(); ++i)
+      if (g.output_grads[i] >= 0) out += fmt::format("  takes     d({}): {}\n", g.output_names[i], value_type(g.value(g.output_grads[i])));
+  }
+  std::set<std::string> syms;
+  for (auto& v : g.values)
+    for (auto& d : v.shape)
+      for (auto& s : d.symbols()) syms.insert(s);
+  std::vector<std::string> missing;
+  for (auto& s : syms)
+    if (!max.count(s)) missing.push_back(s);
+  if (!missing.empty())
+    return out + fmt::format("\nplanned memory: bound {} with --max (e.g. --max {}=64) or --shape to see it\n", fmt::join(missing, ", "),
+                             missing[0]);
+  ProgramPlan p = plan_program(g, max);
+  int64_t live = 0;  // every intermediate at once, what a plan without reuse would need
+  for (auto& v : p.graph.values)
+    if (v.kind == ValueKind::Temp && v.producer >= 0) live += p.bytes[v.id];
+  out += fmt::format("\nplanned memory{}: arena {} bytes for {} intermediates{} ({} bytes without reuse), weights {} bytes\n",
+                     syms.empty() ? "" : " at the --max bounds", with_commas(p.arena_bytes),
+                     g.forward_nodes >= 0 ? "forward and backward" : "the forward pass's",
+                     g.forward_nodes >= 0 ? " and gradients" : "", with_commas(live), with_commas(p.weight_bytes));
+  return out;
+}
+
 std::string summary_table(const Graph& g) {
   std::vector<Row> rows = rows_of(g);
+  if (g.forward_nodes >= 0) rows.resize(g.forward_nodes);
   std::vector<std::string> head = {"layer", "op", "input shapes", "output shapes", "params"};
   size_t w[5];
   for (size_t i = 0; i < 5; ++i) w[i] = head[i].size();
@@ -104,7 +137,7 @@ std::string summary_table(const Graph& g) {
     out += fmt::format("bound   {}\n", b);
   }
   ParamCounts c = count_params(g);
-  out += fmt::format("\nlayers: {}\ntrainable parameters: {}\n", g.nodes.size(), with_commas(c.trainable));
+  out += fmt::format("\nlayers: {}\ntrainable parameters: {}\n", rows.size(), with_commas(c.trainable));
   if (c.state) out += fmt::format("non-trainable state: {} (running statistics, not counted above)\n", with_commas(c.state));
   return out;
 }

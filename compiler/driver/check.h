@@ -26,5 +26,8 @@ ParamCounts count_params(const Graph& g);
 std::string summary_table(const Graph& g);  // the human-readable report
 json summary_json(const Graph& g);          // the same, for tools
 std::string with_commas(int64_t n);         // 669706 -> "669,706"
+// The backward pass (when there is one) and the planned memory: arena and weight bytes, at the
+// given upper bounds of the dims left to run time.
+std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>& max);
 
 }  // namespace mithril

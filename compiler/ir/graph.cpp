@@ -47,6 +47,7 @@ std::string dump_ir(const Graph& g) {
     if (v.kind != ValueKind::Temp)
       out += fmt::format("  %{} = {} \"{}\" : {}\n", v.id, value_kind_name(v.kind), v.name, type_str(v));
   for (auto& n : g.nodes) {
+    if (n.id == g.forward_nodes) out += "  // backward pass\n";
     std::string lhs, args;
     for (auto& port : n.outputs)
       for (int v : port) lhs += (lhs.empty() ? "%" : ", %") + std::to_string(v);
@@ -61,6 +62,8 @@ std::string dump_ir(const Graph& g) {
   std::string outs;
   for (size_t i = 0; i < g.outputs.size(); ++i)
     outs += fmt::format("{}{}=%{}", i ? ", " : "", g.output_names[i], g.outputs[i]);
+  for (size_t i = 0; i < g.grads.size(); ++i)
+    outs += fmt::format("{}grad({})=%{}", outs.empty() ? "" : ", ", g.value(g.grad_of[i]).name, g.grads[i]);
   out += fmt::format("  return {}\n}}\n", outs);
   return out;
 }

@@ -57,6 +57,12 @@ struct Graph {
   std::vector<int> outputs;  // model outputs in declaration order
   std::vector<std::string> output_names;
   std::map<std::string, int64_t> bindings;  // symbolic dims bound by --shape
+  // The backward pass (set by the `autodiff` pass): nodes [0, forward_nodes) are the forward
+  // pass, the rest the backward pass; -1 when the graph has no backward pass.
+  int forward_nodes = -1;
+  std::vector<int> output_grads;  // per output: the Input value carrying dL/d(output), -1 when not float
+  std::vector<int> grads;         // the gradients computed, one per differentiated parameter or input
+  std::vector<int> grad_of;       // per gradient: the parameter or input it belongs to
   std::vector<Warning> warnings;
 
   int add_value(Value v);

@@ -3,6 +3,7 @@
 // row per op; the rows are where later targets add their C expressions and
 // derivative rules.
 #include "codegen/emit.h"
+#include "ops/grad.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -13,12 +14,23 @@ enum class Domain { Float, Numeric, Any };  // dtypes an op accepts
 // A row's C++ expression: `x` is the element, `T` its C++ type.
 using UnaryCpu = std::function<std::string(const EmitContext& e, const std::string& x, const std::string& T)>;
 
+// The derivative f'(x) as a C++ expression of the input element `x` and/or the output element `y`.
+enum class Uses { Nothing, X, Y };
+struct Deriv {
+  Uses uses = Uses::Nothing;  // Nothing: no gradient rule (see `grad` below)
+  UnaryCpu expr;              // called with (x or y, T)
+};
+
 struct UnaryRow {
   const char* name;
   Domain domain;
   const char* summary;
   std::vector<ArgSpec> args;
   UnaryCpu cpu;
+  Deriv deriv = {};
+  // How gradients pass: "deriv" (dx = dy * f'), "zero" (piecewise constant: Sign, Floor, Ceil),
+  // "identity" (dx = dy) or "none" (StopGradient).
+  const char* grad = "deriv";
 };
 
 std::string num(double v) { return fmt::format("{}", v); }
@@ -26,41 +38,67 @@ std::string num(double v) { return fmt::format("{}", v); }
 const std::vector<UnaryRow>& unary_rows() {
   using S = const std::string&;
   static const std::vector<UnaryRow> rows = {
-      {"Neg", Domain::Numeric, "-x", {}, [](auto&, S x, S) { return "-" + x; }},
-      {"Abs", Domain::Numeric, "|x|", {}, [](auto&, S x, S T) { return fmt::format("({0} < {1}(0) ? -{0} : {0})", x, T); }},
-      {"Exp", Domain::Float, "e^x", {}, [](auto&, S x, S) { return "std::exp(" + x + ")"; }},
-      {"Log", Domain::Float, "natural logarithm", {}, [](auto&, S x, S) { return "std::log(" + x + ")"; }},
-      {"Sqrt", Domain::Float, "square root", {}, [](auto&, S x, S) { return "std::sqrt(" + x + ")"; }},
-      {"Rsqrt", Domain::Float, "1 / sqrt(x)", {}, [](auto&, S x, S T) { return fmt::format("{}(1) / std::sqrt({})", T, x); }},
-      {"Reciprocal", Domain::Float, "1 / x", {}, [](auto&, S x, S T) { return fmt::format("{}(1) / {}", T, x); }},
-      {"Sin", Domain::Float, "sine", {}, [](auto&, S x, S) { return "std::sin(" + x + ")"; }},
-      {"Cos", Domain::Float, "cosine", {}, [](auto&, S x, S) { return "std::cos(" + x + ")"; }},
-      {"Tanh", Domain::Float, "hyperbolic tangent", {}, [](auto&, S x, S) { return "std::tanh(" + x + ")"; }},
-      {"Sigmoid", Domain::Float, "1 / (1 + e^-x)", {}, [](auto&, S x, S T) { return fmt::format("{0}(1) / ({0}(1) + std::exp(-{1}))", T, x); }},
-      {"Relu", Domain::Numeric, "max(x, 0)", {}, [](auto&, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}(0))", x, T); }},
+      {"Neg", Domain::Numeric, "-x", {}, [](auto&, S x, S) { return "-" + x; }, {Uses::X, [](auto&, S, S T) { return T + "(-1)"; }}},
+      {"Abs", Domain::Numeric, "|x|", {}, [](auto&, S x, S T) { return fmt::format("({0} < {1}(0) ? -{0} : {0})", x, T); },
+       {Uses::X, [](auto&, S x, S T) { return fmt::format("{1}(({1}(0) < {0}) - ({0} < {1}(0)))", x, T); }}},
+      {"Exp", Domain::Float, "e^x", {}, [](auto&, S x, S) { return "std::exp(" + x + ")"; }, {Uses::Y, [](auto&, S y, S) { return y; }}},
+      {"Log", Domain::Float, "natural logarithm", {}, [](auto&, S x, S) { return "std::log(" + x + ")"; },
+       {Uses::X, [](auto&, S x, S T) { return fmt::format("{}(1) / {}", T, x); }}},
+      {"Sqrt", Domain::Float, "square root", {}, [](auto&, S x, S) { return "std::sqrt(" + x + ")"; },
+       {Uses::Y, [](auto&, S y, S T) { return fmt::format("{}(0.5) / {}", T, y); }}},
+      {"Rsqrt", Domain::Float, "1 / sqrt(x)", {}, [](auto&, S x, S T) { return fmt::format("{}(1) / std::sqrt({})", T, x); },
+       {Uses::Y, [](auto&, S y, S T) { return fmt::format("{1}(-0.5) * {0} * {0} * {0}", y, T); }}},
+      {"Reciprocal", Domain::Float, "1 / x", {}, [](auto&, S x, S T) { return fmt::format("{}(1) / {}", T, x); },
+       {Uses::Y, [](auto&, S y, S) { return fmt::format("-{0} * {0}", y); }}},
+      {"Sin", Domain::Float, "sine", {}, [](auto&, S x, S) { return "std::sin(" + x + ")"; }, {Uses::X, [](auto&, S x, S) { return "std::cos(" + x + ")"; }}},
+      {"Cos", Domain::Float, "cosine", {}, [](auto&, S x, S) { return "std::cos(" + x + ")"; }, {Uses::X, [](auto&, S x, S) { return "-std::sin(" + x + ")"; }}},
+      {"Tanh", Domain::Float, "hyperbolic tangent", {}, [](auto&, S x, S) { return "std::tanh(" + x + ")"; },
+       {Uses::Y, [](auto&, S y, S T) { return fmt::format("({1}(1) - {0} * {0})", y, T); }}},
+      {"Sigmoid", Domain::Float, "1 / (1 + e^-x)", {}, [](auto&, S x, S T) { return fmt::format("{0}(1) / ({0}(1) + std::exp(-{1}))", T, x); },
+       {Uses::Y, [](auto&, S y, S T) { return fmt::format("{0} * ({1}(1) - {0})", y, T); }}},
+      {"Relu", Domain::Numeric, "max(x, 0)", {}, [](auto&, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}(0))", x, T); },
+       {Uses::X, [](auto&, S x, S T) { return fmt::format("({0} > {1}(0) ? {1}(1) : {1}(0))", x, T); }}},
       {"LeakyRelu", Domain::Float, "x if x > 0 else negative_slope * x",
        {{"negative_slope", ArgType::Float, json(0.01), {}, "slope for x < 0"}},
-       [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}({2}) * {0})", x, T, num(e.f("negative_slope"))); }},
+       [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}({2}) * {0})", x, T, num(e.f("negative_slope"))); },
+       {Uses::X, [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {1}(1) : {1}({2}))", x, T, num(e.f("negative_slope"))); }}},
       {"Elu", Domain::Float, "x if x > 0 else alpha * (e^x - 1)", {{"alpha", ArgType::Float, json(1.0), {}, ""}},
-       [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}({2}) * std::expm1({0}))", x, T, num(e.f("alpha"))); }},
+       [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}({2}) * std::expm1({0}))", x, T, num(e.f("alpha"))); },
+       {Uses::X, [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {1}(1) : {1}({2}) * std::exp({0}))", x, T, num(e.f("alpha"))); }}},
       {"Gelu", Domain::Float, "x * Phi(x); approximate: tanh uses the tanh formula",
        {{"approximate", ArgType::String, json("none"), {"none", "tanh"}, "none (exact, erf) or tanh"}},
        [](auto& e, S x, S T) {
          if (e.s("approximate") == "tanh")
            return fmt::format("{1}(0.5) * {0} * ({1}(1) + std::tanh({1}(0.7978845608028654) * ({0} + {1}(0.044715) * {0} * {0} * {0})))", x, T);
          return fmt::format("{1}(0.5) * {0} * ({1}(1) + std::erf({0} * {1}(0.7071067811865476)))", x, T);
-       }},
-      {"Silu", Domain::Float, "x * sigmoid(x)", {}, [](auto&, S x, S T) { return fmt::format("{0} / ({1}(1) + std::exp(-{0}))", x, T); }},
+       },
+       {Uses::X, [](auto& e, S x, S T) {
+          if (e.s("approximate") == "tanh")
+            return fmt::format("[&] {{ const {1} t_ = std::tanh({1}(0.7978845608028654) * ({0} + {1}(0.044715) * {0} * {0} * {0})); "
+                               "return {1}(0.5) * ({1}(1) + t_) + {1}(0.5) * {0} * ({1}(1) - t_ * t_) * {1}(0.7978845608028654) * "
+                               "({1}(1) + {1}(0.134145) * {0} * {0}); }}()", x, T);
+          return fmt::format("({1}(0.5) * ({1}(1) + std::erf({0} * {1}(0.7071067811865476))) + {0} * {1}(0.3989422804014327) * "
+                             "std::exp({1}(-0.5) * {0} * {0}))", x, T);
+        }}},
+      {"Silu", Domain::Float, "x * sigmoid(x)", {}, [](auto&, S x, S T) { return fmt::format("{0} / ({1}(1) + std::exp(-{0}))", x, T); },
+       {Uses::X, [](auto&, S x, S T) {
+          return fmt::format("[&] {{ const {1} s_ = {1}(1) / ({1}(1) + std::exp(-{0})); return s_ * ({1}(1) + {0} * ({1}(1) - s_)); }}()", x, T);
+        }}},
       {"Softplus", Domain::Float, "log(1 + e^(beta x)) / beta; linear above threshold",
        {{"beta", ArgType::Float, json(1.0), {}, ""}, {"threshold", ArgType::Float, json(20.0), {}, ""}},
        [](auto& e, S x, S T) {
          return fmt::format("({1}({2}) * {0} > {1}({3}) ? {0} : std::log1p(std::exp({1}({2}) * {0})) / {1}({2}))", x, T,
                             num(e.f("beta")), num(e.f("threshold")));
-       }},
-      {"Erf", Domain::Float, "error function", {}, [](auto&, S x, S) { return "std::erf(" + x + ")"; }},
-      {"Sign", Domain::Numeric, "-1, 0 or 1", {}, [](auto&, S x, S T) { return fmt::format("{1}(({1}(0) < {0}) - ({0} < {1}(0)))", x, T); }},
-      {"Floor", Domain::Float, "round down", {}, [](auto&, S x, S) { return "std::floor(" + x + ")"; }},
-      {"Ceil", Domain::Float, "round up", {}, [](auto&, S x, S) { return "std::ceil(" + x + ")"; }},
+       },
+       {Uses::X, [](auto& e, S x, S T) {
+          return fmt::format("({1}({2}) * {0} > {1}({3}) ? {1}(1) : {1}(1) / ({1}(1) + std::exp(-{1}({2}) * {0})))", x, T, num(e.f("beta")),
+                             num(e.f("threshold")));
+        }}},
+      {"Erf", Domain::Float, "error function", {}, [](auto&, S x, S) { return "std::erf(" + x + ")"; },
+       {Uses::X, [](auto&, S x, S T) { return fmt::format("{1}(1.1283791670955126) * std::exp(-{0} * {0})", x, T); }}},
+      {"Sign", Domain::Numeric, "-1, 0 or 1", {}, [](auto&, S x, S T) { return fmt::format("{1}(({1}(0) < {0}) - ({0} < {1}(0)))", x, T); }, {}, "zero"},
+      {"Floor", Domain::Float, "round down", {}, [](auto&, S x, S) { return "std::floor(" + x + ")"; }, {}, "zero"},
+      {"Ceil", Domain::Float, "round up", {}, [](auto&, S x, S) { return "std::ceil(" + x + ")"; }, {}, "zero"},
       {"Clip", Domain::Numeric, "clamp to [min, max]; either bound may be omitted",
        {{"min", ArgType::Float, json(nullptr), {}, "lower bound"}, {"max", ArgType::Float, json(nullptr), {}, "upper bound"}},
        [](auto& e, S x, S T) {
@@ -68,9 +106,15 @@ const std::vector<UnaryRow>& unary_rows() {
          if (!e.arg("min").is_null()) r = fmt::format("std::max({}, {}({}))", r, T, num(e.f("min")));
          if (!e.arg("max").is_null()) r = fmt::format("std::min({}, {}({}))", r, T, num(e.f("max")));
          return r;
-       }},
-      {"Identity", Domain::Any, "x", {}, [](auto&, S x, S) { return x; }},
-      {"StopGradient", Domain::Any, "x in the forward pass; no gradient flows through it", {}, [](auto&, S x, S) { return x; }},
+       },
+       {Uses::X, [](auto& e, S x, S T) {  // as torch.clamp: the gradient passes where min <= x <= max
+          std::string c = "true";
+          if (!e.arg("min").is_null()) c += fmt::format(" && {} >= {}({})", x, T, num(e.f("min")));
+          if (!e.arg("max").is_null()) c += fmt::format(" && {} <= {}({})", x, T, num(e.f("max")));
+          return fmt::format("(({}) ? {}(1) : {}(0))", c, T, T);
+        }}},
+      {"Identity", Domain::Any, "x", {}, [](auto&, S x, S) { return x; }, {}, "identity"},
+      {"StopGradient", Domain::Any, "x in the forward pass; no gradient flows through it", {}, [](auto&, S x, S) { return x; }, {}, "none"},
   };
   return rows;
 }
@@ -112,6 +156,52 @@ const std::vector<BinaryRow>& binary_rows() {
   return rows;
 }
 
+// 1 where `cmp` holds, 0.5 where left == right (ties share the gradient, as in torch.maximum), else 0.
+int tie_mask(GradContext& g, const std::string& cmp) {
+  int l = g.in("left"), r = g.in("right");
+  json cast = {{"dtype", dtype_name(g.dtype(g.out()))}};
+  int strict = g.op1("Cast", {{"input", g.op1(cmp, {{"left", l}, {"right", r}})}}, cast);
+  int eq = g.op1("Cast", {{"input", g.op1("Equal", {{"left", l}, {"right", r}})}}, cast);
+  return g.add2(strict, g.mul(eq, g.scalar_like(0.5, eq)));
+}
+
+GradFn binary_grad(const std::string& op) {
+  return [op](GradContext& g) {
+    int dy = g.dout(), l = g.in("left"), r = g.in("right");
+    auto give = [&](const char* port, int like, const std::function<int()>& make) {
+      if (g.wants(port)) g.grad(port, g.sum_like(make(), like));
+    };
+    if (op == "Add") {
+      give("left", l, [&] { return dy; });
+      give("right", r, [&] { return dy; });
+    } else if (op == "Subtract") {
+      give("left", l, [&] { return dy; });
+      give("right", r, [&] { return g.neg(dy); });
+    } else if (op == "Multiply") {
+      give("left", l, [&] { return g.mul(dy, r); });
+      give("right", r, [&] { return g.mul(dy, l); });
+    } else if (op == "Divide") {
+      give("left", l, [&] { return g.div(dy, r); });
+      give("right", r, [&] { return g.neg(g.mul(dy, g.div(g.out(), r))); });  // -dy * y / r
+    } else if (op == "Power") {
+      // d/dl = r * l^(r-1); d/dr = y * log(l), taken as 0 where l == 0 (as torch does for r >= 0).
+      give("left", l, [&] { return g.mul(dy, g.mul(r, g.op1("Power", {{"left", l}, {"right", g.sub(r, g.scalar_like(1, r))}}))); });
+      give("right", r, [&] {
+        int zero = g.scalar_like(0, l);
+        int safe_log = g.op1("Where", {{"condition", g.op1("Equal", {{"left", l}, {"right", zero}})}, {"left", zero},
+                                       {"right", g.unary("Log", l)}});
+        return g.mul(dy, g.mul(g.out(), safe_log));
+      });
+    } else if (op == "Maximum" || op == "Minimum") {
+      int m = tie_mask(g, op == "Maximum" ? "Greater" : "Less");
+      give("left", l, [&] { return g.mul(dy, m); });
+      give("right", r, [&] { return g.mul(dy, g.sub(g.scalar_like(1, m), m)); });
+    } else {
+      throw std::logic_error("no gradient for " + op);
+    }
+  };
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(elementwise) {
@@ -131,6 +221,31 @@ MITHRIL_REGISTER_OPS(elementwise) {
         c.fail_arg("min", "min {} is greater than max {}", c.f("min"), c.f("max"));
       c.out("output", c.dtype("input"), c.shape("input"));
     });
+    std::string how = row.grad;
+    if (how == "none") d.trait("no_gradient");
+    if (how == "zero") d.grad([](GradContext&) {});  // piecewise constant: zero almost everywhere
+    if (how == "identity") d.grad([](GradContext& g) { g.grad("input", g.dout()); });
+    if (how == "deriv") {
+      // dx = dy * f'(x or y), one fused loop: the internal op <Name>Grad.
+      std::string grad_op = std::string(row.name) + "Grad";
+      Uses uses = row.deriv.uses;
+      d.grad([grad_op, uses](GradContext& g) {
+        json attrs = g.node().attrs;
+        int operand = uses == Uses::Y ? g.out() : g.in("input");
+        g.grad("input", g.op1(grad_op, {{uses == Uses::Y ? "output" : "input", operand}, {"grad", g.dout()}}, attrs));
+      });
+      OpDef gd(grad_op, "elementwise", std::string("gradient of ") + row.name + ": grad * f'(" + (uses == Uses::Y ? "output" : "input") + ")");
+      gd.in("input", true).in("output", true).in("grad").out().trait("elementwise").trait("internal");
+      for (auto& a : row.args) gd.args.push_back(a);
+      UnaryCpu deriv = row.deriv.expr;
+      gd.emit("cpu", [deriv, uses](EmitContext& e) {
+        std::string T = e.ctype_of("grad");
+        std::string port = uses == Uses::Y ? "output" : "input";
+        emit_elementwise(e, {"grad", port}, [&](const std::vector<std::string>& x) { return x[0] + " * " + deriv(e, x[1], T); });
+      });
+      gd.rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("grad")); });
+      register_op(std::move(gd));
+    }
     register_op(std::move(d));
   }
 
@@ -146,6 +261,8 @@ MITHRIL_REGISTER_OPS(elementwise) {
       emit_elementwise(e, {"left", "right"},
                        [&](const std::vector<std::string>& x) { return fmt::format(fmt::runtime(cpu), x[0], x[1]); });
     });
+    if (result == BinaryResult::Bool || logical) d.trait("no_gradient");
+    else d.grad(binary_grad(row.name));
     d.rule([domain, result, logical](InferContext& c) {
       check_domain(c, "left", domain);
       check_domain(c, "right", domain);
@@ -159,7 +276,7 @@ MITHRIL_REGISTER_OPS(elementwise) {
   }
 
   register_op(OpDef("Not", "elementwise", "logical not of a bool tensor")
-                  .in("input").out().trait("elementwise")
+                  .in("input").out().trait("elementwise").trait("no_gradient")
                   .emit("cpu", [](EmitContext& e) {
                     emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return "!" + x[0]; });
                   })
@@ -171,6 +288,13 @@ MITHRIL_REGISTER_OPS(elementwise) {
 
   register_op(OpDef("Where", "elementwise", "condition ? left : right, with broadcasting")
                   .in("condition").in("left").in("right").out().trait("elementwise").trait("broadcast")
+                  .grad([](GradContext& g) {
+                    int dy = g.dout(), c = g.in("condition"), zero = g.scalar_like(0, dy);
+                    if (g.wants("left"))
+                      g.grad("left", g.sum_like(g.op1("Where", {{"condition", c}, {"left", dy}, {"right", zero}}), g.in("left")));
+                    if (g.wants("right"))
+                      g.grad("right", g.sum_like(g.op1("Where", {{"condition", c}, {"left", zero}, {"right", dy}}), g.in("right")));
+                  })
                   .emit("cpu", [](EmitContext& e) {
                     emit_elementwise(e, {"condition", "left", "right"}, [](const std::vector<std::string>& x) {
                       return fmt::format("{} ? {} : {}", x[0], x[1], x[2]);
@@ -188,6 +312,10 @@ MITHRIL_REGISTER_OPS(elementwise) {
   register_op(OpDef("Cast", "elementwise", "convert to another dtype")
                   .in("input").out().trait("elementwise")
                   .arg("dtype", ArgType::Dtype, std::nullopt, "target dtype")
+                  .grad([](GradContext& g) {  // float to float: cast the gradient back
+                    if (is_float(g.dtype(g.in("input"))))
+                      g.grad("input", g.op1("Cast", {{"input", g.dout()}}, {{"dtype", dtype_name(g.dtype(g.in("input")))}}));
+                  })
                   .emit("cpu", [](EmitContext& e) {
                     std::string T = EmitContext::ctype(e.out().dtype);
                     emit_elementwise(e, {"input"}, [&](const std::vector<std::string>& x) { return fmt::format("static_cast<{}>({})", T, x[0]); });

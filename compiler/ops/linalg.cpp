@@ -1,5 +1,6 @@
 // Linear algebra: MatMul (batched, broadcasting, NumPy semantics) and Linear.
 #include "codegen/emit.h"
+#include "ops/grad.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -61,11 +62,48 @@ void emit_matmul(EmitContext& e) {
   e.line("}}");
 }
 
+// MatMul's gradient: dl = dy r^T and dr = l^T dy over the broadcast batch, summed back to each
+// operand's batch shape; 1-D operands are promoted as in the forward pass and squeezed back.
+void matmul_grad(GradContext& g) {
+  int l = g.in("left"), r = g.in("right"), dy = g.dout();
+  int l2 = l, r2 = r, dy2 = dy;
+  if (g.shape(l).size() == 1) {
+    l2 = g.op1("Unsqueeze", {{"input", l}}, {{"axis", 0}});
+    dy2 = g.op1("Unsqueeze", {{"input", dy2}}, {{"axis", g.shape(r).size() == 1 ? 0 : -2}});
+  }
+  if (g.shape(r).size() == 1) {
+    r2 = g.op1("Unsqueeze", {{"input", r}}, {{"axis", -1}});
+    dy2 = g.op1("Unsqueeze", {{"input", dy2}}, {{"axis", -1}});
+  }
+  if (g.wants("left")) {
+    int d = g.op1("MatMul", {{"left", dy2}, {"right", g.op1("Transpose", {{"input", r2}})}});
+    g.grad("left", g.reshape_like(g.sum_like(d, l2), l));
+  }
+  if (g.wants("right")) {
+    int d = g.op1("MatMul", {{"left", g.op1("Transpose", {{"input", l2}})}, {"right", dy2}});
+    g.grad("right", g.reshape_like(g.sum_like(d, r2), r));
+  }
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(linalg) {
+  register_op(OpDef("LinearGradWeight", "linalg", "dW = grad^T x over every leading axis: Linear's weight gradient, one gemm")
+                  .in("grad").in("input").out().trait("internal")
+                  .emit("cpu", [](EmitContext& e) {
+                    const Shape& s = e.in("input").shape;
+                    std::string K = EmitContext::dim(s.back()), M = EmitContext::numel(s, 0, s.size() - 1);
+                    std::string D = EmitContext::dim(e.in("grad").shape.back());
+                    e.line("mithril::rt::gemm(mithril::rt::Transpose::Yes, mithril::rt::Transpose::No, {}, {}, {}, 1, {}, {}, {}, {}, 0, {}, {});",
+                           D, K, M, e.x("grad"), D, e.x("input"), K, e.y(), K);
+                  })
+                  .rule([](InferContext& c) {
+                    c.out("output", c.dtype("input"), {c.shape("grad").back(), c.shape("input").back()});
+                  }));
+
   register_op(OpDef("MatMul", "linalg", "matrix product with NumPy semantics: batched, broadcasting, 1-D promoted")
                   .in("left").in("right").out().trait("gemm")
+                  .grad(matmul_grad)
                   .emit("cpu", emit_matmul)
                   .rule([](InferContext& c) {
                     c.expect_numeric("left");
@@ -91,6 +129,12 @@ MITHRIL_REGISTER_OPS(linalg) {
                   .in("input").param("weight").param("bias", true).out().trait("gemm")
                   .arg("dimension", ArgType::Int, std::nullopt, "output features")
                   .arg("bias", ArgType::Bool, json(true), "add a learned bias")
+                  .grad([](GradContext& g) {
+                    int dy = g.dout(), x = g.in("input");
+                    if (g.wants("input")) g.grad("input", g.op1("MatMul", {{"left", dy}, {"right", g.in("weight")}}));
+                    if (g.wants("weight")) g.grad("weight", g.op1("LinearGradWeight", {{"grad", dy}, {"input", x}}));
+                    if (g.has("bias") && g.wants("bias")) g.grad("bias", g.sum_like(dy, g.in("bias")));
+                  })
                   .emit("cpu", [](EmitContext& e) {
                     // y[M, dim] = x[M, K] W[dim, K]^T (+ b): one gemm, or a gemv for a single row,
                     // which OpenBLAS runs several times faster than an M=1 gemm.

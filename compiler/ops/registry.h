@@ -42,12 +42,14 @@ class InferContext;
 using InferFn = std::function<void(InferContext&)>;
 class EmitContext;  // codegen/emit.h
 using EmitFn = std::function<void(EmitContext&)>;
+class GradContext;  // ops/grad.h
+using GradFn = std::function<void(GradContext&)>;
 
 struct OpDef {
   std::string name, family, summary;
   std::vector<Port> inputs, outputs;
   std::vector<ArgSpec> args;
-  std::set<std::string> traits;  // "elementwise", "commutative", "reduction", "loss", "random", ...
+  std::set<std::string> traits;  // "elementwise", "commutative", "reduction", "loss", "random", "no_gradient", "internal", ...
   InferFn infer;
   // For a variadic output port left unbound: how many values the args imply.
   std::function<int(const json& attrs)> output_count;
@@ -56,6 +58,10 @@ struct OpDef {
   // Working memory a node needs while it runs (im2col columns, attention scores), in elements of
   // its first output's dtype; the memory plan places it in the arena for that node only.
   std::function<Dim(const Node&, const Graph&)> scratch;
+  // Reverse-mode rule (ops/grad.h): builds the gradients of the inputs from those of the outputs.
+  // Ops without one either have the trait "no_gradient" (StopGradient, comparisons: nothing flows
+  // through them) or stop training with an error naming the layer.
+  GradFn gradient;
 
   OpDef() = default;
   OpDef(std::string n, std::string fam, std::string sum)
@@ -80,6 +86,7 @@ struct OpDef {
   OpDef& trait(std::string t) { traits.insert(std::move(t)); return *this; }
   OpDef& rule(InferFn f) { infer = std::move(f); return *this; }
   OpDef& emit(const std::string& target, EmitFn f) { emitters[target] = std::move(f); return *this; }
+  OpDef& grad(GradFn f) { gradient = std::move(f); return *this; }
   OpDef& scratch_elems(std::function<Dim(const Node&, const Graph&)> f) { scratch = std::move(f); return *this; }
 
   int input_index(const std::string& port) const;

@@ -730,6 +730,26 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("dtype", ArgType::Dtype, json("float32"), "element type; integer types need integer values")
                   .emit("cpu", emit_constant)
                   .rule(constant_rule));
+
+  // Internal ops of the backward pass (ops/grad.h): shapes taken from another value, so that
+  // gradients keep symbolic sizes that no int list could spell.
+  register_op(OpDef("ReshapeLike", "shape", "same elements in the shape of 'like' (whose values are not read)")
+                  .in("input").in("like").out().trait("internal")
+                  .emit("cpu", emit_copy)
+                  .rule([](InferContext& c) {
+                    if (numel(c.shape("input")) != numel(c.shape("like")))
+                      c.fail("cannot reshape {} into the shape of {}", input_type(c), input_type(c, "like"));
+                    c.out("output", c.dtype("input"), c.shape("like"));
+                  }));
+  register_op(OpDef("BroadcastLike", "shape", "broadcast 'input' to the shape of 'like' (whose values are not read)")
+                  .in("input").in("like").out().trait("internal")
+                  .emit("cpu", [](EmitContext& e) { emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return x[0]; }); })
+                  .rule([](InferContext& c) {
+                    auto b = broadcast_shapes(c.shape("input"), c.shape("like"));
+                    if (!b || *b != c.shape("like"))
+                      c.fail("cannot broadcast {} to the shape of {}", input_type(c), input_type(c, "like"));
+                    c.out("output", c.dtype("input"), c.shape("like"));
+                  }));
 }
 
 }  // namespace mithril

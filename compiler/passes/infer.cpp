@@ -111,6 +111,7 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
       {"bind-shapes", "bind symbolic input dims given with --shape", false, [shapes](Graph g) { return bind_shapes(std::move(g), shapes); }},
       {"order", "topological order; cycles and dead layers", false, [](Graph g) { return order_nodes(std::move(g)); }},
       {"infer-shapes", "shapes, dtypes and parameter shapes", false, [](Graph g) { return infer_shapes(std::move(g)); }},
+      {"autodiff", "the backward pass (with --grad)", false, [grad = opts.grad](Graph g) { return autodiff(std::move(g), grad); }},
   };
 }
 

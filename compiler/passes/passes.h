@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "passes/autodiff.h"
 
 namespace mithril {
 
@@ -41,11 +42,13 @@ struct Pass {
 struct PipelineOptions {
   ShapeBindings shapes;
   std::vector<std::string> disabled;    // --no-pass
+  GradOptions grad;                     // --grad, --grad-inputs, --freeze: the autodiff pass
   std::string dump_after;               // --dump-ir
   std::function<void(const std::string& pass, const Graph&)> on_dump;
 };
 
-// The front-end pipeline up to a checked graph: bind-shapes, order, infer-shapes.
+// The pipeline up to a checked graph: bind-shapes, order, infer-shapes, then autodiff
+// (which leaves the graph alone unless gradients were asked for).
 std::vector<Pass> frontend_passes(const PipelineOptions& opts);
 Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts);
 

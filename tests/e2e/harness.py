@@ -54,6 +54,7 @@ class Runner:
     def run(self, model_text, inputs, weights=None, extra=(), name="model"):
         """Runs the model; returns {output name: array}. On failure records it and returns None."""
         d = tempfile.mkdtemp(dir=self.tmp)
+        self.last_dir = d
         path = os.path.join(d, f"{name}.yaml")
         with open(path, "w") as f:
             f.write(model_text)
@@ -62,6 +63,60 @@ class Runner:
             save_safetensors(os.path.join(d, "w.safetensors"), weights)
             args += ["--weights", os.path.join(d, "w.safetensors")]
         return self._invoke(args + list(extra), inputs, d, f"{name}: mithril run")
+
+    def run_grad(self, model_text, inputs, weights=None, grad_inputs=(), output_grads=None, extra=(), name="model"):
+        """`mithril run --grad`: returns ({output: array}, {parameter or input: gradient}), or (None, None)
+        on failure. `output_grads` maps outputs to dL/d(output) (default: ones)."""
+        d = tempfile.mkdtemp(dir=self.tmp)
+        args = ["--grad"]
+        if grad_inputs:
+            args += ["--grad-inputs", ",".join(grad_inputs)]
+        for n, a in (output_grads or {}).items():
+            np.save(os.path.join(d, f"d_{n}.npy"), a)
+            args += ["--output-grad", f"{n}={os.path.join(d, 'd_' + n + '.npy')}"]
+        outs = self.run(model_text, inputs, weights, list(args) + list(extra), name)
+        if outs is None:
+            return None, None
+        gdir = os.path.join(self.last_dir, "out", "grad")
+        grads = {f[:-4]: np.load(os.path.join(gdir, f)) for f in os.listdir(gdir) if f.endswith(".npy")}
+        return outs, grads
+
+    def grad_check(self, model_text, inputs, weights=None, grad_inputs=(), tol=1e-6, extra=(), name="model", expect=None):
+        """`mithril run --check-grad` on a float64 model: every gradient (parameters and `grad_inputs`)
+        against central finite differences; each must have max error < tol, with
+        error = |analytic - numeric| / max(1, |numeric|). `expect` lists the gradients that must appear."""
+        args = ["--check-grad"]
+        if grad_inputs:
+            args += ["--grad-inputs", ",".join(grad_inputs)]
+        d = tempfile.mkdtemp(dir=self.tmp)
+        path = os.path.join(d, f"{name}.yaml")
+        with open(path, "w") as f:
+            f.write(model_text)
+        cmd = [self.mithril, "run", path] + args + list(extra)
+        if weights is not None:
+            save_safetensors(os.path.join(d, "w.safetensors"), weights)
+            cmd += ["--weights", os.path.join(d, "w.safetensors")]
+        for n, a in inputs.items():
+            np.save(os.path.join(d, f"{n}.npy"), a)
+            cmd += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=900)
+        if p.returncode != 0:
+            self.failures.append(f"{name}: mithril run --check-grad failed (exit {p.returncode}):\n{p.stderr}")
+            return
+        seen = set()
+        for line in p.stdout.splitlines():
+            if not line.startswith("grad-check ") or line.startswith("grad-check max"):
+                continue
+            gname = line[len("grad-check "):line.index(": ")]
+            err = float(line.split("max error ")[1].split()[0])
+            seen.add(gname)
+            if err < tol:
+                print(f"ok   {name}: d/d{gname} vs finite differences ({err:.2g})")
+            else:
+                self.failures.append(f"{name}: d/d{gname} differs from finite differences: {line}")
+        for gname in expect or ():
+            if gname not in seen:
+                self.failures.append(f"{name}: no gradient for {gname} (got {sorted(seen)})")
 
     def run_binary(self, binary, inputs, what):
         """Runs a generated binary (from `mithril compile` + cmake) on `inputs`; returns its outputs or None."""

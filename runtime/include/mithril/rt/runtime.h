@@ -7,6 +7,7 @@
 #include "mithril/rt/device.h"
 #include "mithril/rt/error.h"
 #include "mithril/rt/file_io.h"
+#include "mithril/rt/gradcheck.h"
 #include "mithril/rt/init.h"
 #include "mithril/rt/kernels.h"
 #include "mithril/rt/npy.h"
