@@ -25,7 +25,11 @@ V, C, H, L, CTX, N, T = 65, 32, 4, 2, 64, 2, 16
 
 
 def reference(w, tokens):
-    t = {k: torch.from_numpy(v).double() for k, v in w.items()}
+    return reference_torch({k: torch.from_numpy(v).double() for k, v in w.items()}, tokens).numpy()
+
+
+def reference_torch(t, tokens):
+    """GPT-2 from its definition on torch tensors `t` (named as the sample's parameters); differentiable."""
     x = t["wte"][torch.from_numpy(tokens)] + t["wpe.weight"][:T]
     mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
     for i in range(L):
@@ -43,7 +47,7 @@ def reference(w, tokens):
         m = F.gelu(m @ t[p + "mlp.fc.weight"].T + t[p + "mlp.fc.bias"], approximate="tanh")
         x = x + m @ t[p + "mlp.proj.weight"].T + t[p + "mlp.proj.bias"]
     x = F.layer_norm(x, (C,), t["ln_f.weight"], t["ln_f.bias"], 1e-5)
-    return (x @ t["wte"].T).numpy()
+    return x @ t["wte"].T
 
 
 def main():

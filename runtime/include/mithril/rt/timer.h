@@ -9,6 +9,8 @@
 #include <chrono>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include "mithril/rt/error.h"
 
 namespace mithril::rt {
@@ -35,6 +37,13 @@ inline double median(std::vector<double> samples) {
     if (samples.size() % 2 == 1) return *mid;
     const double below = *std::max_element(samples.begin(), mid);
     return (below + *mid) / 2;
+}
+
+// The process's peak resident memory so far, in bytes (Linux reports ru_maxrss in KiB).
+inline long long peak_rss_bytes() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<long long>(u.ru_maxrss) * 1024;
 }
 
 }  // namespace mithril::rt
