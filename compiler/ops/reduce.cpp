@@ -4,6 +4,7 @@
 // one row per op; the rows are where later targets add their accumulators and
 // derivative rules.
 #include "codegen/emit.h"
+#include "ops/grad.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -191,6 +192,122 @@ void emit_arg_extreme(EmitContext& e) {
          inner);
 }
 
+// ---- Gradients -------------------------------------------------------------------
+//
+// Every rule first brings the output gradient (and the output, where it is read) to the
+// keepdim shape, so that it broadcasts against the input; then one elementwise backward
+// op (MeanGrad, VarianceGrad, ...) makes dx in one pass over the input. Counts are taken
+// from the shapes at run time, so symbolic sizes keep working.
+
+// `v` (a result of the node) with the reduced axes kept as size 1.
+int keep_dims(GradContext& g, int v) {
+  const size_t rank = g.shape(g.in("input")).size();
+  if (g.b("keepdim") || g.shape(v).size() == rank) return v;
+  std::vector<bool> mask = node_axes(g.arg("axis"), rank);
+  std::vector<int64_t> axes;
+  for (size_t k = 0; k < rank; ++k)
+    if (mask[k]) axes.push_back(static_cast<int64_t>(k));
+  return g.op1("Unsqueeze", {{"input", v}}, {{"axis", axes}});
+}
+
+// A reduction of the node's kind over the node's axes, keepdim (tie counts, zero counts).
+int reduce_keep(GradContext& g, const std::string& op, int v) {
+  return g.op1(op, {{"input", v}}, {{"axis", g.arg("axis")}, {"keepdim", true}});
+}
+
+int as_dtype_of(GradContext& g, int v, int like) {
+  return g.op1("Cast", {{"input", v}}, {{"dtype", dtype_name(g.dtype(like))}});
+}
+
+void reduce_grad(GradContext& g) {
+  const std::string op = g.op().name;
+  const int x = g.in("input");
+  const int dy = keep_dims(g, g.dout());
+  if (op == "Sum") {
+    g.grad("input", g.broadcast_like(dy, x));
+  } else if (op == "Mean") {
+    g.grad("input", g.op1("MeanGrad", {{"grad", dy}, {"input", x}}));
+  } else if (op == "Variance") {
+    int mean = reduce_keep(g, "Mean", x);
+    g.grad("input", g.op1("VarianceGrad", {{"grad", dy}, {"input", x}, {"aux", mean}}, {{"correction", g.i("correction")}}));
+  } else if (op == "LogSumExp") {
+    g.grad("input", g.op1("LogSumExpGrad", {{"grad", dy}, {"input", x}, {"output", keep_dims(g, g.out())}}));
+  } else if (op == "Max" || op == "Min") {
+    // As torch.amax/amin: the gradient is shared evenly among the elements equal to the extreme.
+    int y = keep_dims(g, g.out());
+    int ties = reduce_keep(g, "Sum", as_dtype_of(g, g.op1("Equal", {{"left", x}, {"right", y}}), x));
+    g.grad("input", g.op1("ExtremeGrad", {{"grad", dy}, {"input", x}, {"output", y}, {"aux", ties}}));
+  } else if (op == "Prod") {
+    // prod of the others: y / x without zeros; with one zero only that element gets the product
+    // of the nonzero ones; with two or more every gradient is 0 (as torch).
+    int zero = g.scalar_like(0, x), one = g.scalar_like(1, x);
+    int is_zero = g.op1("Equal", {{"left", x}, {"right", zero}});
+    int zeros = reduce_keep(g, "Sum", as_dtype_of(g, is_zero, x));
+    int nonzero_prod = reduce_keep(g, "Prod", g.op1("Where", {{"condition", is_zero}, {"left", one}, {"right", x}}));
+    g.grad("input", g.op1("ProdGrad", {{"grad", dy}, {"input", x}, {"aux", nonzero_prod}, {"zeros", zeros}}));
+  } else {
+    throw std::logic_error("no gradient rule for " + op);
+  }
+}
+
+// The backward ops: dx[i] = expr(grad, input, ...) with the keepdim-shaped operands broadcast.
+struct GradRow {
+  const char* name;
+  const char* summary;
+  std::vector<std::string> ports;  // beyond grad and input, all keepdim-shaped
+  // C++ for one element of dx from the elements of grad, input, then `ports`; scale_ is set first.
+  std::function<std::string(const std::vector<std::string>&, const std::string& T)> expr;
+  bool scaled;  // declares scale_ (see emit_reduce_grad)
+};
+
+const std::vector<GradRow>& grad_rows() {
+  static const std::vector<GradRow> rows = {
+      {"MeanGrad", "grad / count broadcast to the input (Mean's gradient; the input's values are not read)", {},
+       [](auto& x, auto&) { return fmt::format("{} * scale_", x[0]); }, true},
+      {"VarianceGrad", "grad * (input - mean) * 2 / (count - correction) (Variance's gradient; aux is the mean)", {"aux"},
+       [](auto& x, auto&) { return fmt::format("{} * ({} - {}) * scale_", x[0], x[1], x[2]); }, true},
+      {"LogSumExpGrad", "grad * exp(input - output) (LogSumExp's gradient)", {"output"},
+       [](auto& x, auto&) { return fmt::format("{} * std::exp({} - {})", x[0], x[1], x[2]); }, false},
+      {"ExtremeGrad", "grad / ties where input equals the extreme, else 0 (Max's and Min's gradient; aux counts the ties)",
+       {"output", "aux"},
+       [](auto& x, const std::string& T) { return fmt::format("{} == {} ? {} / {} : {}(0)", x[1], x[2], x[0], x[3], T); }, false},
+      {"ProdGrad",
+       "the product of the other elements times grad (Prod's gradient; aux is the product of the nonzero elements, zeros "
+       "counts the zeros)",
+       {"aux", "zeros"},
+       [](auto& x, const std::string& T) {
+         return fmt::format("{3} == {4}(0) ? {0} * {2} / {1} : ({3} == {4}(1) && {1} == {4}(0) ? {0} * {2} : {4}(0))", x[0],
+                            x[1], x[2], x[3], T);
+       },
+       false},
+  };
+  return rows;
+}
+
+void emit_reduce_grad(EmitContext& e, const GradRow& row) {
+  const char* T = EmitContext::ctype(e.out().dtype);
+  std::vector<std::string> ports = {"grad", "input"};
+  ports.insert(ports.end(), row.ports.begin(), row.ports.end());
+  if (e.op().name == "MeanGrad") {  // the input gives only its shape
+    e.line("(void){};", e.x("input"));
+    ports = {"grad"};
+  }
+  if (row.scaled) {
+    // count: the elements reduced into each result, the input sizes where grad (keepdim) has 1.
+    const Shape& gs = e.in("grad").shape;
+    const Shape& xs = e.in("input").shape;
+    Dim count(1);
+    for (size_t k = 0; k < xs.size(); ++k)
+      if (gs[k] == Dim(1)) count = count * xs[k];
+    if (e.op().name == "MeanGrad") {
+      e.line("const {0} scale_ = {0}(1) / {0}({1});", T, EmitContext::dim(count));
+    } else {
+      e.line("const {0} scale_ = {0}(2) / {0}({1} - {2});", T, EmitContext::dim(count), e.i("correction"));
+    }
+  }
+  emit_elementwise(e, ports, [&](const std::vector<std::string>& x) { return row.expr(x, T); });
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(reduce) {
@@ -202,7 +319,7 @@ MITHRIL_REGISTER_OPS(reduce) {
     for (auto& a : row.args) d.args.push_back(a);
     Domain domain = row.domain;
     bool needs_elements = row.needs_elements;
-    d.emit("cpu", emit_reduce).scratch_elems(reduce_scratch);
+    d.emit("cpu", emit_reduce).scratch_elems(reduce_scratch).grad(reduce_grad);
     d.rule([domain, needs_elements](InferContext& c) {
       if (domain == Domain::Float) c.expect_float("input");
       else c.expect_numeric("input");
@@ -233,7 +350,7 @@ MITHRIL_REGISTER_OPS(reduce) {
         "flattened input, a scalar",
         is_max ? "largest" : "smallest");
     register_op(OpDef(name, "reduce", summary)
-                    .in("input").out().trait("reduction")
+                    .in("input").out().trait("reduction").trait("no_gradient")
                     .emit("cpu", emit_arg_extreme)
                     .arg("axis", ArgType::Int, json(nullptr),
                          "the axis to search along; negative counts from the end; omitted: the flattened input")
@@ -250,6 +367,23 @@ MITHRIL_REGISTER_OPS(reduce) {
                       expect_elements(c, in, mask);
                       c.out("output", DType::i64, reduced_shape(in, mask, c.b("keepdim")));
                     }));
+  }
+
+  for (const auto& row : grad_rows()) {
+    OpDef d(row.name, "reduce", row.summary);
+    d.in("grad").in("input");
+    for (auto& p : row.ports) d.in(p);
+    d.out().trait("internal");
+    if (std::string(row.name) == "VarianceGrad") d.arg("correction", ArgType::Int, json(1), "as Variance");
+    const GradRow* r = &row;
+    d.emit("cpu", [r](EmitContext& e) { emit_reduce_grad(e, *r); });
+    d.rule([](InferContext& c) {
+      if (c.shape("grad").size() != c.shape("input").size())
+        c.fail("'grad' {} must have the rank of 'input' {} (keepdim)", type_str(c.dtype("grad"), c.shape("grad")),
+               type_str(c.dtype("input"), c.shape("input")));
+      c.out("output", c.dtype("input"), c.shape("input"));
+    });
+    register_op(std::move(d));
   }
 }
 

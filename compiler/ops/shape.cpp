@@ -4,6 +4,7 @@
 // stay symbolic wherever the rule allows: Reshape and Split divide polynomials
 // exactly, Concat and Pad add them.
 #include "codegen/emit.h"
+#include "ops/grad.h"
 #include "ops/registry.h"
 
 #include <algorithm>
@@ -472,6 +473,19 @@ void emit_split(EmitContext& e) {
   }
 }
 
+// n_ (the axis size) and start_ (Python's slice.indices start, clamped) for a Slice node's arguments.
+void emit_slice_start(EmitContext& e, const Dim& d) {
+  e.line("const int64_t n_ = {};", EmitContext::dim(d));
+  e.line("int64_t start_ = {};", e.i("start"));
+  if (e.i("step") > 0) {
+    e.line("if (start_ < 0) start_ = std::max<int64_t>(start_ + n_, 0);");
+    e.line("start_ = std::min(start_, n_);");
+  } else {
+    e.line("if (start_ < 0) start_ = std::max<int64_t>(start_ + n_, -1);");
+    e.line("start_ = std::min(start_, n_ - 1);");
+  }
+}
+
 // Python's slice.indices at run time: the start, clamped; the length the shape rule
 // gave is checked against Python's when the size is symbolic (the rule assumed in range).
 void emit_slice(EmitContext& e) {
@@ -480,15 +494,7 @@ void emit_slice(EmitContext& e) {
   int64_t step = e.i("step");
   const Dim& d = in[axis];
   std::string out_len = EmitContext::dim(e.out().shape[axis]);
-  e.line("const int64_t n_ = {};", EmitContext::dim(d));
-  e.line("int64_t start_ = {};", e.i("start"));
-  if (step > 0) {
-    e.line("if (start_ < 0) start_ = std::max<int64_t>(start_ + n_, 0);");
-    e.line("start_ = std::min(start_, n_);");
-  } else {
-    e.line("if (start_ < 0) start_ = std::max<int64_t>(start_ + n_, -1);");
-    e.line("start_ = std::min(start_, n_ - 1);");
-  }
+  emit_slice_start(e, d);
   if (!d.is_const()) {
     if (e.arg("stop").is_null()) {
       e.line("const int64_t stop_ = {};", step > 0 ? "n_" : "-1");
@@ -595,6 +601,97 @@ void emit_constant(EmitContext& e) {
   e.line("std::copy(data_, data_ + {}, {});", text.size(), e.y());
 }
 
+// ---- Backward ops and gradient rules -------------------------------------------
+
+// A 'like' input gives only its shape; its pointer is still declared in the generated code.
+void shape_only(EmitContext& e, const std::string& port = "like", size_t i = 0) {
+  e.line("(void){};  // only its shape is used", e.x(port, i));
+}
+
+// SliceGrad: zeros with the gradient written where the slice read, one pass (kernel slice_grad).
+void emit_slice_grad(EmitContext& e) {
+  const Shape& in = e.in("like").shape;
+  size_t axis = norm_axis(e.i("axis"), in.size());
+  shape_only(e);
+  emit_slice_start(e, in[axis]);
+  e.line("mithril::rt::k::slice_grad<{}>({}, {}, {}, n_, {}, start_, {}, {});", e.ctype_of("grad"), e.y(), e.x("grad"),
+         EmitContext::numel(in, 0, axis), EmitContext::numel(in, axis + 1, in.size()), e.i("step"),
+         EmitContext::dim(e.in("grad").shape[axis]));
+}
+
+// GatherGrad: zeros with the gradient rows added at their indices (kernel take_grad).
+void emit_gather_grad(EmitContext& e) {
+  const Shape& in = e.in("like").shape;
+  size_t axis = norm_axis(e.i("axis"), in.size());
+  shape_only(e);
+  e.line("mithril::rt::k::take_grad<{}, {}>({}, {}, {}, {}, {}, {}, {});", e.ctype_of("grad"), e.ctype_of("indices"), e.y(),
+         e.x("grad"), e.x("indices"), EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]),
+         EmitContext::numel(in, axis + 1, in.size()), EmitContext::numel(e.in("indices").shape));
+}
+
+// PadGrad: the gradient cropped back to the input, pad_constant with the pads negated.
+void emit_pad_grad(EmitContext& e) {
+  const Shape& gs = e.in("grad").shape;
+  std::vector<int64_t> pads = e.arg("pads").get<std::vector<int64_t>>();
+  shape_only(e);
+  if (gs.empty()) {
+    e.line("std::copy({0}, {0} + 1, {1});", e.x("grad"), e.y());
+    return;
+  }
+  if (gs.size() > 8) e.unsupported("a rank above 8");
+  std::vector<int64_t> before(gs.size(), 0), after(gs.size(), 0);
+  for (size_t j = 0; j < pads.size() / 2; ++j) {
+    before[gs.size() - 1 - j] = -pads[2 * j];
+    after[gs.size() - 1 - j] = -pads[2 * j + 1];
+  }
+  e.line("const int64_t in_shape_[] = {};", dims_list(gs));
+  e.line("const int64_t before_[] = {{{}}};", fmt::join(before, ", "));
+  e.line("const int64_t after_[] = {{{}}};", fmt::join(after, ", "));
+  e.line("mithril::rt::k::pad_constant<{}>({}, {}, {}, in_shape_, before_, after_, {});", e.ctype_of("grad"), e.y(),
+         e.x("grad"), gs.size(), literal(0.0, e.in("grad").dtype));
+}
+
+// Ops that only rearrange shape metadata (Reshape, Flatten, Squeeze, Unsqueeze): reshape back.
+void reshape_grad(GradContext& g) { g.grad("input", g.reshape_like(g.dout(), g.in("input"))); }
+
+void permute_grad(GradContext& g) {
+  const size_t r = g.shape(g.in("input")).size();
+  std::vector<int64_t> dims = g.arg("dims").get<std::vector<int64_t>>(), inverse(r);
+  for (size_t k = 0; k < r; ++k) inverse[norm_axis(dims[k], r)] = static_cast<int64_t>(k);
+  g.grad("input", g.op1("Permute", {{"input", g.dout()}}, {{"dims", inverse}}));
+}
+
+// Concat: the gradient cut back into the inputs' sizes along the axis (SplitLike keeps symbolic sizes).
+void concat_grad(GradContext& g) {
+  const size_t n = g.count("input");
+  if (n == 1) {
+    g.grad("input", g.dout(), 0);
+    return;
+  }
+  std::vector<int> likes;
+  for (size_t i = 0; i < n; ++i) likes.push_back(g.in("input", i));
+  std::vector<int> parts = g.add("SplitLike", {{"input", {g.dout()}}, {"like", likes}}, {{"axis", g.i("axis")}}, static_cast<int>(n));
+  for (size_t i = 0; i < n; ++i)
+    if (g.wants("input", i)) g.grad("input", parts[i], i);
+}
+
+// Split: the parts' gradients joined again, zeros for parts no gradient reached.
+void split_grad(GradContext& g) {
+  const size_t n = g.node().outputs[0].size();
+  std::vector<int> parts;
+  int zero = -1;
+  for (size_t i = 0; i < n; ++i) {
+    int d = g.dout("output", i);
+    if (d < 0) {
+      if (zero < 0) zero = g.scalar_like(0, g.in("input"));
+      d = g.broadcast_like(zero, g.out("output", i));
+    }
+    parts.push_back(d);
+  }
+  if (n == 1) g.grad("input", parts[0]);
+  else g.grad("input", g.add("Concat", {{"input", parts}}, {{"axis", g.i("axis")}}).at(0));
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(shape) {
@@ -605,6 +702,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("shape", ArgType::IntList, std::nullopt,
                        "the new sizes: positive, 0 (copy the input's size at this position) or -1 (infer; at most one)")
+                  .grad(reshape_grad)
                   .emit("cpu", emit_copy)
                   .rule(reshape_rule));
 
@@ -614,6 +712,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("start_dim", ArgType::Int, json(1), "first axis to merge; negative counts from the end")
                   .arg("end_dim", ArgType::Int, json(-1), "last axis to merge (inclusive); negative counts from the end")
+                  .grad(reshape_grad)
                   .emit("cpu", emit_copy)
                   .rule(flatten_rule));
 
@@ -621,6 +720,9 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("dim0", ArgType::Int, json(-2), "one axis to swap; negative counts from the end")
                   .arg("dim1", ArgType::Int, json(-1), "the other axis to swap; negative counts from the end")
+                  .grad([](GradContext& g) {  // a swap is its own inverse
+                    g.grad("input", g.op1("Transpose", {{"input", g.dout()}}, {{"dim0", g.i("dim0")}, {"dim1", g.i("dim1")}}));
+                  })
                   .emit("cpu", emit_transpose)
                   .rule(transpose_rule));
 
@@ -630,6 +732,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("dims", ArgType::IntList, std::nullopt,
                        "a permutation of the input's axes (each once); negative counts from the end")
+                  .grad(permute_grad)
                   .emit("cpu", emit_permute)
                   .rule(permute_rule));
 
@@ -639,6 +742,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("axis", ArgType::IntOrList, json(nullptr),
                        "axis or list of axes to remove, each of size 1; negative counts from the end; omitted: every size-1 axis")
+                  .grad(reshape_grad)
                   .emit("cpu", emit_copy)
                   .rule(squeeze_rule));
 
@@ -648,6 +752,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("axis", ArgType::IntOrList, std::nullopt,
                        "position or list of positions of the new axes in the output; negative counts from the output's end")
+                  .grad(reshape_grad)
                   .emit("cpu", emit_copy)
                   .rule(unsqueeze_rule));
 
@@ -657,6 +762,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out()
                   .arg("shape", ArgType::IntList, std::nullopt,
                        "the target sizes, aligned at the last axis; -1 keeps the input's size (not allowed in new leading axes)")
+                  .grad([](GradContext& g) { g.grad("input", g.sum_like(g.dout(), g.in("input"))); })
                   .emit("cpu", emit_expand)
                   .rule(expand_rule));
 
@@ -665,6 +771,7 @@ MITHRIL_REGISTER_OPS(shape) {
                     "other axis; the result's size on 'axis' is the sum (symbolic sizes add)")
                   .in_list("input").out()
                   .arg("axis", ArgType::Int, json(0), "the axis to join along; negative counts from the end")
+                  .grad(concat_grad)
                   .emit("cpu", emit_concat)
                   .rule(concat_rule));
 
@@ -676,6 +783,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("axis", ArgType::Int, json(0), "the axis to cut; negative counts from the end")
                   .arg("sizes", ArgType::IntList, json(nullptr), "the size of each part, in order; give this or 'sections'")
                   .arg("sections", ArgType::Int, json(nullptr), "the number of equal parts; give this or 'sizes'")
+                  .grad(split_grad)
                   .emit("cpu", emit_split)
                   .rule(split_rule));
 
@@ -690,6 +798,11 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("start", ArgType::Int, json(0), "first index taken; negative counts from the end")
                   .arg("stop", ArgType::Int, json(nullptr), "index to stop before; negative counts from the end; omitted: the end")
                   .arg("step", ArgType::Int, json(1), "stride between taken indices, nonzero; negative walks backwards")
+                  .grad([](GradContext& g) {
+                    json a = g.node().attrs;
+                    g.grad("input", g.op1("SliceGrad", {{"grad", g.dout()}, {"like", g.in("input")}},
+                                          {{"axis", a["axis"]}, {"start", a["start"]}, {"stop", a["stop"]}, {"step", a["step"]}}));
+                  })
                   .emit("cpu", emit_slice)
                   .rule(slice_rule));
 
@@ -698,6 +811,10 @@ MITHRIL_REGISTER_OPS(shape) {
                     "input[:axis] + indices.shape + input[axis+1:] (an embedding lookup with axis 0)")
                   .in("input").in("indices").out()
                   .arg("axis", ArgType::Int, json(0), "the axis the indices select along; negative counts from the end")
+                  .grad([](GradContext& g) {  // only the data gets a gradient; repeated indices accumulate
+                    g.grad("input", g.op1("GatherGrad", {{"grad", g.dout()}, {"indices", g.in("indices")}, {"like", g.in("input")}},
+                                          {{"axis", g.i("axis")}}));
+                  })
                   .emit("cpu", emit_gather)
                   .rule(gather_rule));
 
@@ -709,13 +826,16 @@ MITHRIL_REGISTER_OPS(shape) {
                        "(left, right) amounts, non-negative, starting from the last axis: [1, 1, 2, 2] pads W by 1 and H by 2")
                   .arg("value", ArgType::Float, json(0.0), "the fill value for mode constant; must fit the input's dtype")
                   .arg("mode", ArgType::String, json("constant"), "how to fill: constant (the only mode for now)", {"constant"})
+                  .grad([](GradContext& g) {  // the fill value is a constant: only the cropped gradient flows back
+                    g.grad("input", g.op1("PadGrad", {{"grad", g.dout()}, {"like", g.in("input")}}, {{"pads", g.arg("pads")}}));
+                  })
                   .emit("cpu", emit_pad)
                   .rule(pad_rule));
 
   register_op(OpDef("Arange", "shape",
                     "the positions 0, 1, .., n-1 as a 1-D tensor [n], where n is the size of 'input' along 'axis' "
                     "(input's values are not read); e.g. the positions for a GPT's position embedding")
-                  .in("input").out()
+                  .in("input").out().trait("no_gradient")
                   .arg("axis", ArgType::Int, json(-1), "the axis of 'input' whose size is n; negative counts from the end")
                   .arg("dtype", ArgType::Dtype, json("int64"), "element type of the result (integer or float)")
                   .emit("cpu", emit_arange)
@@ -724,7 +844,7 @@ MITHRIL_REGISTER_OPS(shape) {
   register_op(OpDef("Constant", "shape",
                     "a tensor written in the model: a number gives a scalar [], nested lists give a tensor whose shape "
                     "is the nesting ([[1, 2, 3], [4, 5, 6]] is [2, 3]); lists must not be ragged")
-                  .out()
+                  .out().trait("no_gradient")
                   .arg("value", ArgType::Any, std::nullopt,
                        "a number (true/false for bool), or nested lists of them, all lists at one depth of equal length")
                   .arg("dtype", ArgType::Dtype, json("float32"), "element type; integer types need integer values")
@@ -735,7 +855,11 @@ MITHRIL_REGISTER_OPS(shape) {
   // gradients keep symbolic sizes that no int list could spell.
   register_op(OpDef("ReshapeLike", "shape", "same elements in the shape of 'like' (whose values are not read)")
                   .in("input").in("like").out().trait("internal")
-                  .emit("cpu", emit_copy)
+                  .grad(reshape_grad)
+                  .emit("cpu", [](EmitContext& e) {
+                    shape_only(e);
+                    emit_copy(e);
+                  })
                   .rule([](InferContext& c) {
                     if (numel(c.shape("input")) != numel(c.shape("like")))
                       c.fail("cannot reshape {} into the shape of {}", input_type(c), input_type(c, "like"));
@@ -743,13 +867,61 @@ MITHRIL_REGISTER_OPS(shape) {
                   }));
   register_op(OpDef("BroadcastLike", "shape", "broadcast 'input' to the shape of 'like' (whose values are not read)")
                   .in("input").in("like").out().trait("internal")
-                  .emit("cpu", [](EmitContext& e) { emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return x[0]; }); })
+                  .grad([](GradContext& g) { g.grad("input", g.sum_like(g.dout(), g.in("input"))); })
+                  .emit("cpu", [](EmitContext& e) {
+                    shape_only(e);
+                    emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return x[0]; });
+                  })
                   .rule([](InferContext& c) {
                     auto b = broadcast_shapes(c.shape("input"), c.shape("like"));
                     if (!b || *b != c.shape("like"))
                       c.fail("cannot broadcast {} to the shape of {}", input_type(c), input_type(c, "like"));
                     c.out("output", c.dtype("input"), c.shape("like"));
                   }));
+
+  // Adjoints of the cutting ops: the result has the shape of 'like' (the forward input, values not read).
+  register_op(OpDef("SplitLike", "shape", "cut 'input' along 'axis' into parts of the sizes of the 'like' values (Concat's gradient)")
+                  .in("input").in_list("like").out_list("output", [](const json&) { return 0; }).trait("internal")
+                  .arg("axis", ArgType::Int, json(0), "the axis to cut")
+                  .emit("cpu", [](EmitContext& e) {
+                    for (size_t i = 0; i < e.node().inputs[1].size(); ++i) shape_only(e, "like", i);
+                    emit_split(e);
+                  })
+                  .rule([](InferContext& c) {
+                    const Shape& s = c.shape("input");
+                    int64_t axis = c.axis(c.i("axis"), s.size(), "axis");
+                    if (c.out_count("output") != c.count("like"))
+                      c.fail("SplitLike makes {} parts but names {} outputs", c.count("like"), c.out_count("output"));
+                    Dim total(0);
+                    for (size_t i = 0; i < c.count("like"); ++i) {
+                      Shape p = c.shape("like", i);
+                      total = total + p[axis];
+                      Shape q = s;
+                      q[axis] = p[axis];
+                      if (p != q) c.fail("cannot cut {} into a part like {}", input_type(c), input_type(c, "like", i));
+                      c.out("output", c.dtype("input"), p, i);
+                    }
+                    if (total != s[axis]) c.fail("the parts do not add up to axis {} of {}", axis, input_type(c));
+                  }));
+  register_op(OpDef("SliceGrad", "shape", "zeros of the shape of 'like' with 'grad' written where Slice read (Slice's gradient)")
+                  .in("grad").in("like").out().trait("internal")
+                  .arg("axis", ArgType::Int, json(0), "as Slice")
+                  .arg("start", ArgType::Int, json(0), "as Slice")
+                  .arg("stop", ArgType::Int, json(nullptr), "as Slice")
+                  .arg("step", ArgType::Int, json(1), "as Slice")
+                  .emit("cpu", emit_slice_grad)
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
+  register_op(OpDef("GatherGrad", "shape",
+                    "zeros of the shape of 'like' with the rows of 'grad' added at 'indices' along 'axis' (Gather's gradient)")
+                  .in("grad").in("indices").in("like").out().trait("internal")
+                  .arg("axis", ArgType::Int, json(0), "as Gather")
+                  .emit("cpu", emit_gather_grad)
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
+  register_op(OpDef("PadGrad", "shape", "'grad' with the padding cut off, in the shape of 'like' (Pad's gradient)")
+                  .in("grad").in("like").out().trait("internal")
+                  .arg("pads", ArgType::IntList, std::nullopt, "as Pad")
+                  .emit("cpu", emit_pad_grad)
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 }
 
 }  // namespace mithril

@@ -1,5 +1,6 @@
 // kernels/data.h - data movement: embedding, permute, concat, slice, pad,
-// take (gather), expand. Templates over any trivially copyable element type.
+// take (gather), expand, and the adjoints of slice and take (gradients).
+// Templates over any trivially copyable element type.
 // Shapes are given as int64 arrays of length `rank` (rank <= 8).
 #pragma once
 
@@ -116,6 +117,26 @@ void slice(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t ou
         }
 }
 
+// The adjoint of slice (the gradient of x[..., start::step, ...]): dx [outer,
+// in_len, inner] gets dy [outer, out_len, inner] at rows start + j*step and
+// zeros elsewhere, one pass over dx. start/out_len as for slice.
+template <class T>
+void slice_grad(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, int64_t outer, int64_t in_len, int64_t inner,
+                int64_t start, int64_t step, int64_t out_len) {
+    MITHRIL_K_PARFOR(outer * in_len * inner >= kParallelWork)
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t l = 0; l < in_len; ++l) {
+            T* x = dx + (o * in_len + l) * inner;
+            const int64_t d = l - start, j = d / step;
+            if (d % step == 0 && j >= 0 && j < out_len) {
+                const T* y = dy + (o * out_len + j) * inner;
+                for (int64_t i = 0; i < inner; ++i) x[i] = y[i];
+            } else {
+                for (int64_t i = 0; i < inner; ++i) x[i] = T(0);
+            }
+        }
+}
+
 // torch.nn.functional.pad(in, pads, mode="constant", value) for rank <= 8:
 // out.shape[d] = in_shape[d] + before[d] + after[d]; negative pads crop (as
 // torch). out[idx + before] = in[idx] where inside, `value` elsewhere.
@@ -178,6 +199,35 @@ void take(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const I* MI
             T* y = out + (o * count + j) * inner;
             for (int64_t i = 0; i < inner; ++i) y[i] = x[i];
         }
+}
+
+// The adjoint of take (the gradient of numpy.take / torch.index_select):
+// dx [outer, axis_len, inner] = 0, then dx[o, indices[j], i] += dy[o, j, i];
+// repeated indices accumulate. Blocks of inner elements run in parallel, so an
+// embedding table (outer 1) is split too; each block owns its slice of dx.
+template <class T, class I>
+void take_grad(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const I* MITHRIL_K_RESTRICT indices,
+               int64_t outer, int64_t axis_len, int64_t inner, int64_t count) {
+    for (int64_t j = 0; j < count; ++j) {
+        const int64_t ix = static_cast<int64_t>(indices[j]);
+        if (ix < -axis_len || ix >= axis_len) index_error("take_grad", ix, axis_len);
+    }
+    constexpr int64_t kCols = 256;
+    const int64_t nb = (inner + kCols - 1) / kCols;
+    MITHRIL_K_PARFOR(outer * (axis_len + count) * inner >= kParallelWork)
+    for (int64_t ob = 0; ob < outer * nb; ++ob) {
+        const int64_t o = ob / nb, i0 = (ob % nb) * kCols, bn = std::min(kCols, inner - i0);
+        T* x = dx + o * axis_len * inner + i0;
+        for (int64_t l = 0; l < axis_len; ++l)
+            for (int64_t i = 0; i < bn; ++i) x[l * inner + i] = T(0);
+        for (int64_t j = 0; j < count; ++j) {
+            int64_t ix = static_cast<int64_t>(indices[j]);
+            if (ix < 0) ix += axis_len;
+            const T* y = dy + (o * count + j) * inner + i0;
+            T* xr = x + ix * inner;
+            for (int64_t i = 0; i < bn; ++i) xr[i] += y[i];
+        }
+    }
 }
 
 // torch.Tensor.expand(out_shape).contiguous() / numpy.broadcast_to: in_shape
