@@ -29,7 +29,7 @@ struct UnaryRow {
   UnaryCpu cpu;
   Deriv deriv = {};
   // How gradients pass: "deriv" (dx = dy * f'), "zero" (piecewise constant: Sign, Floor, Ceil),
-  // "identity" (dx = dy) or "none" (StopGradient).
+  // "identity" (dx = dy), "negate" (dx = -dy) or "none" (StopGradient).
   const char* grad = "deriv";
 };
 
@@ -38,7 +38,7 @@ std::string num(double v) { return fmt::format("{}", v); }
 const std::vector<UnaryRow>& unary_rows() {
   using S = const std::string&;
   static const std::vector<UnaryRow> rows = {
-      {"Neg", Domain::Numeric, "-x", {}, [](auto&, S x, S) { return "-" + x; }, {Uses::X, [](auto&, S, S T) { return T + "(-1)"; }}},
+      {"Neg", Domain::Numeric, "-x", {}, [](auto&, S x, S) { return "-" + x; }, {}, "negate"},
       {"Abs", Domain::Numeric, "|x|", {}, [](auto&, S x, S T) { return fmt::format("({0} < {1}(0) ? -{0} : {0})", x, T); },
        {Uses::X, [](auto&, S x, S T) { return fmt::format("{1}(({1}(0) < {0}) - ({0} < {1}(0)))", x, T); }}},
       {"Exp", Domain::Float, "e^x", {}, [](auto&, S x, S) { return "std::exp(" + x + ")"; }, {Uses::Y, [](auto&, S y, S) { return y; }}},
@@ -225,6 +225,7 @@ MITHRIL_REGISTER_OPS(elementwise) {
     if (how == "none") d.trait("no_gradient");
     if (how == "zero") d.grad([](GradContext&) {});  // piecewise constant: zero almost everywhere
     if (how == "identity") d.grad([](GradContext& g) { g.grad("input", g.dout()); });
+    if (how == "negate") d.grad([](GradContext& g) { g.grad("input", g.neg(g.dout())); });  // reads no forward value
     if (how == "deriv") {
       // dx = dy * f'(x or y), one fused loop: the internal op <Name>Grad.
       std::string grad_op = std::string(row.name) + "Grad";

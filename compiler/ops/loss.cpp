@@ -3,6 +3,7 @@
 // Every loss takes `input` and `target` and a `reduction`: mean or sum give a
 // scalar, none keeps one loss per element (per sample for the class losses).
 #include "codegen/emit.h"
+#include "ops/grad.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -112,10 +113,80 @@ void emit_kl(EmitContext& e) {
          EmitContext::numel(s), s.empty() ? "1" : EmitContext::dim(s[0]), e.b("log_target") ? "true" : "false", reduction(e));
 }
 
+// ---- Gradients ----------------------------------------------------------------
+// Each loss has an internal <Name>Grad op: dL/d(input), or dL/d(target) with wrt: target, from
+// dL/d(loss) `grad`, one pass of a backward kernel in kernels/loss.h. Integer targets
+// (class indices) get no gradient.
+
+std::string wrt_target(const EmitContext& e) { return e.s("wrt") == "target" ? "true" : "false"; }
+
+void emit_cross_entropy_grad(EmitContext& e) {
+  ClassDims d = class_dims(e);
+  std::string T = e.ctype_of("input");
+  std::string ls = fmt::format("{}", e.f("label_smoothing"));
+  if (is_int(e.in("target").dtype)) {
+    e.line("mithril::rt::k::cross_entropy_backward<{}, {}>({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", T, e.ctype_of("target"),
+           e.y(), e.x("grad"), e.x("input"), e.x("target"), d.N, d.C, d.inner, e.i("ignore_index"), ls, reduction(e));
+  } else {
+    e.line("mithril::rt::k::cross_entropy_probs_backward<{}>({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", T, e.y(), e.x("grad"),
+           e.x("input"), e.x("target"), d.N, d.C, d.inner, ls, reduction(e), wrt_target(e));
+  }
+}
+
+void emit_nll_grad(EmitContext& e) {
+  ClassDims d = class_dims(e);
+  e.line("(void){};  // only its shape matters", e.x("input"));
+  e.line("mithril::rt::k::nll_loss_backward<{}, {}>({}, {}, {}, {}, {}, {}, {}, {});", e.ctype_of("input"), e.ctype_of("target"),
+         e.y(), e.x("grad"), e.x("target"), d.N, d.C, d.inner, e.i("ignore_index"), reduction(e));
+}
+
+// bce_with_logits, mse_loss, l1_loss, huber_loss: (d, dy, x, y, n[, delta], reduction, wrt_target).
+EmitFn emit_pointwise_grad(const char* kernel, bool delta) {
+  return [kernel, delta](EmitContext& e) {
+    e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {}, {}{}, {});", kernel, e.ctype_of("input"), e.y(), e.x("grad"), e.x("input"),
+           e.x("target"), EmitContext::numel(e.in("input").shape), delta ? fmt::format("{}, ", e.f("delta")) : "", reduction(e),
+           wrt_target(e));
+  };
+}
+
+void emit_kl_grad(EmitContext& e) {
+  const Shape& s = e.in("input").shape;
+  e.line("mithril::rt::k::kl_div_backward<{}>({}, {}, {}, {}, {}, {}, {}, {}, {});", e.ctype_of("input"), e.y(), e.x("grad"),
+         e.x("input"), e.x("target"), EmitContext::numel(s), s.empty() ? "1" : EmitContext::dim(s[0]),
+         e.b("log_target") ? "true" : "false", reduction(e), wrt_target(e));
+}
+
+// Registers `fwd` with its gradient rule and its internal <Name>Grad op (the forward's arguments
+// plus `wrt`). `target_grad`: float targets get a gradient too.
+void register_loss(OpDef fwd, EmitFn grad_emit, bool target_grad) {
+  const std::string grad_op = fwd.name + "Grad";
+  OpDef gd(grad_op, "loss", "gradient of " + fwd.name + " w.r.t. 'input', or 'target' with wrt: target");
+  gd.in("grad").in("input").in("target").out().trait("internal");
+  gd.args = fwd.args;
+  gd.arg("wrt", ArgType::String, json("input"), "the input the gradient is of", {"input", "target"});
+  gd.emit("cpu", std::move(grad_emit));
+  gd.rule([](InferContext& c) {
+    std::string w = c.s("wrt");
+    c.out("output", c.dtype(w), c.shape(w));
+  });
+  fwd.grad([grad_op, target_grad](GradContext& g) {
+    for (const char* port : {"input", "target"}) {
+      bool target = std::string(port) == "target";
+      if (target && (!target_grad || !is_float(g.dtype(g.in("target"))))) continue;  // class indices
+      if (!g.wants(port)) continue;
+      json attrs = g.node().attrs;
+      attrs["wrt"] = port;
+      g.grad(port, g.op1(grad_op, {{"grad", g.dout()}, {"input", g.in("input")}, {"target", g.in("target")}}, attrs));
+    }
+  });
+  register_op(std::move(gd));
+  register_op(std::move(fwd));
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(loss) {
-  register_op(loss_def("CrossEntropy", "cross entropy of logits [N, C, ...] against class indices [N, ...] or class "
+  register_loss(loss_def("CrossEntropy", "cross entropy of logits [N, C, ...] against class indices [N, ...] or class "
                                        "probabilities [N, C, ...] (log-softmax over C, then NLL)")
                   .emit("cpu", emit_cross_entropy)
                   .arg("label_smoothing", ArgType::Float, json(0.0),
@@ -144,9 +215,10 @@ MITHRIL_REGISTER_OPS(loss) {
                              type_str(t, c.shape("target")));
                     }
                     reduced_out(c, batch);
-                  }));
+                  }),
+                emit_cross_entropy_grad, true);
 
-  register_op(loss_def("NLL", "negative log likelihood: -input[n, target[n]] for log-probabilities [N, C, ...] and "
+  register_loss(loss_def("NLL", "negative log likelihood: -input[n, target[n]] for log-probabilities [N, C, ...] and "
                               "class indices [N, ...]")
                   .emit("cpu", emit_nll)
                   .arg("ignore_index", ArgType::Int, json(-100),
@@ -156,36 +228,41 @@ MITHRIL_REGISTER_OPS(loss) {
                     c.expect_int("target");
                     class_target(c, batch);
                     reduced_out(c, batch);
-                  }));
+                  }),
+                emit_nll_grad, false);
 
-  register_op(loss_def("BinaryCrossEntropy", "binary cross entropy on logits (sigmoid folded in, numerically stable: "
+  register_loss(loss_def("BinaryCrossEntropy", "binary cross entropy on logits (sigmoid folded in, numerically stable: "
                                              "max(x, 0) - x*t + log(1 + e^-|x|)); target in [0, 1], same shape")
                   .emit("cpu", emit_bce)
                   .rule([](InferContext& c) {
                     same_type(c);
                     reduced_out(c, c.shape("input"));
-                  }));
+                  }),
+                emit_pointwise_grad("bce_with_logits_backward", false), true);
 
-  register_op(loss_def("MSE", "mean squared error: (input - target)^2").emit("cpu", emit_pointwise("mse_loss", false)).rule([](InferContext& c) {
+  register_loss(loss_def("MSE", "mean squared error: (input - target)^2").emit("cpu", emit_pointwise("mse_loss", false)).rule([](InferContext& c) {
     same_type(c);
     reduced_out(c, c.shape("input"));
-  }));
+  }),
+                emit_pointwise_grad("mse_loss_backward", false), true);
 
-  register_op(loss_def("L1", "mean absolute error: |input - target|").emit("cpu", emit_pointwise("l1_loss", false)).rule([](InferContext& c) {
+  register_loss(loss_def("L1", "mean absolute error: |input - target|").emit("cpu", emit_pointwise("l1_loss", false)).rule([](InferContext& c) {
     same_type(c);
     reduced_out(c, c.shape("input"));
-  }));
+  }),
+                emit_pointwise_grad("l1_loss_backward", false), true);
 
-  register_op(loss_def("Huber", "0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target")
+  register_loss(loss_def("Huber", "0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target")
                   .emit("cpu", emit_pointwise("huber_loss", true))
                   .arg("delta", ArgType::Float, json(1.0), "where the loss turns from quadratic to linear; positive")
                   .rule([](InferContext& c) {
                     same_type(c);
                     if (!(c.f("delta") > 0)) c.fail_arg("delta", "'delta' must be positive, found {}", c.f("delta"));
                     reduced_out(c, c.shape("input"));
-                  }));
+                  }),
+                emit_pointwise_grad("huber_loss_backward", true), true);
 
-  register_op(loss_def("KLDivergence", "KL(target || exp(input)) pointwise: target * (log target - input), input "
+  register_loss(loss_def("KLDivergence", "KL(target || exp(input)) pointwise: target * (log target - input), input "
                                        "log-probabilities",
                        true)
                   .emit("cpu", emit_kl)
@@ -195,7 +272,8 @@ MITHRIL_REGISTER_OPS(loss) {
                     if (c.s("reduction") == "batchmean" && c.rank("input") == 0)
                       c.fail_arg("reduction", "reduction batchmean needs a batch dimension, found a scalar 'input'");
                     reduced_out(c, c.shape("input"));
-                  }));
+                  }),
+                emit_kl_grad, true);
 }
 
 }  // namespace mithril

@@ -105,7 +105,7 @@ class Runner:
             return
         seen = set()
         for line in p.stdout.splitlines():
-            if not line.startswith("grad-check ") or line.startswith("grad-check max"):
+            if not line.startswith("grad-check ") or line.startswith("grad-check max error"):
                 continue
             gname = line[len("grad-check "):line.index(": ")]
             err = float(line.split("max error ")[1].split()[0])

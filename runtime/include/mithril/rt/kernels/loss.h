@@ -1,8 +1,12 @@
-// kernels/loss.h - loss functions (forward), PyTorch semantics.
+// kernels/loss.h - loss functions and their gradients, PyTorch semantics.
 // Class-index losses take logits/log-probs [N, C, inner] (inner = product of
 // the extra dims d1.., 1 for [N, C]) and targets [N, inner]. `out` is one
 // value for Reduction::Mean/Sum/BatchMean and [N, inner] (or the elementwise
 // shape) for Reduction::None.
+//
+// Gradients (`*_backward`): `dy` is dL/d(loss), one value for Mean/Sum/
+// BatchMean and one per loss for None; `dx` has the shape of the input (or
+// target) it is the gradient of.
 #pragma once
 
 #include "mithril/rt/kernels/common.h"
@@ -221,6 +225,210 @@ void kl_div(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT input, const 
     }
     if (reduction == Reduction::BatchMean) out[0] = static_cast<T>(sum / static_cast<A>(batch));
     else detail::finish_elementwise<T>(out, sum, n, reduction);
+}
+
+// ---- gradients ---------------------------------------------------------------
+
+namespace detail {
+// dL/d(loss[i]): dy[0] times the reduction's factor, or dy[i] for None.
+template <class T>
+struct LossGrad {
+    const T* dy;
+    acc_t<T> scale;
+    bool per_loss;
+    acc_t<T> operator()(int64_t i) const { return per_loss ? static_cast<acc_t<T>>(dy[i]) : scale; }
+};
+template <class T>
+LossGrad<T> loss_grad(const T* dy, Reduction r, acc_t<T> mean_count) {
+    using A = acc_t<T>;
+    if (r == Reduction::None) return {dy, A(0), true};
+    const A g = static_cast<A>(dy[0]);
+    return {dy, r == Reduction::Sum ? g : g / mean_count, false};
+}
+
+// The number of non-ignored class-index targets (Mean's denominator); checks them against C first,
+// so the parallel loops that follow never throw.
+template <class I>
+int64_t count_targets(const char* kernel, const I* target, int64_t n, int64_t C, int64_t ignore_index) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t t = static_cast<int64_t>(target[i]);
+        if (t == ignore_index) continue;
+        if (t < 0 || t >= C) index_error(kernel, t, C);
+        ++k;
+    }
+    return k;
+}
+}  // namespace detail
+
+// Gradient of cross_entropy (class-index targets) w.r.t. the logits:
+// dx[n, c, i] = g(n, i) * (softmax(x)[c] - (1-ls) [c == t] - ls/C), 0 for ignored targets.
+// One softmax per (n, i): e^(x - max) goes into dx, then is normalized and shifted in place.
+template <class T, class I>
+void cross_entropy_backward(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT logits,
+                            const I* MITHRIL_K_RESTRICT target, int64_t N, int64_t C, int64_t inner,
+                            int64_t ignore_index, double label_smoothing, Reduction reduction) {
+    using A = acc_t<T>;
+    const A ls = static_cast<A>(label_smoothing), off = ls / static_cast<A>(C);
+    const auto g = detail::loss_grad(
+        dy, reduction, static_cast<A>(detail::count_targets("cross_entropy target", target, N * inner, C, ignore_index)));
+    MITHRIL_K_PARFOR(N * C * inner >= kParallelWork)
+    for (int64_t r = 0; r < N * inner; ++r) {
+        const int64_t n = r / inner, i = r % inner;
+        const T* x = logits + n * C * inner + i;
+        T* d = dx + n * C * inner + i;
+        const int64_t t = static_cast<int64_t>(target[r]);
+        if (t == ignore_index) {
+            for (int64_t c = 0; c < C; ++c) d[c * inner] = T(0);
+            continue;
+        }
+        T m = neg_inf<T>();
+        for (int64_t c = 0; c < C; ++c) m = (x[c * inner] > m || is_nan(x[c * inner])) ? x[c * inner] : m;
+        A s = 0;
+        for (int64_t c = 0; c < C; ++c) {
+            const A e = std::exp(static_cast<A>(x[c * inner]) - static_cast<A>(m));
+            d[c * inner] = static_cast<T>(e);
+            s += e;
+        }
+        const A gr = g(r), inv = 1 / s;
+        for (int64_t c = 0; c < C; ++c) d[c * inner] = static_cast<T>(gr * (static_cast<A>(d[c * inner]) * inv - off));
+        d[t * inner] = static_cast<T>(static_cast<A>(d[t * inner]) - gr * (1 - ls));
+    }
+}
+
+// Gradient of cross_entropy with class-probability targets, p' = p (1-ls) + ls/C:
+// w.r.t. the logits dx[c] = g * (softmax(x)[c] * sum_c p'[c] - p'[c]);
+// w.r.t. the probabilities (wrt_target) dp[c] = -g * (1-ls) * log_softmax(x)[c]. Mean: g / (N*inner).
+template <class T>
+void cross_entropy_probs_backward(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy,
+                                  const T* MITHRIL_K_RESTRICT logits, const T* MITHRIL_K_RESTRICT probs, int64_t N,
+                                  int64_t C, int64_t inner, double label_smoothing, Reduction reduction,
+                                  bool wrt_target) {
+    using A = acc_t<T>;
+    const A ls = static_cast<A>(label_smoothing), off = ls / static_cast<A>(C);
+    const auto g = detail::loss_grad(dy, reduction, static_cast<A>(N * inner));
+    MITHRIL_K_PARFOR(N * C * inner >= kParallelWork)
+    for (int64_t r = 0; r < N * inner; ++r) {
+        const int64_t n = r / inner, i = r % inner;
+        const T* x = logits + n * C * inner + i;
+        const T* p = probs + n * C * inner + i;
+        T* d = dx + n * C * inner + i;
+        T m = neg_inf<T>();
+        for (int64_t c = 0; c < C; ++c) m = (x[c * inner] > m || is_nan(x[c * inner])) ? x[c * inner] : m;
+        A s = 0, psum = 0;
+        for (int64_t c = 0; c < C; ++c) {
+            s += std::exp(static_cast<A>(x[c * inner]) - static_cast<A>(m));
+            psum += static_cast<A>(p[c * inner]);
+        }
+        const A gr = g(r);
+        if (wrt_target) {
+            const A lse = static_cast<A>(m) + std::log(s);
+            for (int64_t c = 0; c < C; ++c)
+                d[c * inner] = static_cast<T>(-gr * (1 - ls) * (static_cast<A>(x[c * inner]) - lse));
+            continue;
+        }
+        psum = psum * (1 - ls) + ls;  // sum of p'
+        const A inv = 1 / s;
+        for (int64_t c = 0; c < C; ++c) {
+            const A sm = std::exp(static_cast<A>(x[c * inner]) - static_cast<A>(m)) * inv;
+            const A pt = static_cast<A>(p[c * inner]) * (1 - ls) + off;
+            d[c * inner] = static_cast<T>(gr * (sm * psum - pt));
+        }
+    }
+}
+
+// Gradient of nll_loss w.r.t. the log-probabilities: -g(n, i) at [n, target, i], 0 elsewhere
+// (and for ignored targets). Mean: g / (number of non-ignored targets).
+template <class T, class I>
+void nll_loss_backward(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const I* MITHRIL_K_RESTRICT target,
+                       int64_t N, int64_t C, int64_t inner, int64_t ignore_index, Reduction reduction) {
+    using A = acc_t<T>;
+    const auto g = detail::loss_grad(
+        dy, reduction, static_cast<A>(detail::count_targets("nll_loss target", target, N * inner, C, ignore_index)));
+    std::fill(dx, dx + N * C * inner, T(0));
+    for (int64_t r = 0; r < N * inner; ++r) {
+        const int64_t t = static_cast<int64_t>(target[r]);
+        if (t == ignore_index) continue;
+        dx[(r / inner * C + t) * inner + r % inner] = static_cast<T>(-g(r));
+    }
+}
+
+namespace detail {
+// d[i] = g(i) * f(x[i], y[i]) for the pointwise losses; `count` is Mean's denominator.
+template <class T, class F>
+void pointwise_loss_backward(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
+                             const T* MITHRIL_K_RESTRICT y, int64_t n, int64_t count, Reduction reduction, F f) {
+    using A = acc_t<T>;
+    const auto g = loss_grad(dy, reduction, static_cast<A>(count));
+    MITHRIL_K_PARFOR(n >= kParallelWork)
+    for (int64_t i = 0; i < n; ++i) d[i] = static_cast<T>(g(i) * f(static_cast<A>(x[i]), static_cast<A>(y[i])));
+}
+}  // namespace detail
+
+// Gradient of binary_cross_entropy_with_logits: w.r.t. x, g * (sigmoid(x) - y); w.r.t. y, -g * x.
+template <class T>
+void bce_with_logits_backward(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
+                              const T* MITHRIL_K_RESTRICT y, int64_t n, Reduction reduction, bool wrt_target) {
+    using A = acc_t<T>;
+    if (wrt_target) {
+        detail::pointwise_loss_backward(d, dy, x, y, n, n, reduction, [](A a, A) { return -a; });
+        return;
+    }
+    detail::pointwise_loss_backward(d, dy, x, y, n, n, reduction, [](A a, A b) {
+        const A e = std::exp(-std::fabs(a));  // sigmoid without overflow
+        return (a >= 0 ? 1 / (1 + e) : e / (1 + e)) - b;
+    });
+}
+
+// Gradient of mse_loss: w.r.t. x, g * 2 (x - y); w.r.t. y, the negative.
+template <class T>
+void mse_loss_backward(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
+                       const T* MITHRIL_K_RESTRICT y, int64_t n, Reduction reduction, bool wrt_target) {
+    using A = acc_t<T>;
+    const A s = wrt_target ? -2 : 2;
+    detail::pointwise_loss_backward(d, dy, x, y, n, n, reduction, [s](A a, A b) { return s * (a - b); });
+}
+
+// Gradient of l1_loss: g * sign(x - y) (0 where x == y, as torch); w.r.t. y, the negative.
+template <class T>
+void l1_loss_backward(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
+                      const T* MITHRIL_K_RESTRICT y, int64_t n, Reduction reduction, bool wrt_target) {
+    using A = acc_t<T>;
+    const A s = wrt_target ? -1 : 1;
+    detail::pointwise_loss_backward(d, dy, x, y, n, n, reduction,
+                                    [s](A a, A b) { return s * static_cast<A>((b < a) - (a < b)); });
+}
+
+// Gradient of huber_loss: g * clamp(x - y, -delta, delta); w.r.t. y, the negative.
+template <class T>
+void huber_loss_backward(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
+                         const T* MITHRIL_K_RESTRICT y, int64_t n, double delta, Reduction reduction, bool wrt_target) {
+    using A = acc_t<T>;
+    const A s = wrt_target ? -1 : 1, dl = static_cast<A>(delta);
+    detail::pointwise_loss_backward(d, dy, x, y, n, n, reduction,
+                                    [s, dl](A a, A b) { return s * std::clamp(a - b, -dl, dl); });
+}
+
+// Gradient of kl_div: w.r.t. the input, -g * t (log_target: -g * e^t); w.r.t. the target,
+// g * (log t + 1 - x) (log_target: g * e^t (t - x + 1)). BatchMean divides by `batch`.
+template <class T>
+void kl_div_backward(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT input,
+                     const T* MITHRIL_K_RESTRICT target, int64_t n, int64_t batch, bool log_target, Reduction reduction,
+                     bool wrt_target) {
+    using A = acc_t<T>;
+    const int64_t count = reduction == Reduction::BatchMean ? batch : n;
+    const Reduction r = reduction == Reduction::BatchMean ? Reduction::Mean : reduction;
+    if (!wrt_target) {
+        if (log_target) detail::pointwise_loss_backward(d, dy, input, target, n, count, r, [](A, A t) { return -std::exp(t); });
+        else detail::pointwise_loss_backward(d, dy, input, target, n, count, r, [](A, A t) { return -t; });
+    } else {
+        if (log_target)
+            detail::pointwise_loss_backward(d, dy, input, target, n, count, r,
+                                            [](A x, A t) { return std::exp(t) * (t - x + 1); });
+        else
+            detail::pointwise_loss_backward(d, dy, input, target, n, count, r,
+                                            [](A x, A t) { return std::log(t) + 1 - x; });
+    }
 }
 
 }  // namespace mithril::rt::k
