@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "codegen/emit.h"
+#include "ops/grad.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -34,20 +35,25 @@ const Value& port_value(const Node& n, const Graph& g, const std::string& port) 
   return g.value(n.inputs[n.op->input_index(port)][0]);
 }
 
-// Scores L*S, plus room for the mask broadcast to [B, L, S] when it is not already that shape.
-Dim attention_scratch(const Node& n, const Graph& g) {
+// `buffers` L*S score matrices (the forward pass needs one, the backward two), plus room for the
+// mask broadcast to [B, L, S] when it is not already that shape. The first output is [..., L, *]
+// (the forward output, or the backward's query gradient).
+Dim attention_scratch(const Node& n, const Graph& g, int buffers) {
   const Shape& out = g.value(n.outputs[0][0]).shape;
   const Shape& key = port_value(n, g, "key").shape;
   Shape scores = scores_shape(out, key);
-  Dim elems = scores[scores.size() - 2] * scores.back();
+  Dim elems = Dim(buffers) * scores[scores.size() - 2] * scores.back();
   int m = n.op->input_index("mask");
   if (!n.inputs[m].empty() && padded(g.value(n.inputs[m][0]).shape, scores.size()) != scores)
     elems = elems + numel(scores);  // in elements of the output type: enough for a bool mask too
   return elems;
 }
 
-void emit_attention(EmitContext& e) {
-  const Shape &q = e.in("query").shape, &k = e.in("key").shape, &v = e.in("value").shape, &out = e.out().shape;
+// The forward kernel, or with `backward` the backward one (ScaledDotProductAttentionGrad: same
+// inputs plus `grad`; its outputs query, key and value are their gradients).
+void emit_attention(EmitContext& e, bool backward) {
+  const Shape &q = e.in("query").shape, &k = e.in("key").shape, &v = e.in("value").shape;
+  const Shape& out = e.out(backward ? "query" : "output").shape;  // [..., L, *]
   Shape batch(out.begin(), out.end() - 2);
   for (auto port : {"query", "key", "value"}) {
     const Shape& s = e.in(port).shape;
@@ -57,7 +63,7 @@ void emit_attention(EmitContext& e) {
   auto D = [](const Dim& d) { return EmitContext::dim(d); };
   std::string B = EmitContext::numel(batch), L = D(q[q.size() - 2]), S = D(k[k.size() - 2]), E = D(q.back()),
               Ev = D(v.back());
-  const char* T = EmitContext::ctype(e.out().dtype);
+  const char* T = EmitContext::ctype(e.in("query").dtype);
   std::string scale = e.arg("scale").is_null() ? fmt::format("1.0 / std::sqrt(static_cast<double>({}))", E)
                                                 : fmt::format("{}", e.f("scale"));
   std::string mask = "nullptr", bias = "nullptr";
@@ -69,7 +75,7 @@ void emit_attention(EmitContext& e) {
     std::string ptr = is_bool ? fmt::format("reinterpret_cast<const std::uint8_t*>({})", e.x("mask")) : e.x("mask");
     if (padded(m.shape, scores.size()) != scores) {  // broadcast the mask into scratch after the scores
       if (scores.size() > 8) e.unsupported("a broadcast attention mask of rank above 8");
-      std::string at = fmt::format("scores + {} * {}", L, S);
+      std::string at = fmt::format("scores + {}{} * {}", backward ? "2 * " : "", L, S);
       std::string full = is_bool ? fmt::format("reinterpret_cast<std::uint8_t*>({})", at) : at;
       e.line("const int64_t mask_shape[] = {};", shape_list(padded(m.shape, scores.size())));
       e.line("const int64_t scores_shape[] = {};", shape_list(scores));
@@ -78,13 +84,46 @@ void emit_attention(EmitContext& e) {
     }
     (is_bool ? mask : bias) = ptr;
   }
+  const char* causal = e.b("causal") ? "true" : "false";
+  if (backward) {
+    e.line("rt::k::scaled_dot_product_attention_backward({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, "
+           "scores);",
+           e.y("query"), e.y("key"), e.y("value"), e.x("grad"), e.x("query"), e.x("key"), e.x("value"),
+           mask, bias, B, L, S, E, Ev, scale, causal);
+    return;
+  }
   e.line("rt::k::scaled_dot_product_attention({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, scores);", e.y(),
-         e.x("query"), e.x("key"), e.x("value"), mask, bias, B, L, S, E, Ev, scale, e.b("causal") ? "true" : "false");
+         e.x("query"), e.x("key"), e.x("value"), mask, bias, B, L, S, E, Ev, scale, causal);
 }
 
 }  // namespace
 
 MITHRIL_REGISTER_OPS(nn) {
+  // Embedding's table gradient: the rows of `grad` scatter-added by index (repeated indices
+  // accumulate), none for padding_idx (as torch.nn.functional.embedding). Indices were checked
+  // by the forward pass.
+  register_op(OpDef("EmbeddingGradWeight", "nn", "gradient of Embedding's table: rows of grad added up by index")
+                  .in("grad").in("input").out().trait("internal")
+                  .arg("num_embeddings", ArgType::Int).arg("dimension", ArgType::Int).arg("padding_idx", ArgType::Int, json(nullptr))
+                  .arg("dtype", ArgType::Dtype, json("float32"))
+                  .emit("cpu", [](EmitContext& e) {
+                    const char* T = EmitContext::ctype(e.out().dtype);
+                    int64_t n = e.i("num_embeddings"), dim = e.i("dimension");
+                    int64_t pad = e.arg("padding_idx").is_null() ? -1 : e.i("padding_idx");
+                    if (pad < 0 && !e.arg("padding_idx").is_null()) pad += n;
+                    e.line("std::fill({0}, {0} + {1}, {2}(0));", e.y(), n * dim, T);
+                    e.line("for (int64_t i = 0; i < {}; ++i) {{", EmitContext::numel(e.in("input").shape));
+                    e.line("  const int64_t row = static_cast<int64_t>({}[i]);", e.x("input"));
+                    if (pad >= 0) e.line("  if (row == {}) continue;  // padding_idx: no gradient", pad);
+                    e.line("  {0}* const MITHRIL_K_RESTRICT to = {1} + row * {2};", T, e.y(), dim);
+                    e.line("  const {0}* const MITHRIL_K_RESTRICT from = {1} + i * {2};", T, e.x("grad"), dim);
+                    e.line("  for (int64_t j = 0; j < {}; ++j) to[j] += from[j];", dim);
+                    e.line("}}");
+                  })
+                  .rule([](InferContext& c) {
+                    c.out("output", c.dtype("grad"), {Dim(c.i("num_embeddings")), Dim(c.i("dimension"))});
+                  }));
+
   // torch.nn.Embedding: weight [num_embeddings, dimension] drawn from N(0, 1)
   // (reset_parameters: init.normal_), then the padding_idx row zeroed.
   register_op(OpDef("Embedding", "nn", "look up rows of a [num_embeddings, dimension] table by integer index; "
@@ -98,6 +137,11 @@ MITHRIL_REGISTER_OPS(nn) {
                   .arg("dimension", ArgType::Int, std::nullopt, "width of each embedding vector")
                   .arg("padding_idx", ArgType::Int, json(nullptr),
                        "index whose row starts at zero and gets no gradient; negative counts from the end")
+                  .arg("dtype", ArgType::Dtype, json("float32"), "float type of the table and the output")
+                  .grad([](GradContext& g) {
+                    if (g.wants("weight"))
+                      g.grad("weight", g.op1("EmbeddingGradWeight", {{"grad", g.dout()}, {"input", g.in("input")}}, g.node().attrs));
+                  })
                   .rule([](InferContext& c) {
                     c.expect_int("input");
                     int64_t n = c.i("num_embeddings"), dim = c.i("dimension");
@@ -111,23 +155,54 @@ MITHRIL_REGISTER_OPS(nn) {
                                    p, n, -n, n - 1);
                       init["padding_idx"] = p < 0 ? p + n : p;  // this row is zeroed after the normal draw
                     }
-                    c.param("weight", DType::f32, {Dim(n), Dim(dim)}, init);
+                    DType t = *parse_dtype(c.s("dtype"));
+                    if (!is_float(t)) c.fail_arg("dtype", "'dtype' must be float32 or float64, found {}", c.s("dtype"));
+                    c.param("weight", t, {Dim(n), Dim(dim)}, init);
                     Shape s = c.shape("input");
                     s.push_back(Dim(dim));
-                    c.out("output", DType::f32, s);
+                    c.out("output", t, s);
                   }));
+
+  // Dropout's gradient, dy * mask / (1-p): the mask is drawn again from the generator state the
+  // forward pass saved in `rng_state`, so no mask is stored (32 bytes instead of one per element).
+  register_op(OpDef("DropoutGrad", "nn", "gradient of Dropout: grad where the forward pass kept the element, times 1/(1-p)")
+                  .in("grad").in("rng_state").out().trait("internal")
+                  .arg("p", ArgType::Float, json(0.5))
+                  .emit("cpu", [](EmitContext& e) {
+                    std::string n = EmitContext::numel(e.out().shape);
+                    double p = e.f("p");
+                    if (!e.training() || p == 0) {  // the forward pass was the identity
+                      e.line("(void){};", e.x("rng_state"));
+                      e.line("std::copy({0}, {0} + {1}, {2});", e.x("grad"), n, e.y());
+                      return;
+                    }
+                    const char* T = EmitContext::ctype(e.out().dtype);
+                    e.line("rt::Rng rng(0);");
+                    e.line("std::memcpy(static_cast<void*>(&rng), {}, sizeof rng);  // the forward pass's draws, replayed", e.x("rng_state"));
+                    e.line("const {0} keep_scale = static_cast<{0}>(1.0 / (1.0 - {1}));", T, fmt::format("{}", p));
+                    e.line("for (int64_t i = 0; i < {}; ++i)", n);
+                    e.line("  {0}[i] = rng.uniform() < {1} ? {2}(0) : {3}[i] * keep_scale;", e.y(), fmt::format("{}", p), T, e.x("grad"));
+                  })
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("grad")); }));
 
   register_op(OpDef("Dropout", "nn", "in training, zero each element with probability p and scale the rest by 1/(1-p); "
                                      "identity in evaluation")
-                  .in("input").out().trait("random")
+                  .in("input").out().out("rng_state").trait("random")
                   .arg("p", ArgType::Float, json(0.5), "probability of zeroing an element, in [0, 1)")
+                  .grad([](GradContext& g) {
+                    g.grad("input", g.op1("DropoutGrad", {{"grad", g.dout()}, {"rng_state", g.out("rng_state")}}, g.node().attrs));
+                  })
                   .emit("cpu", [](EmitContext& e) {
                     std::string n = EmitContext::numel(e.out().shape);
                     double p = e.f("p");
                     if (!e.training() || p == 0) {  // evaluation (or p = 0): the identity
+                      e.line("std::fill({0}, {0} + 4, int64_t{{0}});  // no draws", e.y("rng_state"));
                       e.line("std::copy({0}, {0} + {1}, {2});", e.x("input"), n, e.y());
                       return;
                     }
+                    // The generator's state before the draws, for the gradient (DropoutGrad replays them).
+                    e.line("static_assert(sizeof(rng_) == 4 * sizeof(int64_t), \"rng_state holds one rt::Rng\");");
+                    e.line("std::memcpy({}, static_cast<const void*>(&rng_), sizeof rng_);", e.y("rng_state"));
                     // Training: keep each element with probability 1 - p (one draw of the model's rng_ per element,
                     // in order, so a seed gives the same mask) and scale the survivors by 1/(1-p), as PyTorch.
                     const char* T = EmitContext::ctype(e.out().dtype);
@@ -141,12 +216,33 @@ MITHRIL_REGISTER_OPS(nn) {
                     double p = c.f("p");
                     if (!(p >= 0 && p < 1)) c.fail_arg("p", "'p' must be in [0, 1), found {}", p);
                     c.out("output", c.dtype("input"), c.shape("input"));
+                    // The random generator's state before the mask was drawn (training only; zeros otherwise).
+                    c.out("rng_state", DType::i64, {Dim(4)});
                   }));
 
   for (auto [name, summary] : {std::pair{"Softmax", "exp(x) / sum(exp(x)) along axis (numerically stable)"},
                                std::pair{"LogSoftmax", "x - log(sum(exp(x))) along axis (numerically stable)"}}) {
+    // The backward reads only the forward output y: dx = y * (dy - sum(dy * y)) for Softmax,
+    // dx = dy - exp(y) * sum(dy) for LogSoftmax, one kernel (<Name>Grad).
+    std::string grad_op = std::string(name) + "Grad";
+    bool log = std::string(name) == "LogSoftmax";
+    register_op(OpDef(grad_op, "nn", std::string(name) + "'s backward from its output")
+                    .in("grad").in("output").out().trait("internal")
+                    .arg("axis", ArgType::Int, json(-1), "as the forward layer's")
+                    .emit("cpu", [log](EmitContext& e) {
+                      const Shape& in = e.in("output").shape;
+                      int64_t r = static_cast<int64_t>(in.size()), a = e.i("axis");
+                      size_t axis = static_cast<size_t>(a < 0 ? a + r : a);
+                      e.line("rt::k::{}({}, {}, {}, {}, {}, {});", log ? "log_softmax_backward" : "softmax_backward",
+                             e.y(), e.x("grad"), e.x("output"), EmitContext::numel(in, 0, axis),
+                             EmitContext::dim(in[axis]), EmitContext::numel(in, axis + 1, in.size()));
+                    })
+                    .rule([](InferContext& c) { c.out("output", c.dtype("output"), c.shape("output")); }));
     register_op(OpDef(name, "nn", summary)
                     .in("input").out()
+                    .grad([grad_op](GradContext& g) {
+                      g.grad("input", g.op1(grad_op, {{"grad", g.dout()}, {"output", g.out()}}, {{"axis", g.i("axis")}}));
+                    })
                     .arg("axis", ArgType::Int, json(-1), "the axis to normalize along; negative counts from the end")
                     .emit("cpu", [log = std::string(name) == "LogSoftmax"](EmitContext& e) {
                       const Shape& in = e.in("input").shape;
@@ -171,8 +267,25 @@ MITHRIL_REGISTER_OPS(nn) {
                   .in("query").in("key").in("value").in("mask", true).out().trait("attention")
                   .arg("causal", ArgType::Bool, json(false), "query i attends to keys 0..i only (no mask allowed)")
                   .arg("scale", ArgType::Float, json(nullptr), "factor on the scores (default: 1/sqrt(E))")
-                  .scratch_elems(attention_scratch)
-                  .emit("cpu", emit_attention)
+                  .scratch_elems([](const Node& n, const Graph& g) { return attention_scratch(n, g, 1); })
+                  .emit("cpu", [](EmitContext& e) { emit_attention(e, false); })
+                  .grad([](GradContext& g) {
+                    // One backward node gives all three gradients (it recomputes the probabilities from
+                    // query and key); the mask is a constant of the layer.
+                    if (g.has("mask") && g.wants("mask"))
+                      fail(g.node().loc,
+                           "layer '{}' (ScaledDotProductAttention): no gradient flows into 'mask'; it must not depend "
+                           "on trainable parameters or on inputs whose gradient is requested",
+                           g.node().name);
+                    std::vector<std::pair<std::string, std::vector<int>>> ins = {
+                        {"grad", {g.dout()}}, {"query", {g.in("query")}}, {"key", {g.in("key")}},
+                        {"value", {g.in("value")}}};
+                    if (g.has("mask")) ins.push_back({"mask", {g.in("mask")}});
+                    auto d = g.add("ScaledDotProductAttentionGrad", ins,
+                                   {{"causal", g.b("causal")}, {"scale", g.arg("scale")}});
+                    const char* ports[] = {"query", "key", "value"};
+                    for (size_t k = 0; k < 3; ++k) g.grad(ports[k], d[k]);
+                  })
                   .rule([](InferContext& c) {
                     for (auto port : {"query", "key", "value"}) {
                       c.expect_float(port);
@@ -215,6 +328,21 @@ MITHRIL_REGISTER_OPS(nn) {
                     out.push_back(q[q.size() - 2]);
                     out.push_back(v.back());
                     c.out("output", c.dtype("query"), out);
+                  }));
+
+  // Its backward: the gradients of query, key and value from the output's, in one kernel.
+  register_op(OpDef("ScaledDotProductAttentionGrad", "nn",
+                    "ScaledDotProductAttention's backward: the gradients of query, key and value, recomputing the "
+                    "probabilities")
+                  .in("grad").in("query").in("key").in("value").in("mask", true)
+                  .out("query").out("key").out("value").trait("internal")
+                  .arg("causal", ArgType::Bool, json(false), "as the forward layer's")
+                  .arg("scale", ArgType::Float, json(nullptr), "as the forward layer's")
+                  .scratch_elems([](const Node& n, const Graph& g) { return attention_scratch(n, g, 2); })
+                  .emit("cpu", [](EmitContext& e) { emit_attention(e, true); })
+                  .rule([](InferContext& c) {
+                    for (auto port : {"query", "key", "value"})
+                      c.out(port, c.dtype(port), c.shape(port));  // their gradients
                   }));
 }
 

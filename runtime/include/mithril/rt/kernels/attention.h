@@ -9,6 +9,47 @@ namespace mithril::rt::k {
 // Scratch elements scaled_dot_product_attention needs: L*S.
 inline size_t scaled_dot_product_attention_scratch(int64_t L, int64_t S) { return static_cast<size_t>(L * S); }
 
+namespace detail {
+// The attention probabilities of one batch entry into p [L, S]: softmax over S
+// of scale * q k^T (+ bias), masked (mask == 0, or j > i with `causal`) to
+// -inf; a fully masked row gives zeros. q [L, E], k [S, E]; mask / bias
+// [L, S] or null. S > 0.
+template <class T>
+void attention_probs(T* MITHRIL_K_RESTRICT p, const T* MITHRIL_K_RESTRICT q, const T* MITHRIL_K_RESTRICT k,
+                     const std::uint8_t* MITHRIL_K_RESTRICT mask_or_null, const T* MITHRIL_K_RESTRICT bias_or_null,
+                     int64_t L, int64_t S, int64_t E, double scale, bool causal) {
+    if (E > 0) {
+        gemm(Transpose::No, Transpose::Yes, L, S, E, static_cast<T>(scale), q, E, k, E, T(0), p, S);
+    } else {
+        for (int64_t i = 0; i < L * S; ++i) p[i] = T(0);
+    }
+    MITHRIL_K_PARFOR(L * S >= kParallelWork)
+    for (int64_t i = 0; i < L; ++i) {
+        T* row = p + i * S;
+        if (bias_or_null)
+            for (int64_t j = 0; j < S; ++j) row[j] += bias_or_null[i * S + j];
+        if (mask_or_null)
+            for (int64_t j = 0; j < S; ++j) row[j] = mask_or_null[i * S + j] ? row[j] : neg_inf<T>();
+        if (causal)
+            for (int64_t j = i + 1; j < S; ++j) row[j] = neg_inf<T>();
+        T m = neg_inf<T>();
+        for (int64_t j = 0; j < S; ++j) m = max_step(m, row[j]);
+        if (m == neg_inf<T>()) {  // fully masked row
+            for (int64_t j = 0; j < S; ++j) row[j] = T(0);
+            continue;
+        }
+        acc_t<T> s = 0;
+        for (int64_t j = 0; j < S; ++j) {
+            const T e = std::exp(row[j] - m);
+            row[j] = e;
+            s += static_cast<acc_t<T>>(e);
+        }
+        const T r = static_cast<T>(1 / s);
+        for (int64_t j = 0; j < S; ++j) row[j] *= r;
+    }
+}
+}  // namespace detail
+
 // torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask,
 // dropout_p=0, is_causal, scale) with batch and heads flattened into B:
 // q [B, L, E], k [B, S, E], v [B, S, Ev], out [B, L, Ev].
@@ -27,45 +68,76 @@ void scaled_dot_product_attention(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_
                                   int64_t E, int64_t Ev, double scale, bool causal, T* MITHRIL_K_RESTRICT scratch) {
     if (L * Ev == 0) return;
     for (int64_t b = 0; b < B; ++b) {
-        T* sc = scratch;
         T* o = out + b * L * Ev;
         if (S == 0) {
             for (int64_t i = 0; i < L * Ev; ++i) o[i] = T(0);
             continue;
         }
-        if (E > 0) {
-            gemm(Transpose::No, Transpose::Yes, L, S, E, static_cast<T>(scale), q + b * L * E, E, k + b * S * E, E,
-                 T(0), sc, S);
+        detail::attention_probs(scratch, q + b * L * E, k + b * S * E,
+                                mask_or_null ? mask_or_null + b * L * S : nullptr,
+                                bias_or_null ? bias_or_null + b * L * S : nullptr, L, S, E, scale, causal);
+        gemm(Transpose::No, Transpose::No, L, Ev, S, T(1), scratch, S, v + b * S * Ev, Ev, T(0), o, Ev);
+    }
+}
+
+// Scratch elements scaled_dot_product_attention_backward needs: 2*L*S.
+inline size_t scaled_dot_product_attention_backward_scratch(int64_t L, int64_t S) {
+    return static_cast<size_t>(2 * L * S);
+}
+
+// Backward of scaled_dot_product_attention (same layouts, mask, bias, causal
+// and scale): from dout [B, L, Ev] gives dq [B, L, E], dk [B, S, E] and
+// dv [B, S, Ev]. The probabilities P are recomputed from q and k for one batch
+// entry at a time (flash-attention style: nothing [B, L, S] is kept from the
+// forward pass), then five gemms:
+//   dv = P^T dout, dP = dout v^T, dS = P * (dP - rowsum(P * dP)),
+//   dq = scale * dS k, dk = scale * dS^T q.
+// Fully masked rows have P = 0 and contribute nothing. The mask and bias get
+// no gradient. scratch: scaled_dot_product_attention_backward_scratch(L, S).
+template <class T>
+void scaled_dot_product_attention_backward(T* MITHRIL_K_RESTRICT dq, T* MITHRIL_K_RESTRICT dk,
+                                           T* MITHRIL_K_RESTRICT dv, const T* MITHRIL_K_RESTRICT dout,
+                                           const T* MITHRIL_K_RESTRICT q, const T* MITHRIL_K_RESTRICT k,
+                                           const T* MITHRIL_K_RESTRICT v,
+                                           const std::uint8_t* MITHRIL_K_RESTRICT mask_or_null,
+                                           const opt<T>* MITHRIL_K_RESTRICT bias_or_null, int64_t B, int64_t L,
+                                           int64_t S, int64_t E, int64_t Ev, double scale, bool causal,
+                                           T* MITHRIL_K_RESTRICT scratch) {
+    if (L == 0 || S == 0) {  // nothing attends: every gradient is zero
+        std::fill(dq, dq + B * L * E, T(0));
+        std::fill(dk, dk + B * S * E, T(0));
+        std::fill(dv, dv + B * S * Ev, T(0));
+        return;
+    }
+    T* const p = scratch;
+    T* const dp = scratch + L * S;
+    const T sc = static_cast<T>(scale);
+    for (int64_t b = 0; b < B; ++b) {
+        const T* qb = q + b * L * E;
+        const T* kb = k + b * S * E;
+        const T* vb = v + b * S * Ev;
+        const T* gb = dout + b * L * Ev;
+        detail::attention_probs(p, qb, kb, mask_or_null ? mask_or_null + b * L * S : nullptr,
+                                bias_or_null ? bias_or_null + b * L * S : nullptr, L, S, E, scale, causal);
+        if (Ev > 0) {
+            gemm(Transpose::Yes, Transpose::No, S, Ev, L, T(1), p, S, gb, Ev, T(0), dv + b * S * Ev, Ev);
+            gemm(Transpose::No, Transpose::Yes, L, S, Ev, T(1), gb, Ev, vb, Ev, T(0), dp, S);
         } else {
-            for (int64_t i = 0; i < L * S; ++i) sc[i] = T(0);
+            std::fill(dp, dp + L * S, T(0));
         }
-        const std::uint8_t* mb = mask_or_null ? mask_or_null + b * L * S : nullptr;
-        const T* bb = bias_or_null ? bias_or_null + b * L * S : nullptr;
+        if (E == 0) continue;
+        // dS = P * (dP - sum_j P dP), in place over dP.
         MITHRIL_K_PARFOR(L * S >= kParallelWork)
         for (int64_t i = 0; i < L; ++i) {
-            T* row = sc + i * S;
-            if (bb)
-                for (int64_t j = 0; j < S; ++j) row[j] += bb[i * S + j];
-            if (mb)
-                for (int64_t j = 0; j < S; ++j) row[j] = mb[i * S + j] ? row[j] : neg_inf<T>();
-            if (causal)
-                for (int64_t j = i + 1; j < S; ++j) row[j] = neg_inf<T>();
-            T m = neg_inf<T>();
-            for (int64_t j = 0; j < S; ++j) m = detail::max_step(m, row[j]);
-            if (m == neg_inf<T>()) {  // fully masked row
-                for (int64_t j = 0; j < S; ++j) row[j] = T(0);
-                continue;
-            }
+            const T* pr = p + i * S;
+            T* d = dp + i * S;
             acc_t<T> s = 0;
-            for (int64_t j = 0; j < S; ++j) {
-                const T e = std::exp(row[j] - m);
-                row[j] = e;
-                s += static_cast<acc_t<T>>(e);
-            }
-            const T r = static_cast<T>(1 / s);
-            for (int64_t j = 0; j < S; ++j) row[j] *= r;
+            for (int64_t j = 0; j < S; ++j) s += static_cast<acc_t<T>>(pr[j]) * static_cast<acc_t<T>>(d[j]);
+            const T st = static_cast<T>(s);
+            for (int64_t j = 0; j < S; ++j) d[j] = pr[j] * (d[j] - st);
         }
-        gemm(Transpose::No, Transpose::No, L, Ev, S, T(1), sc, S, v + b * S * Ev, Ev, T(0), o, Ev);
+        gemm(Transpose::No, Transpose::No, L, E, S, sc, dp, S, kb, E, T(0), dq + b * L * E, E);
+        gemm(Transpose::Yes, Transpose::No, S, E, L, sc, dp, S, qb, E, T(0), dk + b * S * E, E);
     }
 }
 

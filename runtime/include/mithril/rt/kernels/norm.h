@@ -1,4 +1,5 @@
-// kernels/norm.h - batch / layer / group / RMS normalisation (forward).
+// kernels/norm.h - batch / layer / group / RMS normalisation (forward), and
+// the backward kernels of batch / layer / group normalisation.
 // Statistics are accumulated in double for float (acc_t), two-pass (mean,
 // then squared deviations). All are in-place safe (out == in).
 #pragma once
@@ -192,5 +193,257 @@ void rms_norm(T* out, const T* in, const opt<T>* MITHRIL_K_RESTRICT weight_or_nu
         }
     }
 }
+
+// ---- backward ---------------------------------------------------------------
+// The statistics are recomputed from x (a row, group or channel is re-read
+// from cache, so x still crosses memory about once). Any gradient output may
+// be null when nobody wants it; weight null means 1.
+
+namespace detail {
+inline constexpr int64_t kNormBlock = 64;  // columns summed together (stack accumulators)
+
+// sum(g) and sum(g * (x - mean)) over n contiguous values, g = dy * w (w null: 1), 4 lanes each.
+template <class T>
+inline void dy_sums(const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
+                    const T* MITHRIL_K_RESTRICT w_or_null, int64_t n, acc_t<T> mean, acc_t<T>& s_g,
+                    acc_t<T>& s_gx) {
+    using A = acc_t<T>;
+    A a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; ++j) {
+            const A g = w_or_null ? static_cast<A>(dy[i + j]) * static_cast<A>(w_or_null[i + j])
+                                  : static_cast<A>(dy[i + j]);
+            a[j] += g;
+            b[j] += g * (static_cast<A>(x[i + j]) - mean);
+        }
+    s_g = (a[0] + a[1]) + (a[2] + a[3]);
+    s_gx = (b[0] + b[1]) + (b[2] + b[3]);
+    for (; i < n; ++i) {
+        const A g = w_or_null ? static_cast<A>(dy[i]) * static_cast<A>(w_or_null[i]) : static_cast<A>(dy[i]);
+        s_g += g;
+        s_gx += g * (static_cast<A>(x[i]) - mean);
+    }
+}
+
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) for one normalized set of
+// `count` values, written as dx = scale * g + cx * x + c0 (one vectorizable
+// loop); s_g = sum(g), s_gx = sum(g * (x - mean)).
+template <class T>
+struct NormDx {
+    T scale, cx, c0;
+    NormDx(acc_t<T> mean, acc_t<T> rstd, acc_t<T> s_g, acc_t<T> s_gx, int64_t count) {
+        using A = acc_t<T>;
+        const A m_g = s_g / static_cast<A>(count), m_gx = s_gx * rstd * rstd / static_cast<A>(count);
+        scale = static_cast<T>(rstd);
+        cx = static_cast<T>(-rstd * m_gx);
+        c0 = static_cast<T>(rstd * (mean * m_gx - m_g));
+    }
+};
+}  // namespace detail
+
+// Scratch elements layer_norm_backward needs: 2 * rows (row statistics).
+inline size_t layer_norm_backward_scratch(int64_t rows) { return static_cast<size_t>(2 * rows); }
+
+// Backward of layer_norm over [rows, cols]: from dy gives
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight and
+// xhat = (x - mean) * rstd per row, dweight = sum over rows of dy * xhat and
+// dbias = sum over rows of dy ([cols] each). dx, dweight, dbias may be null.
+// One pass over the rows for dx (and the row statistics, kept in scratch), a
+// second one over column blocks for dweight / dbias.
+template <class T>
+void layer_norm_backward(opt<T>* MITHRIL_K_RESTRICT dx_or_null, opt<T>* MITHRIL_K_RESTRICT dweight_or_null,
+                         opt<T>* MITHRIL_K_RESTRICT dbias_or_null, const T* MITHRIL_K_RESTRICT dy,
+                         const T* MITHRIL_K_RESTRICT x, const opt<T>* MITHRIL_K_RESTRICT weight_or_null, int64_t rows,
+                         int64_t cols, double eps, opt<T>* MITHRIL_K_RESTRICT scratch) {
+    using A = acc_t<T>;
+    T* const mean_s = scratch;
+    T* const rstd_s = scratch + rows;
+    MITHRIL_K_PARFOR(rows * cols >= kParallelWork)
+    for (int64_t r = 0; r < rows; ++r) {
+        const T* xr = x + r * cols;
+        const T* g = dy + r * cols;
+        A mean, rstd;
+        detail::mean_rstd(xr, cols, eps, mean, rstd);
+        mean_s[r] = static_cast<T>(mean);
+        rstd_s[r] = static_cast<T>(rstd);
+        if (!dx_or_null) continue;
+        A s_g, s_gx;
+        detail::dy_sums(g, xr, weight_or_null, cols, mean, s_g, s_gx);
+        const detail::NormDx<T> c(mean, rstd, s_g, s_gx, cols);
+        T* d = dx_or_null + r * cols;
+        if (weight_or_null) {
+            for (int64_t i = 0; i < cols; ++i) d[i] = c.scale * g[i] * weight_or_null[i] + c.cx * xr[i] + c.c0;
+        } else {
+            for (int64_t i = 0; i < cols; ++i) d[i] = c.scale * g[i] + c.cx * xr[i] + c.c0;
+        }
+    }
+    if (!dweight_or_null && !dbias_or_null) return;
+    const int64_t nb = (cols + detail::kNormBlock - 1) / detail::kNormBlock;
+    MITHRIL_K_PARFOR(rows * cols >= kParallelWork)
+    for (int64_t blk = 0; blk < nb; ++blk) {
+        const int64_t c0 = blk * detail::kNormBlock, bn = std::min(detail::kNormBlock, cols - c0);
+        A sw[detail::kNormBlock], sb[detail::kNormBlock];
+        for (int64_t i = 0; i < bn; ++i) sw[i] = sb[i] = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+            const T* g = dy + r * cols + c0;
+            const T* xr = x + r * cols + c0;
+            const T m = mean_s[r], s = rstd_s[r];
+            for (int64_t i = 0; i < bn; ++i) {
+                sw[i] += static_cast<A>(g[i]) * static_cast<A>((xr[i] - m) * s);
+                sb[i] += static_cast<A>(g[i]);
+            }
+        }
+        if (dweight_or_null)
+            for (int64_t i = 0; i < bn; ++i) dweight_or_null[c0 + i] = static_cast<T>(sw[i]);
+        if (dbias_or_null)
+            for (int64_t i = 0; i < bn; ++i) dbias_or_null[c0 + i] = static_cast<T>(sb[i]);
+    }
+}
+
+// Scratch elements group_norm_backward needs: 2 * N * C (per-sample channel sums).
+inline size_t group_norm_backward_scratch(int64_t N, int64_t C) { return static_cast<size_t>(2 * N * C); }
+
+// Backward of group_norm over [N, C, HW] with `groups` groups: per (n, group)
+// of M = C/groups * HW values, dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+// with g = dy * weight[c]; dweight[c] = sum over n, HW of dy * xhat and
+// dbias[c] = sum of dy. dx, dweight, dbias may be null. The per-(n, c) sums go
+// through scratch, then one short pass over N gives dweight / dbias.
+template <class T>
+void group_norm_backward(opt<T>* MITHRIL_K_RESTRICT dx_or_null, opt<T>* MITHRIL_K_RESTRICT dweight_or_null,
+                         opt<T>* MITHRIL_K_RESTRICT dbias_or_null, const T* MITHRIL_K_RESTRICT dy,
+                         const T* MITHRIL_K_RESTRICT x, const opt<T>* MITHRIL_K_RESTRICT weight_or_null, int64_t N,
+                         int64_t C, int64_t HW, int64_t groups, double eps, opt<T>* MITHRIL_K_RESTRICT scratch) {
+    using A = acc_t<T>;
+    const int64_t Cg = C / groups;
+    T* const dw_nc = scratch;      // [N, C]: sum over HW of dy * xhat
+    T* const db_nc = scratch + N * C;  // [N, C]: sum over HW of dy
+    MITHRIL_K_PARFOR(N * C * HW >= kParallelWork)
+    for (int64_t ng = 0; ng < N * groups; ++ng) {
+        const int64_t g0 = (ng % groups) * Cg;
+        const T* xg = x + ng * Cg * HW;
+        const T* dg = dy + ng * Cg * HW;
+        A mean, rstd;
+        detail::mean_rstd(xg, Cg * HW, eps, mean, rstd);
+        A s_g = 0, s_gx = 0;  // over the group, of g = dy * weight[c]
+        for (int64_t cc = 0; cc < Cg; ++cc) {
+            A b, a;  // sum dy, sum dy * (x - mean) over this channel
+            detail::dy_sums<T>(dg + cc * HW, xg + cc * HW, nullptr, HW, mean, b, a);
+            const A w = weight_or_null ? static_cast<A>(weight_or_null[g0 + cc]) : 1;
+            s_g += w * b;
+            s_gx += w * a;
+            dw_nc[ng * Cg + cc] = static_cast<T>(a * rstd);
+            db_nc[ng * Cg + cc] = static_cast<T>(b);
+        }
+        if (!dx_or_null) continue;
+        const detail::NormDx<T> c(mean, rstd, s_g, s_gx, Cg * HW);
+        for (int64_t cc = 0; cc < Cg; ++cc) {
+            const T ws = weight_or_null ? static_cast<T>(weight_or_null[g0 + cc] * c.scale) : c.scale;
+            const T* xc = xg + cc * HW;
+            const T* gc = dg + cc * HW;
+            T* d = dx_or_null + ng * Cg * HW + cc * HW;
+            for (int64_t i = 0; i < HW; ++i) d[i] = ws * gc[i] + c.cx * xc[i] + c.c0;
+        }
+    }
+    if (!dweight_or_null && !dbias_or_null) return;
+    for (int64_t c = 0; c < C; ++c) {
+        A sw = 0, sb = 0;
+        for (int64_t n = 0; n < N; ++n) {
+            sw += static_cast<A>(dw_nc[n * C + c]);
+            sb += static_cast<A>(db_nc[n * C + c]);
+        }
+        if (dweight_or_null) dweight_or_null[c] = static_cast<T>(sw);
+        if (dbias_or_null) dbias_or_null[c] = static_cast<T>(sb);
+    }
+}
+
+// Backward of batch_norm_training (the batch statistics over N and HW, through
+// which the gradient flows, as torch's train-mode backward): per channel
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight[c],
+// dweight[c] = sum dy * xhat, dbias[c] = sum dy. dx, dweight, dbias may be null.
+// The running statistics play no part. [N, C, HW] layout.
+template <class T>
+void batch_norm_training_backward(opt<T>* MITHRIL_K_RESTRICT dx_or_null, opt<T>* MITHRIL_K_RESTRICT dweight_or_null,
+                                  opt<T>* MITHRIL_K_RESTRICT dbias_or_null, const T* MITHRIL_K_RESTRICT dy,
+                                  const T* MITHRIL_K_RESTRICT x, const opt<T>* MITHRIL_K_RESTRICT weight_or_null,
+                                  int64_t N, int64_t C, int64_t HW, double eps) {
+    using A = acc_t<T>;
+    const int64_t count = N * HW;
+    if (count == 0) return;
+    MITHRIL_K_PARFOR(N * C * HW >= kParallelWork)
+    for (int64_t c = 0; c < C; ++c) {
+        A s = 0;
+        for (int64_t n = 0; n < N; ++n) s += sum_contig(x + (n * C + c) * HW, HW);
+        const A mean = s / static_cast<A>(count);
+        A ss = 0, s_dy = 0, s_dyx = 0;
+        for (int64_t n = 0; n < N; ++n) {
+            const T* xc = x + (n * C + c) * HW;
+            A lane[4] = {0, 0, 0, 0};
+            int64_t i = 0;
+            for (; i + 4 <= HW; i += 4)
+                for (int j = 0; j < 4; ++j) {
+                    const A d = static_cast<A>(xc[i + j]) - mean;
+                    lane[j] += d * d;
+                }
+            ss += (lane[0] + lane[1]) + (lane[2] + lane[3]);
+            for (; i < HW; ++i) {
+                const A d = static_cast<A>(xc[i]) - mean;
+                ss += d * d;
+            }
+            A b, a;
+            detail::dy_sums<T>(dy + (n * C + c) * HW, xc, nullptr, HW, mean, b, a);
+            s_dy += b;
+            s_dyx += a;
+        }
+        const A rstd = 1 / std::sqrt(ss / static_cast<A>(count) + static_cast<A>(eps));
+        if (dweight_or_null) dweight_or_null[c] = static_cast<T>(s_dyx * rstd);
+        if (dbias_or_null) dbias_or_null[c] = static_cast<T>(s_dy);
+        if (!dx_or_null) continue;
+        const A w = weight_or_null ? static_cast<A>(weight_or_null[c]) : 1;
+        const detail::NormDx<T> k(mean, rstd, w * s_dy, w * s_dyx, count);
+        const T ws = static_cast<T>(w * rstd);
+        for (int64_t n = 0; n < N; ++n) {
+            const T* xc = x + (n * C + c) * HW;
+            const T* g = dy + (n * C + c) * HW;
+            T* d = dx_or_null + (n * C + c) * HW;
+            for (int64_t i = 0; i < HW; ++i) d[i] = ws * g[i] + k.cx * xc[i] + k.c0;
+        }
+    }
+}
+
+// Backward of batch_norm_inference (the running statistics are constants):
+// dx = dy * weight[c] / sqrt(var[c] + eps), dweight[c] = sum dy * (x - mean[c])
+// / sqrt(var[c] + eps), dbias[c] = sum dy. dx, dweight, dbias may be null.
+template <class T>
+void batch_norm_inference_backward(opt<T>* MITHRIL_K_RESTRICT dx_or_null, opt<T>* MITHRIL_K_RESTRICT dweight_or_null,
+                                   opt<T>* MITHRIL_K_RESTRICT dbias_or_null, const T* MITHRIL_K_RESTRICT dy,
+                                   const T* MITHRIL_K_RESTRICT x, const T* MITHRIL_K_RESTRICT mean,
+                                   const T* MITHRIL_K_RESTRICT var, const opt<T>* MITHRIL_K_RESTRICT weight_or_null,
+                                   int64_t N, int64_t C, int64_t HW, double eps) {
+    using A = acc_t<T>;
+    MITHRIL_K_PARFOR(N * C * HW >= kParallelWork)
+    for (int64_t c = 0; c < C; ++c) {
+        const A rstd = 1 / std::sqrt(static_cast<A>(var[c]) + static_cast<A>(eps));
+        const A w = weight_or_null ? static_cast<A>(weight_or_null[c]) : 1;
+        const T ws = static_cast<T>(w * rstd);
+        A s_dy = 0, s_dyx = 0;
+        for (int64_t n = 0; n < N; ++n) {
+            const T* g = dy + (n * C + c) * HW;
+            if (dweight_or_null || dbias_or_null) {
+                A b, a;
+                detail::dy_sums<T>(g, x + (n * C + c) * HW, nullptr, HW, static_cast<A>(mean[c]), b, a);
+                s_dy += b;
+                s_dyx += a;
+            }
+            if (dx_or_null) {
+                T* d = dx_or_null + (n * C + c) * HW;
+                for (int64_t i = 0; i < HW; ++i) d[i] = g[i] * ws;
+            }
+        }
+        if (dweight_or_null) dweight_or_null[c] = static_cast<T>(s_dyx * rstd);
+        if (dbias_or_null) dbias_or_null[c] = static_cast<T>(s_dy);
+    }
+}
+
 
 }  // namespace mithril::rt::k

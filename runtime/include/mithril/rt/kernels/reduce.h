@@ -299,4 +299,76 @@ void log_softmax(T* out, const T* in, int64_t outer, int64_t len, int64_t inner)
     detail::softmax_impl<true>(out, in, outer, len, inner);
 }
 
+namespace detail {
+// Softmax backward from the forward output y: s = sum(dy * y) (softmax) or
+// sum(dy) (log_softmax) along the axis, then dx = y * (dy - s) or
+// dx = dy - exp(y) * s. Two passes over dy and y.
+template <bool Log, class T>
+void softmax_backward_impl(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT y,
+                           int64_t outer, int64_t len, int64_t inner) {
+    using A = acc_t<T>;
+    if (inner == 1) {
+        MITHRIL_K_PARFOR(outer * len >= kParallelWork / 4)
+        for (int64_t o = 0; o < outer; ++o) {
+            const T* g = dy + o * len;
+            const T* yr = y + o * len;
+            T* d = dx + o * len;
+            A lane[4] = {0, 0, 0, 0};
+            int64_t l = 0;
+            for (; l + 4 <= len; l += 4)
+                for (int j = 0; j < 4; ++j)
+                    lane[j] += Log ? static_cast<A>(g[l + j]) : static_cast<A>(g[l + j]) * static_cast<A>(yr[l + j]);
+            A s = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+            for (; l < len; ++l) s += Log ? static_cast<A>(g[l]) : static_cast<A>(g[l]) * static_cast<A>(yr[l]);
+            const T st = static_cast<T>(s);
+            if constexpr (Log) {
+                for (int64_t i = 0; i < len; ++i) d[i] = g[i] - std::exp(yr[i]) * st;
+            } else {
+                for (int64_t i = 0; i < len; ++i) d[i] = yr[i] * (g[i] - st);
+            }
+        }
+        return;
+    }
+    const int64_t nb = (inner + kBlock - 1) / kBlock;
+    MITHRIL_K_PARFOR(outer * len * inner >= kParallelWork / 4)
+    for (int64_t ob = 0; ob < outer * nb; ++ob) {
+        const int64_t o = ob / nb, i0 = (ob % nb) * kBlock, bn = std::min(kBlock, inner - i0);
+        const int64_t base = o * len * inner + i0;
+        A s[kBlock];
+        T st[kBlock];
+        for (int64_t i = 0; i < bn; ++i) s[i] = 0;
+        for (int64_t l = 0; l < len; ++l) {
+            const T* g = dy + base + l * inner;
+            const T* yr = y + base + l * inner;
+            for (int64_t i = 0; i < bn; ++i)
+                s[i] += Log ? static_cast<A>(g[i]) : static_cast<A>(g[i]) * static_cast<A>(yr[i]);
+        }
+        for (int64_t i = 0; i < bn; ++i) st[i] = static_cast<T>(s[i]);
+        for (int64_t l = 0; l < len; ++l) {
+            const T* g = dy + base + l * inner;
+            const T* yr = y + base + l * inner;
+            T* d = dx + base + l * inner;
+            if constexpr (Log) {
+                for (int64_t i = 0; i < bn; ++i) d[i] = g[i] - std::exp(yr[i]) * st[i];
+            } else {
+                for (int64_t i = 0; i < bn; ++i) d[i] = yr[i] * (g[i] - st[i]);
+            }
+        }
+    }
+}
+}  // namespace detail
+
+// Backward of softmax along the axis: dx = y * (dy - sum(dy * y)), from the
+// forward output y. dx, dy, y [outer, len, inner]; dx must not overlap them.
+template <class T>
+void softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t len, int64_t inner) {
+    detail::softmax_backward_impl<false>(dx, dy, y, outer, len, inner);
+}
+
+// Backward of log_softmax: dx = dy - exp(y) * sum(dy), from the forward output y.
+template <class T>
+void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t len, int64_t inner) {
+    detail::softmax_backward_impl<true>(dx, dy, y, outer, len, inner);
+}
+
 }  // namespace mithril::rt::k
