@@ -12,7 +12,10 @@
 // computed by torch.nn.init._calculate_fan_in_and_fan_out(weight), i.e.
 // weight.size(1) * prod(kernel). For ConvTranspose that is out_channels/groups *
 // prod(kernel) (the weight is [in, out/groups, k...]), which is what PyTorch does.
+#include <algorithm>
+
 #include "codegen/emit.h"
+#include "ops/grad.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -157,77 +160,200 @@ const Value& port_value(const Node& n, const Graph& g, const std::string& port) 
   return g.value(n.inputs[n.op->input_index(port)][0]);
 }
 
-// Working memory of Conv1d/Conv2d (im2col buffer, one image and group at a time):
-// (C/groups)*KH*KW*OH*OW, or nothing for a pointwise convolution (as k::conv2d_scratch).
-Dim conv_scratch(const Node& n, const Graph& g, size_t spatial) {
-  const Shape& in = port_value(n, g, "input").shape;
-  const Shape& out = g.value(n.outputs[0][0]).shape;
+// Working memory of one image and group's im2col columns (or of the gemm result
+// before col2im, its adjoint): (channels of `img` / groups) * prod(kernel) *
+// (spatial size of `cols`), where `img` is the [N, C, ...] side the windows slide
+// over and `cols` the side with one column per window position. None when the
+// columns are the image itself: 1x1, stride 1, no padding, the same spatial size
+// (`same_size`; the kernels check it again at run time, so a symbolic size that
+// cannot be proven equal only costs memory).
+Dim columns_scratch(const Node& n, const Shape& img, const Shape& cols, bool same_size) {
+  const size_t spatial = img.size() - 2;
   auto k = ints_of(n.attrs.at("kernel_size"), spatial), s = ints_of(n.attrs.at("stride"), spatial),
        p = ints_of(n.attrs.at("padding"), spatial);
-  bool pointwise = true;
+  bool pointwise = same_size;
   for (size_t i = 0; i < spatial; ++i) pointwise &= k[i] == 1 && s[i] == 1 && p[i] == 0;
   if (pointwise) return Dim(0);
-  int64_t groups = n.attrs.at("groups").get<int64_t>();
-  Dim r = Dim(*in[1].as_const() / groups);
-  for (size_t i = 0; i < spatial; ++i) r = r * Dim(k[i]) * out[2 + i];
+  Dim r = Dim(*img[1].as_const() / n.attrs.at("groups").get<int64_t>());
+  for (size_t i = 0; i < spatial; ++i) r = r * Dim(k[i]) * cols[2 + i];
   return r;
 }
 
-// ConvTranspose2d: the gemm result before col2im, (K/groups)*KH*KW*H*W.
+bool same_spatial(const Shape& a, const Shape& b) { return std::equal(a.begin() + 2, a.end(), b.begin() + 2, b.end()); }
+
+// Conv1d/Conv2d: im2col of the input, one column per output position (a pointwise
+// convolution's output always has the input's size).
+Dim conv_scratch(const Node& n, const Graph& g) {
+  return columns_scratch(n, port_value(n, g, "input").shape, g.value(n.outputs[0][0]).shape, true);
+}
+
+// ConvTranspose2d: the gemm result before col2im into the output, one column per input position.
 Dim conv_transpose_scratch(const Node& n, const Graph& g) {
   const Shape& in = port_value(n, g, "input").shape;
-  auto k = ints_of(n.attrs.at("kernel_size"), 2);
-  int64_t groups = n.attrs.at("groups").get<int64_t>();
-  return Dim(n.attrs.at("out_channels").get<int64_t>() / groups * k[0] * k[1]) * in[2] * in[3];
+  const Shape& out = g.value(n.outputs[0][0]).shape;
+  return columns_scratch(n, out, in, same_spatial(in, out));
 }
 
 // The scratch pointer, typed even when the node has none (the kernels deduce T from it).
-std::string scratch_arg(EmitContext& e) {
+std::string scratch_arg(EmitContext& e, const std::string& port = "input") {
   std::string s = e.scratch();
-  return s == "nullptr" ? fmt::format("static_cast<{}*>(nullptr)", e.ctype_of("input")) : s;
+  return s == "nullptr" ? fmt::format("static_cast<{}*>(nullptr)", e.ctype_of(port)) : s;
 }
 
-void emit_conv(EmitContext& e, size_t spatial, bool transposed) {
-  const Shape& in = e.in("input").shape;
-  const Shape& out = e.out().shape;
+// `like` gives only a shape; its pointer is declared all the same.
+void mark_shape_only(EmitContext& e) { e.line("(void){};  // only its shape is used", e.x("like")); }
+
+// The size arguments every conv kernel takes, in conv2d's names: x [N, C, H, W]
+// (the side the windows slide over), y [N, K, OH, OW], then kernel, stride,
+// padding, dilation and groups; 1-D as 2-D with height 1.
+std::string conv_sizes(EmitContext& e, const Shape& x, const Shape& y) {
+  const size_t spatial = x.size() - 2, w = spatial - 1;
   auto k = ints_of(e.arg("kernel_size"), spatial), s = ints_of(e.arg("stride"), spatial),
        p = ints_of(e.arg("padding"), spatial), d = ints_of(e.arg("dilation"), spatial);
-  std::string bias = e.has("bias") ? e.x("bias") : "nullptr";
   auto D = [](const Dim& v) { return EmitContext::dim(v); };
-  // Input and output geometry, 1-D as 2-D with height 1.
-  std::string N = D(in[0]), C = D(in[1]), K = D(out[1]);
-  std::string H = spatial == 2 ? D(in[2]) : "1", W = D(in[spatial + 1]);
-  std::string OH = spatial == 2 ? D(out[2]) : "1", OW = D(out[spatial + 1]);
+  std::string H = spatial == 2 ? D(x[2]) : "1", OH = spatial == 2 ? D(y[2]) : "1";
   int64_t kh = spatial == 2 ? k[0] : 1, sh = spatial == 2 ? s[0] : 1, ph = spatial == 2 ? p[0] : 0,
           dh = spatial == 2 ? d[0] : 1;
-  size_t w = spatial - 1;
-  e.line("rt::k::{}({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});",
-         transposed ? "conv_transpose2d" : "conv2d", e.y(), e.x("input"), e.x("weight"), bias, N, C, H, W, K, kh,
-         k[w], sh, s[w], ph, p[w], dh, d[w], e.i("groups"), OH, OW, scratch_arg(e));
+  return fmt::format("{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}", D(x[0]), D(x[1]), H,
+                     D(x[spatial + 1]), D(y[1]), kh, k[w], sh, s[w], ph, p[w], dh, d[w], e.i("groups"), OH,
+                     D(y[spatial + 1]));
+}
+
+void emit_conv(EmitContext& e, bool transposed) {
+  std::string bias = e.has("bias") ? e.x("bias") : "nullptr";
+  e.line("rt::k::{}({}, {}, {}, {}, {}, {});", transposed ? "conv_transpose2d" : "conv2d", e.y(), e.x("input"),
+         e.x("weight"), bias, conv_sizes(e, e.in("input").shape, e.out().shape), scratch_arg(e));
+}
+
+// ---- gradients -------------------------------------------------------------
+//
+// In conv2d's names (x [N, C, H, W] -> y [N, K, OH, OW], weight [K, C/groups, k...]):
+//   dx = conv_transpose(dy, weight)                     ConvGradInput (im2col's adjoint)
+//   dweight = sum over images of dy * im2col(x)^T       ConvGradWeight (one gemm per image and group)
+//   dbias = dy summed over N and space                  ConvGradBias
+// A transposed convolution is the same pair with x and y swapped (its input is y,
+// its output x, its weight [C_in, out/groups, k...] has the layout of conv2d's
+// [K, C/groups, k...] in these names), so its data gradient is a forward
+// convolution of dy (ConvTransposeGradInput) and its weight gradient
+// ConvGradWeight with the gradient of its output as `input` and its input as `grad`.
+
+const char* const kGeometryArgs[] = {"kernel_size", "stride", "padding", "dilation", "groups"};
+
+OpDef& geometry_args(OpDef& d) {
+  return d.arg("kernel_size", ArgType::IntOrList, std::nullopt, "window size")
+      .arg("stride", ArgType::IntOrList, json(1), "step between windows")
+      .arg("padding", ArgType::IntOrList, json(0), "zeros on both sides")
+      .arg("dilation", ArgType::IntOrList, json(1), "spacing between kernel elements")
+      .arg("groups", ArgType::Int, json(1), "channel groups");
+}
+
+void conv_grad(GradContext& g, bool transposed) {
+  json geometry = json::object();
+  for (const char* a : kGeometryArgs) geometry[a] = g.arg(a);
+  int dy = g.dout(), x = g.in("input"), w = g.in("weight");
+  if (g.wants("input"))
+    g.grad("input", g.op1(transposed ? "ConvTransposeGradInput" : "ConvGradInput",
+                          {{"grad", dy}, {"weight", w}, {"like", x}}, geometry));
+  if (g.wants("weight")) {
+    int y_side = transposed ? x : dy, x_side = transposed ? dy : x;
+    g.grad("weight", g.op1("ConvGradWeight", {{"grad", y_side}, {"input", x_side}}, geometry));
+  }
+  if (g.has("bias") && g.wants("bias")) g.grad("bias", g.op1("ConvGradBias", {{"grad", dy}}));
+}
+
+void register_conv_grads() {
+  OpDef gi("ConvGradInput", "conv",
+           "data gradient of Conv1d/Conv2d: a transposed convolution of grad to the size of like");
+  gi.in("grad").in("weight").in("like").out().trait("internal");
+  register_op(geometry_args(gi)
+                  .scratch_elems([](const Node& n, const Graph& g) {
+                    const Shape& dx = port_value(n, g, "like").shape;
+                    const Shape& dy = port_value(n, g, "grad").shape;
+                    return columns_scratch(n, dx, dy, same_spatial(dx, dy));
+                  })
+                  .emit("cpu", [](EmitContext& e) {
+                    mark_shape_only(e);
+                    e.line("rt::k::conv2d_grad_input({}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("weight"),
+                           conv_sizes(e, e.in("like").shape, e.in("grad").shape), scratch_arg(e, "grad"));
+                  })
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
+
+  OpDef gt("ConvTransposeGradInput", "conv",
+           "data gradient of ConvTranspose2d: a convolution of grad to the size of like");
+  gt.in("grad").in("weight").in("like").out().trait("internal");
+  register_op(geometry_args(gt)
+                  .scratch_elems([](const Node& n, const Graph& g) {
+                    const Shape& dx = port_value(n, g, "like").shape;
+                    const Shape& dy = port_value(n, g, "grad").shape;
+                    return columns_scratch(n, dy, dx, same_spatial(dx, dy));
+                  })
+                  .emit("cpu", [](EmitContext& e) {
+                    // In conv2d's names the transposed convolution's output gradient is x.
+                    mark_shape_only(e);
+                    e.line("rt::k::conv_transpose2d_grad_input({}, {}, {}, {}, {});", e.y(), e.x("grad"),
+                           e.x("weight"), conv_sizes(e, e.in("like").shape, e.in("grad").shape),
+                           scratch_arg(e, "grad"));
+                  })
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
+
+  OpDef gw("ConvGradWeight", "conv",
+           "weight gradient of a convolution: sum over images of grad [N, K, ...] times im2col(input [N, C, ...])^T");
+  gw.in("grad").in("input").out().trait("internal");
+  register_op(geometry_args(gw)
+                  .scratch_elems([](const Node& n, const Graph& g) {
+                    const Shape& x = port_value(n, g, "input").shape;
+                    const Shape& dy = port_value(n, g, "grad").shape;
+                    return columns_scratch(n, x, dy, same_spatial(x, dy));
+                  })
+                  .emit("cpu", [](EmitContext& e) {
+                    e.line("rt::k::conv2d_grad_weight({}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("input"),
+                           conv_sizes(e, e.in("input").shape, e.in("grad").shape), scratch_arg(e));
+                  })
+                  .rule([](InferContext& c) {
+                    size_t spatial = c.rank("input") - 2;
+                    int64_t groups = c.i("groups");
+                    int64_t in_ch = c.const_dim(c.shape("input")[1], "the input channel count");
+                    Shape w = {c.shape("grad")[1], Dim(in_ch / groups)};
+                    for (int64_t k : c.ints("kernel_size", spatial)) w.push_back(Dim(k));
+                    c.out("output", c.dtype("input"), w);
+                  }));
+
+  register_op(OpDef("ConvGradBias", "conv", "bias gradient of a convolution: grad [N, K, ...] summed to [K]")
+                  .in("grad").out().trait("internal")
+                  .emit("cpu", [](EmitContext& e) {
+                    const Shape& s = e.in("grad").shape;
+                    e.line("rt::k::conv_grad_bias({}, {}, {}, {}, {});", e.y(), e.x("grad"), EmitContext::dim(s[0]),
+                           EmitContext::dim(s[1]), EmitContext::numel(s, 2, s.size()));
+                  })
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), {c.shape("grad")[1]}); }));
 }
 
 }  // namespace
 
 MITHRIL_REGISTER_OPS(conv) {
+  register_conv_grads();
   register_op(conv_def("Conv1d",
                        "1-D convolution (cross-correlation) over [N, C, L]; weight [out_channels, C/groups, k] as in PyTorch",
                        false)
-                  .scratch_elems([](const Node& n, const Graph& g) { return conv_scratch(n, g, 1); })
-                  .emit("cpu", [](EmitContext& e) { emit_conv(e, 1, false); })
+                  .scratch_elems(conv_scratch)
+                  .emit("cpu", [](EmitContext& e) { emit_conv(e, false); })
+                  .grad([](GradContext& g) { conv_grad(g, false); })
                   .rule([](InferContext& c) { conv_rule(c, 1); }));
   register_op(conv_def("Conv2d",
                        "2-D convolution (cross-correlation) over [N, C, H, W]; weight [out_channels, C/groups, kh, kw] "
                        "as in PyTorch",
                        false)
-                  .scratch_elems([](const Node& n, const Graph& g) { return conv_scratch(n, g, 2); })
-                  .emit("cpu", [](EmitContext& e) { emit_conv(e, 2, false); })
+                  .scratch_elems(conv_scratch)
+                  .emit("cpu", [](EmitContext& e) { emit_conv(e, false); })
+                  .grad([](GradContext& g) { conv_grad(g, false); })
                   .rule([](InferContext& c) { conv_rule(c, 2); }));
   register_op(conv_def("ConvTranspose2d",
                        "2-D transposed convolution (the gradient of Conv2d) over [N, C, H, W]; weight [C, "
                        "out_channels/groups, kh, kw] as in PyTorch",
                        true)
                   .scratch_elems(conv_transpose_scratch)
-                  .emit("cpu", [](EmitContext& e) { emit_conv(e, 2, true); })
+                  .emit("cpu", [](EmitContext& e) { emit_conv(e, true); })
+                  .grad([](GradContext& g) { conv_grad(g, true); })
                   .rule([](InferContext& c) { conv_transpose_rule(c, 2); }));
 }
 

@@ -15,6 +15,7 @@
 // k=2,s=2) the correction never applies and out = floor((E + s-1)/s) + 1 for all
 // sizes; otherwise a symbolic size is an error asking for a known one.
 #include "codegen/emit.h"
+#include "ops/grad.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -73,9 +74,8 @@ void pool_rule(InferContext& c, size_t spatial, bool has_dilation) {
   c.out("output", c.dtype("input"), out);
 }
 
-OpDef pool_def(const char* name, const char* summary, bool max_pool) {
-  OpDef d(name, "pool", summary);
-  d.in("input").out().trait("pool");
+// The arguments of MaxPool (max_pool) or AvgPool, shared with their gradient ops.
+OpDef& pool_args(OpDef& d, bool max_pool) {
   d.arg("kernel_size", ArgType::IntOrList, std::nullopt, "window size, one value or one per spatial axis")
       .arg("stride", ArgType::IntOrList, json(nullptr), "step between windows (default: kernel_size)")
       .arg("padding", ArgType::IntOrList, json(0),
@@ -86,6 +86,12 @@ OpDef pool_def(const char* name, const char* summary, bool max_pool) {
   if (!max_pool)
     d.arg("count_include_pad", ArgType::Bool, json(true), "count padding zeros in the averaging divisor");
   return d;
+}
+
+OpDef pool_def(const char* name, const char* summary, bool max_pool) {
+  OpDef d(name, "pool", summary);
+  d.in("input").out().trait("pool");
+  return pool_args(d, max_pool);
 }
 
 
@@ -99,47 +105,116 @@ std::vector<int64_t> ints_of(const json& j, size_t n) {
   return v;
 }
 
+// The window arguments of a pooling node as the kernels take them:
+// "KH, KW, sh, sw, ph, pw" (plus ", dh, dw" for max pooling), 1-D as one axis.
+std::string window_args(EmitContext& e, size_t spatial, bool max_pool) {
+  auto k = ints_of(e.arg("kernel_size"), spatial);
+  auto s = e.arg("stride").is_null() ? k : ints_of(e.arg("stride"), spatial);
+  auto p = ints_of(e.arg("padding"), spatial);
+  std::vector<int64_t> v;
+  for (auto* a : {&k, &s, &p}) v.insert(v.end(), a->begin(), a->end());
+  if (max_pool) {
+    auto d = ints_of(e.arg("dilation"), spatial);
+    v.insert(v.end(), d.begin(), d.end());
+  }
+  return fmt::format("{}", fmt::join(v, ", "));
+}
+
+// "N, C, H, W" (or "N, C, L") of a shape.
+std::string dims_args(const Shape& s) {
+  std::vector<std::string> v;
+  for (auto& d : s) v.push_back(EmitContext::dim(d));
+  return fmt::format("{}", fmt::join(v, ", "));
+}
+
+// Spatial output dims "OH, OW" (or "OL").
+std::string out_dims(const Shape& s) { return dims_args(Shape(s.begin() + 2, s.end())); }
+
+// `like` gives only a shape; its pointer is declared all the same.
+void mark_shape_only(EmitContext& e) { e.line("(void){};  // only its shape is used", e.x("like")); }
+
 // MaxPool1d/2d and AvgPool2d. The output shape already holds the ceil_mode
 // size; the kernels clip windows at the borders as PyTorch does.
 void emit_pool(EmitContext& e, size_t spatial, bool max_pool) {
   const Shape& in = e.in("input").shape;
   const Shape& out = e.out().shape;
-  auto k = ints_of(e.arg("kernel_size"), spatial);
-  auto s = e.arg("stride").is_null() ? k : ints_of(e.arg("stride"), spatial);
-  auto p = ints_of(e.arg("padding"), spatial);
-  auto D = [](const Dim& v) { return EmitContext::dim(v); };
-  std::string NC = fmt::format("{}, {}", D(in[0]), D(in[1]));
-  if (max_pool) {
-    auto d = ints_of(e.arg("dilation"), spatial);
-    if (spatial == 1)
-      e.line("rt::k::max_pool1d({}, static_cast<int64_t*>(nullptr), {}, {}, {}, {}, {}, {}, {}, {});", e.y(),
-             e.x("input"), NC, D(in[2]), k[0], s[0], p[0], d[0], D(out[2]));
-    else
-      e.line("rt::k::max_pool2d({}, static_cast<int64_t*>(nullptr), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});",
-             e.y(), e.x("input"), NC, D(in[2]), D(in[3]), k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], D(out[2]),
-             D(out[3]));
-  } else {
-    e.line("rt::k::avg_pool2d({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0, {}, {});", e.y(), e.x("input"), NC,
-           D(in[2]), D(in[3]), k[0], k[1], s[0], s[1], p[0], p[1], e.b("count_include_pad") ? "true" : "false",
-           D(out[2]), D(out[3]));
-  }
+  if (max_pool)
+    e.line("rt::k::max_pool{}d({}, static_cast<int64_t*>(nullptr), {}, {}, {}, {});", spatial, e.y(), e.x("input"),
+           dims_args(in), window_args(e, spatial, true), out_dims(out));
+  else
+    e.line("rt::k::avg_pool2d({}, {}, {}, {}, {}, 0, {});", e.y(), e.x("input"), dims_args(in),
+           window_args(e, 2, false), e.b("count_include_pad") ? "true" : "false", out_dims(out));
+}
+
+// ---- gradients -------------------------------------------------------------
+// Dedicated kernels (kernels/pool.h) that zero dx and scatter dy into it in one
+// pass per plane. MaxPoolGrad finds each window's maximum again from the input
+// instead of storing indices in the forward pass.
+
+void register_pool_grads() {
+  OpDef mg("MaxPoolGrad", "pool", "gradient of MaxPool1d/2d: grad routed to the first maximum of each window of input");
+  mg.in("grad").in("input").out().trait("internal");
+  register_op(pool_args(mg, true)
+                  .emit("cpu", [](EmitContext& e) {
+                    const size_t spatial = e.in("input").shape.size() - 2;
+                    e.line("rt::k::max_pool{}d_grad({}, {}, {}, {}, {}, {});", spatial, e.y(), e.x("grad"),
+                           e.x("input"), dims_args(e.in("input").shape), window_args(e, spatial, true),
+                           out_dims(e.in("grad").shape));
+                  })
+                  .rule([](InferContext& c) { c.out("output", c.dtype("input"), c.shape("input")); }));
+
+  OpDef ag("AvgPoolGrad", "pool", "gradient of AvgPool2d: grad spread over each window to the shape of like");
+  ag.in("grad").in("like").out().trait("internal");
+  register_op(pool_args(ag, false)
+                  .emit("cpu", [](EmitContext& e) {
+                    mark_shape_only(e);
+                    e.line("rt::k::avg_pool2d_grad({}, {}, {}, {}, {}, 0, {});", e.y(), e.x("grad"),
+                           dims_args(e.in("like").shape), window_args(e, 2, false),
+                           e.b("count_include_pad") ? "true" : "false", out_dims(e.in("grad").shape));
+                  })
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
+
+  register_op(OpDef("GlobalAvgPoolGrad", "pool", "gradient of GlobalAvgPool2d: grad / (H*W) over each plane of like")
+                  .in("grad").in("like").out().trait("internal")
+                  .emit("cpu", [](EmitContext& e) {
+                    const Shape& s = e.in("like").shape;
+                    mark_shape_only(e);
+                    e.line("rt::k::global_avg_pool2d_grad({}, {}, {}, {});", e.y(), e.x("grad"),
+                           EmitContext::numel(s, 0, 2), EmitContext::numel(s, 2, 4));
+                  })
+                  .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
+}
+
+void max_pool_grad(GradContext& g) {
+  g.grad("input", g.op1("MaxPoolGrad", {{"grad", g.dout()}, {"input", g.in("input")}}, g.node().attrs));
 }
 
 }  // namespace
 
 MITHRIL_REGISTER_OPS(pool) {
+  register_pool_grads();
   register_op(pool_def("MaxPool1d", "maximum over sliding windows of [N, C, L]", true)
                   .emit("cpu", [](EmitContext& e) { emit_pool(e, 1, true); })
+                  .grad(max_pool_grad)
                   .rule([](InferContext& c) { pool_rule(c, 1, true); }));
   register_op(pool_def("MaxPool2d", "maximum over sliding windows of [N, C, H, W]", true)
                   .emit("cpu", [](EmitContext& e) { emit_pool(e, 2, true); })
+                  .grad(max_pool_grad)
                   .rule([](InferContext& c) { pool_rule(c, 2, true); }));
   register_op(pool_def("AvgPool2d", "average over sliding windows of [N, C, H, W]", false)
                   .emit("cpu", [](EmitContext& e) { emit_pool(e, 2, false); })
+                  .grad([](GradContext& g) {
+                    // The average does not depend on the input's values: `like` gives only the shape.
+                    int dx = g.op1("AvgPoolGrad", {{"grad", g.dout()}, {"like", g.in("input")}}, g.node().attrs);
+                    g.grad("input", dx);
+                  })
                   .rule([](InferContext& c) { pool_rule(c, 2, false); }));
   register_op(OpDef("GlobalAvgPool2d", "pool",
                     "average over all of H and W: [N, C, H, W] -> [N, C, 1, 1] (AdaptiveAvgPool2d(1))")
                   .in("input").out().trait("pool")
+                  .grad([](GradContext& g) {
+                    g.grad("input", g.op1("GlobalAvgPoolGrad", {{"grad", g.dout()}, {"like", g.in("input")}}));
+                  })
                   .emit("cpu", [](EmitContext& e) {
                     const Shape& in = e.in("input").shape;
                     e.line("rt::k::global_avg_pool2d({}, {}, {}, {});", e.y(), e.x("input"), EmitContext::numel(in, 0, 2),

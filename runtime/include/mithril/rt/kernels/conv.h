@@ -109,7 +109,9 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
             int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
             int64_t dil_w, int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch) {
     const int64_t Cg = C / groups, Kg = K / groups, P = OH * OW, R = Cg * KH * KW;
-    const bool pointwise = detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w);
+    // The size check matters when the backward pass calls this with an explicit output size.
+    const bool pointwise =
+        detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
     for (int64_t n = 0; n < N; ++n) {
         for (int64_t g = 0; g < groups; ++g) {
             const T* img = in + (n * C + g * Cg) * H * W;
@@ -152,7 +154,8 @@ void conv1d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
     conv2d(out, in, weight, bias, N, C, 1, L, K, 1, KL, 1, stride, 0, pad, 1, dil, groups, 1, OL, scratch);
 }
 
-// Scratch elements conv_transpose2d needs: (K/groups)*KH*KW*H*W.
+// Scratch elements conv_transpose2d needs: (K/groups)*KH*KW*H*W (none is used
+// for a 1x1, stride 1, unpadded one with OH == H and OW == W).
 inline size_t conv_transpose2d_scratch(int64_t K, int64_t KH, int64_t KW, int64_t groups, int64_t H, int64_t W) {
     return static_cast<size_t>(K / groups * KH * KW * H * W);
 }
@@ -170,8 +173,12 @@ void conv_transpose2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in,
                       int64_t dil_h, int64_t dil_w, int64_t groups, int64_t OH, int64_t OW,
                       T* MITHRIL_K_RESTRICT scratch) {
     const int64_t Cg = C / groups, Kg = K / groups, R = Kg * KH * KW, P = OH * OW;
+    // 1x1, stride 1, no padding, same size: the gemm writes the output directly (no col2im).
+    const bool pointwise =
+        detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
     for (int64_t n = 0; n < N; ++n) {
         T* o = out + n * K * P;
+        MITHRIL_K_PARFOR(K * P >= kParallelWork)
         for (int64_t kk = 0; kk < K; ++kk) {
             const T b = bias ? bias[kk] : T(0);
             for (int64_t p = 0; p < P; ++p) o[kk * P + p] = b;
@@ -180,6 +187,11 @@ void conv_transpose2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in,
             if (R == 0 || H * W == 0) continue;
             const T* x = in + (n * C + g * Cg) * H * W;
             if (Cg == 0) continue;
+            if (pointwise) {
+                gemm(Transpose::Yes, Transpose::No, Kg, P, Cg, T(1), weight + g * Cg * R, R, x, P, T(1),
+                     o + g * Kg * P, P);
+                continue;
+            }
             gemm(Transpose::Yes, Transpose::No, R, H * W, Cg, T(1), weight + g * Cg * R, R, x, H * W, T(0), scratch,
                  H * W);
             detail::col2im_add(o + g * Kg * P, scratch, Kg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h,
@@ -198,6 +210,89 @@ void conv_transpose1d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in,
                       int64_t stride, int64_t pad, int64_t dil, int64_t groups, int64_t OL,
                       T* MITHRIL_K_RESTRICT scratch) {
     conv_transpose2d(out, in, weight, bias, N, C, 1, L, K, 1, KL, 1, stride, 0, pad, 1, dil, groups, 1, OL, scratch);
+}
+
+// ---- gradients ---------------------------------------------------------------
+//
+// In the names of conv2d: x [N, C, H, W], weight [K, C/groups, KH, KW],
+// y [N, K, OH, OW]. The data gradient of a convolution is a transposed
+// convolution of dy and the other way round, so those reuse the forward kernels
+// with the output size given explicitly (a transposed convolution's output size
+// is ambiguous by output_padding).
+
+// dx of conv2d: dx = conv_transpose2d(dy, weight) of size H x W (per image and
+// group: col = weight_g^T dy_g, one gemm, then col2im). scratch: conv2d_scratch(...).
+template <class T>
+void conv2d_grad_input(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT weight,
+                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                       int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                       int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch) {
+    conv_transpose2d(dx, dy, weight, nullptr, N, K, OH, OW, C, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+                     groups, H, W, scratch);
+}
+
+// dx of conv_transpose2d (x [N, C, H, W] -> y [N, K, OH, OW], weight [C, K/groups,
+// KH, KW]): dx = conv2d(dy, weight) of size H x W. scratch: (K/groups)*KH*KW*H*W.
+template <class T>
+void conv_transpose2d_grad_input(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy,
+                                 const T* MITHRIL_K_RESTRICT weight, int64_t N, int64_t C, int64_t H, int64_t W,
+                                 int64_t K, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                 int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t groups, int64_t OH, int64_t OW,
+                                 T* MITHRIL_K_RESTRICT scratch) {
+    conv2d(dx, dy, weight, nullptr, N, K, OH, OW, C, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, H,
+           W, scratch);
+}
+
+// Scratch elements conv2d_grad_weight needs: (C/groups)*KH*KW*OH*OW, or 0 when
+// the columns are x itself (1x1, stride 1, no padding, OH == H, OW == W).
+inline size_t conv2d_grad_weight_scratch(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h,
+                                         int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t groups, int64_t OH,
+                                         int64_t OW) {
+    if (detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W) return 0;
+    return static_cast<size_t>(C / groups * KH * KW * OH * OW);
+}
+
+// dweight of conv2d: dw_g[K/g, C/g*KH*KW] = sum over images of dy_g[K/g, OH*OW] *
+// col_g^T with col_g = im2col(x_g) (one gemm per image and group, accumulating
+// with beta = 1). OH, OW are given, so the same kernel is conv_transpose2d's
+// weight gradient with the roles swapped: there dy is the transposed
+// convolution's input and x the gradient of its output (its weight [C, K/g, ...]
+// has conv2d's layout in those names). scratch: conv2d_grad_weight_scratch(...).
+template <class T>
+void conv2d_grad_weight(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
+                        int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                        int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
+                        int64_t dil_w, int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch) {
+    const int64_t Cg = C / groups, Kg = K / groups, P = OH * OW, R = Cg * KH * KW;
+    const bool pointwise =
+        detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
+    if (N == 0 || P == 0 || R == 0 || Kg == 0) {
+        for (int64_t i = 0; i < K * R; ++i) dw[i] = T(0);
+        return;
+    }
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t g = 0; g < groups; ++g) {
+            const T* img = x + (n * C + g * Cg) * H * W;
+            const T* col = img;
+            if (!pointwise) {
+                detail::im2col(scratch, img, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH,
+                               OW);
+                col = scratch;
+            }
+            gemm(Transpose::No, Transpose::Yes, Kg, R, P, T(1), dy + (n * K + g * Kg) * P, P, col, P,
+                 n == 0 ? T(0) : T(1), dw + g * Kg * R, R);
+        }
+}
+
+// dbias of a convolution: db[k] = sum of dy[n, k, p] over n and p; dy [N, K, P].
+template <class T>
+void conv_grad_bias(T* MITHRIL_K_RESTRICT db, const T* MITHRIL_K_RESTRICT dy, int64_t N, int64_t K, int64_t P) {
+    MITHRIL_K_PARFOR(N * K * P >= kParallelWork)
+    for (int64_t k = 0; k < K; ++k) {
+        acc_t<T> s = 0;
+        for (int64_t n = 0; n < N; ++n) s += sum_contig(dy + (n * K + k) * P, P);
+        db[k] = static_cast<T>(s);
+    }
 }
 
 }  // namespace mithril::rt::k
