@@ -123,9 +123,12 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
   // Intermediates and outputs: linear scan over the node order. A value is
   // placed when produced and released after its last reader; outputs live to the end.
   std::vector<int> last_use(nv, -1);
+  // A `like` port (ReshapeLike, the gradient ops of pooling and convolution) takes only its
+  // value's shape, which is known at compile time: reading it does not keep the buffer alive.
   for (auto& n : g.nodes)
-    for (auto& port : n.inputs)
-      for (int v : port) last_use[v] = n.id;
+    for (size_t p = 0; p < n.inputs.size(); ++p)
+      if (n.op->inputs[p].name != "like")
+        for (int v : n.inputs[p]) last_use[v] = n.id;
   for (int v : g.outputs) last_use[v] = static_cast<int>(g.nodes.size());
   for (int v : g.grads) last_use[v] = static_cast<int>(g.nodes.size());
   Arena arena;
