@@ -12,7 +12,7 @@ BUILD="${MITHRIL_BUILD_DIR:-$ROOT/build}"
 PACKAGES=(
   cmake ninja-build g++ pkg-config          # toolchain
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libfmt-dev catch2   # compiler
-  libopenblas-dev libopenblas0-openmp       # runtime and generated code (the OpenMP build shares one thread pool)
+  libopenblas-dev libopenblas0-openmp zlib1g-dev   # runtime and generated code (the OpenMP build shares one thread pool)
   python3-numpy python3-yaml python3-jsonschema python3-torch   # references in tests (run with /usr/bin/python3)
 )
 

@@ -5,6 +5,7 @@
 
 #include "driver/build.h"
 #include "driver/check.h"
+#include "driver/train.h"
 #include "codegen/plan.h"
 #include "mithril/rt/npy.h"
 
@@ -102,7 +103,7 @@ std::map<std::string, int64_t> parse_max(const std::vector<std::string>& max_dim
 GradOptions grad_options(bool on, const std::vector<std::string>& inputs, const std::vector<std::string>& freeze) {
   if (!on && !inputs.empty()) fail(SourceLoc{"--grad-inputs", 0, 0}, "--grad-inputs needs --grad");
   if (!on && !freeze.empty()) fail(SourceLoc{"--freeze", 0, 0}, "--freeze needs --grad");
-  return GradOptions{on, inputs, freeze};
+  return GradOptions{on, inputs, freeze, {}};
 }
 
 int main(int argc, char** argv) {
@@ -112,8 +113,11 @@ int main(int argc, char** argv) {
       "generates standalone code for it.\n\n"
       "  mithril check samples/mlp.yaml                  summary: layers, shapes, parameters\n"
       "  mithril check samples/mlp.yaml --shape input=64,784\n"
-      "  mithril ops                                     every op with its ports and arguments\n\n"
-      "Docs: docs/format.md (the model format), docs/cli.md (commands), docs/ops.md (ops)."};
+      "  mithril ops                                     every op with its ports and arguments\n"
+      "  mithril train samples/digits_mlp.yaml -o runs/mlp   train (settings from the file's train: section)\n"
+      "  mithril evaluate samples/digits_mlp.yaml --weights runs/mlp/weights.safetensors --data FILE\n\n"
+      "Docs: docs/format.md (the model format), docs/cli.md (commands), docs/ops.md (ops),\n"
+      "docs/training.md (training)."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("mithril ") + MITHRIL_VERSION);
 
@@ -191,6 +195,82 @@ int main(int argc, char** argv) {
                                     "train: batch statistics (running ones updated) and Dropout masks")
         ->check(CLI::IsMember({"eval", "train"}));
 
+  // train, evaluate (and compile --train): the training settings as flags; each overrides the
+  // model file's `train:` section (docs/training.md).
+  auto* train = app.add_subcommand("train", "Train a model: compile (cached) its training program and run it, writing RUNDIR/"
+                                            "metrics.jsonl, metrics.csv, curves.svg, checkpoints and weights.safetensors.");
+  auto* evaluate = app.add_subcommand("evaluate", "Print the metrics (loss, accuracy, top-k, macro precision/recall/F1) of "
+                                                  "trained weights on a data set.");
+  train->add_option("MODEL", model_path, "model file (its `train:` section gives the defaults)")->required();
+  evaluate->add_option("MODEL", model_path, "model file")->required();
+  evaluate->add_option("--weights", weights, "trained weights (RUNDIR/weights.safetensors)")->required();
+  std::string rundir, resume;
+  train->add_option("-o,--output", rundir, "the run folder (default: runs/<model name>)");
+  train->add_option("--resume", resume, "continue the run in this folder from its last checkpoint");
+  train->add_option("--weights", weights, "start from these weights instead of initializing");
+  bool compile_train = false;
+  compile->add_flag("--train", compile_train,
+                    "generate the standalone training program (options as `mithril train`; the model's `train:` section and "
+                    "these flags become its defaults)");
+  struct TrainFlag {
+    const char* key;
+    const char* help;
+    bool eval;  // also an option of `evaluate`
+  };
+  const std::vector<TrainFlag> train_flags = {
+      {"data", "training data: CSV (.csv, .csv.gz), .npy features, or a token file", true},
+      {"labels", ".npy labels for .npy features", true},
+      {"label", "CSV label column: a name, or an index (-1: the last)", true},
+      {"format", "data format: auto, csv, npy or tokens", true},
+      {"token_dtype", "token file element type: uint16 or int32", true},
+      {"loss", "the loss op on the model's first output (CrossEntropy, MSE, ...)", true},
+      {"optimizer", "sgd, adam or adamw", false},
+      {"lr", "learning rate", false},
+      {"momentum", "SGD momentum", false},
+      {"dampening", "SGD dampening", false},
+      {"weight_decay", "weight decay (L2 for sgd and adam, decoupled for adamw)", false},
+      {"beta1", "Adam beta1", false},
+      {"beta2", "Adam beta2", false},
+      {"eps", "Adam epsilon", false},
+      {"clip_norm", "clip the gradients' global L2 norm to this", false},
+      {"schedule", "learning-rate schedule: constant, step or cosine", false},
+      {"warmup", "steps of linear warm-up", false},
+      {"step_size", "step schedule: epochs between decays", false},
+      {"gamma", "step schedule: decay factor", false},
+      {"min_lr", "cosine schedule: the final learning rate", false},
+      {"epochs", "passes over the training data", false},
+      {"batch_size", "samples per step", true},
+      {"val_split", "share of the data held out for validation", false},
+      {"seed", "seed of initialization, shuffling and Dropout", false},
+      {"steps_per_epoch", "token data: batches per epoch", false},
+      {"val_batches", "token data: validation batches (evaluate: batches read)", true},
+      {"keep", "checkpoints kept", false},
+      {"top_k", "the k of the top-k accuracy", true},
+  };
+  std::map<std::string, std::string> flag_values;
+  std::map<std::string, std::vector<CLI::Option*>> flag_options;
+  for (auto& f : train_flags) {
+    std::string dashed = f.key;
+    for (auto& c : dashed)
+      if (c == '_') c = '-';
+    for (auto* sub : {train, compile, evaluate}) {
+      if (sub == evaluate && !f.eval) continue;
+      flag_options[f.key].push_back(sub->add_option("--" + dashed, flag_values[f.key], f.help));
+    }
+  }
+  bool nesterov = false;
+  for (auto* sub : {train, compile}) sub->add_flag("--nesterov", nesterov, "SGD with Nesterov momentum");
+  std::string threads;
+  for (auto* sub : {train, evaluate}) {
+    sub->add_option("--threads", threads, "threads (default: all cores)");
+    sub->add_option("--shape", shapes, "bind a symbolic dim of the input (T=64)")->type_name("DIM=VALUE");
+    sub->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
+  }
+  train->add_option("--freeze", freeze, "parameters not trained: a name or a glob; repeatable")->type_name("PATTERN");
+  bool progress = false, no_progress = false;
+  train->add_flag("--progress", progress, "a progress bar even when the output is not a terminal");
+  train->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");
+
   // ops
   auto* ops = app.add_subcommand("ops", "List the primitive ops, or describe one.");
   std::string op_name;
@@ -232,6 +312,70 @@ int main(int argc, char** argv) {
       else if (show_ir) std::cout << dump_ir(g);
       else std::cout << summary_table(g) << memory_summary(g, parse_max(max_dims));
       return 0;
+    }
+    // The training settings given as flags (only those actually given).
+    std::map<std::string, std::string> given;
+    for (auto& [key, opts] : flag_options)
+      for (auto* o : opts)
+        if (o->count() > 0) given[key] = flag_values[key];
+    if (nesterov) given["nesterov"] = "true";
+    if (*train || *evaluate || (*compile && compile_train)) {
+      CompileOptions copts;
+      copts.target = target;
+      copts.name = project_name;
+      copts.check.flatten.args = parse_arg_overrides(arg_overrides);
+      for (auto& s : shapes) parse_shape_binding(s, copts.check.pipeline.shapes);
+      copts.max = parse_max(max_dims);
+      TrainSettings settings = load_train_settings(model_path, given);
+      for (auto& f : freeze) settings.freeze.push_back(f);
+      if (*compile) {
+        copts.weights = weights;
+        TrainProject p = compile_training(model_path, out_dir, copts, settings);
+        std::cout << "wrote " << out_dir << ": build it with `cmake -S " << out_dir << " -B " << out_dir
+                  << "/build && cmake --build " << out_dir << "/build -j`, then run " << out_dir << "/build/" << p.name
+                  << " (--help lists its options)\n";
+        return 0;
+      }
+      // train / evaluate: build without run-time defaults (changing --lr does not rebuild), pass them as flags.
+      TrainSettings build = settings;
+      build.values.clear();
+      for (auto* k : {"batch_size", "clip_norm"})
+        if (settings.values.count(k)) build.values[k] = settings.values.at(k);
+      std::string binary = build_training_cached(model_path, copts, build);
+      auto quote = [](const std::string& s) {
+        std::string o = "'";
+        for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        return o + "'";
+      };
+      std::string args;
+      for (auto& [key, v] : settings.values) {
+        std::string dashed = key;
+        for (auto& c : dashed)
+          if (c == '_') c = '-';
+        if (v.is_boolean()) {
+          if (v.get<bool>()) args += " --" + dashed;
+        } else {
+          args += " --" + dashed + " " + quote(v.is_string() ? v.get<std::string>() : v.dump());
+        }
+      }
+      if (!threads.empty()) args += " --threads " + quote(threads);
+      if (*evaluate) {
+        args += " --evaluate " + quote(weights);
+      } else {
+        if (!resume.empty()) {
+          if (!rundir.empty() && rundir != resume) fail(SourceLoc{"--resume", 0, 0}, "give either -o or --resume (the run folder), not both");
+          args += " --resume " + quote(resume);
+        } else {
+          Program prog = load_program(model_path);
+          args += " -o " + quote(rundir.empty() ? "runs/" + prog.main->name : rundir);
+        }
+        if (!weights.empty()) args += " --weights " + quote(weights);
+        if (progress) args += " --progress";
+        if (no_progress) args += " --no-progress";
+      }
+      int rc = std::system((quote(binary) + args).c_str());
+      if (WIFSIGNALED(rc)) return 128 + WTERMSIG(rc);
+      return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
     }
     if (*compile || *run) {
       CompileOptions copts;

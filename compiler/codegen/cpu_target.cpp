@@ -123,6 +123,7 @@ struct Printer {
     int64_t offset;      // in the weight block
     const char* init;    // PyTorch's default initializer for it
     double init_arg;     // fan_in, or std for "normal"
+    bool optimizer;      // optimizer state (momentum, Adam moments): checkpoints keep it, exported weights do not
   };
   static const std::vector<Weight>& weights();
   void init_weights(uint64_t seed);
@@ -167,12 +168,26 @@ struct Printer {
       s += fmt::format("  void backward({}const Dims& d);\n", seeds);
       s += fmt::format("  // forward() then backward(): one training step's gradients.\n  void forward_backward({}{}const Dims& d);\n", args, seeds);
     }
+    if (optimizer()) {
+      s += fmt::format(R"CPP(
+  // Training (compiled with --train): one step is forward(), backward() from dL/dloss = 1 and the
+  // optimizer's update of every trained parameter; returns the loss (output 0). The training loop
+  // sets the hyperparameters (learning rate, step count) in hyper() before each step.
+  double train_step({}const Dims& d);
+  double run_train_step(const std::vector<mithril::rt::Tensor>& inputs, const Dims& d);
+  mithril::rt::OptimHyper& hyper() {{ return hyper_; }}
+)CPP", args);
+    }
+    s += R"CPP(  // Reseeds the random ops (Dropout masks), e.g. once per epoch so a resumed run repeats them.
+  void reseed(uint64_t seed) { rng_ = mithril::rt::Rng(seed); }
+)CPP";
     s += R"CPP(
  private:
   mithril::rt::Arena arena_;
   mithril::rt::Arena weights_;
   mithril::rt::Rng rng_{0};  // random ops in training code (Dropout masks); reseeded by init/load
 )CPP";
+    if (optimizer()) s += "  mithril::rt::OptimHyper hyper_;  // read by the optimizer updates at the end of backward()\n";
     if (backward())
       s += fmt::format("  const void* saved_inputs_[{}] = {{}};  // the last forward()'s inputs, read by backward()\n  Dims saved_dims_;\n",
                        std::max<size_t>(1, g.inputs.size()));
@@ -240,8 +255,8 @@ struct Printer {
       double arg = v.init.contains("fan_in") ? v.init["fan_in"].get<double>() : v.init.value("std", 1.0);
       std::vector<std::string> dims;
       for (auto& d : v.shape) dims.push_back(std::to_string(d.value()));
-      s += fmt::format("      {{\"{}\", {}, {{{}}}, {}, \"{}\", {}}},\n", v.name, rt_dtype(v.dtype), fmt::join(dims, ", "), p.offset[id],
-                       kind, arg);
+      s += fmt::format("      {{\"{}\", {}, {{{}}}, {}, \"{}\", {}, {}}},\n", v.name, rt_dtype(v.dtype), fmt::join(dims, ", "), p.offset[id],
+                       kind, arg, v.init.value("optimizer", false) ? "true" : "false");
     }
     s += "  };\n  return w;\n}\n\n";
     s += fmt::format(R"CPP(void {0}::init_weights(uint64_t seed) {{
@@ -264,7 +279,7 @@ void {0}::load_weights(const std::string& path, bool init_missing, uint64_t seed
     for (int64_t d : w.shape) n *= d;
     if (file.has(w.name)) {{
       file.load_into(w.name, weights_.data() + w.offset, w.dtype, w.shape);
-    }} else if (init_missing) {{
+    }} else if (init_missing || w.optimizer) {{  // optimizer state starts at zero
       if (w.dtype == rt::DType::Float64) rt::init_values(weights_.at<double>(w.offset, n), n, w.init, w.init_arg, rng);
       else rt::init_values(weights_.at<float>(w.offset, n), n, w.init, w.init_arg, rng);
     }} else {{
@@ -343,6 +358,11 @@ void {0}::save_weights(const std::string& path) const {{
   }
 
   bool backward() const { return g.forward_nodes >= 0; }
+  bool optimizer() const {
+    for (auto& n : g.nodes)
+      if (n.op->has_trait("optimizer")) return true;
+    return false;
+  }
   int forward_end() const { return backward() ? g.forward_nodes : static_cast<int>(g.nodes.size()); }
 
   // Locals for the values nodes [from, to) read or write: weights and arena slots (and, in the
@@ -443,6 +463,20 @@ void {0}::save_weights(const std::string& path) const {{
     }
     s += fmt::format("void {0}::forward_backward({1}{2}const Dims& d) {{\n  forward({3}d);\n  backward({4}d);\n}}\n\n", cls, args, seeds,
                      arg_names, seed_names);
+    if (optimizer()) {
+      int seed = g.output_grads.at(0);
+      if (seed < 0 || g.output_names.at(0) != "loss") throw std::logic_error("a training program's first output is its loss");
+      const char* T = EmitContext::ctype(g.value(seed).dtype);
+      std::vector<std::string> cast;
+      for (size_t i = 0; i < g.inputs.size(); ++i)
+        cast.push_back(fmt::format("static_cast<const {}*>(in[{}].raw_data())", EmitContext::ctype(g.value(g.inputs[i]).dtype), i));
+      s += fmt::format(
+          "double {0}::train_step({1}const Dims& d) {{\n  static const {2} one = 1;\n  hyper_.step += 1;\n  forward({3}d);\n"
+          "  backward(&one, d);\n  return static_cast<double>(static_cast<const {2}*>(output(0))[0]);\n}}\n\n",
+          cls, args, T, arg_names);
+      s += fmt::format("double {0}::run_train_step(const std::vector<rt::Tensor>& in, const Dims& d) {{\n  return train_step({1}{2}d);\n}}\n\n",
+                       cls, fmt::join(cast, ", "), cast.empty() ? "" : ", ");
+    }
     // Tensors: one per output, checked against the output's shape.
     std::vector<std::string> call;
     std::string checks;
@@ -479,6 +513,14 @@ void {0}::save_weights(const std::string& path) const {{
 
 }  // namespace
 
+namespace {
+
+void add_runtime(std::vector<GeneratedFile>& files) {
+  for (size_t i = 0; i < kRuntimeFilesCount; ++i) files.push_back({std::string("runtime/") + kRuntimeFiles[i][0], kRuntimeFiles[i][1]});
+}
+
+}  // namespace
+
 std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOptions& opts) {
   Printer pr{plan, plan.graph, class_name(opts.name)};
   if (opts.embed_weights && opts.weights.empty())
@@ -494,7 +536,32 @@ std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOp
       {opts.name + ".cpp", pr.source(opts)},
   };
   if (opts.embed_weights) files.push_back({opts.name + "_weights.cpp", pr.embedded_source(opts, block)});
-  for (size_t i = 0; i < kRuntimeFilesCount; ++i) files.push_back({std::string("runtime/") + kRuntimeFiles[i][0], kRuntimeFiles[i][1]});
+  add_runtime(files);
+  return files;
+}
+
+std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, const ProgramPlan& eval, const CpuOptions& opts,
+                                                     const std::string& defaults) {
+  Printer ev{eval, eval.graph, class_name(opts.name)};
+  Printer tr{train, train.graph, class_name(opts.name) + "Train"};
+  CpuOptions topts = opts;
+  topts.name = opts.name + "_train";
+  topts.embed_weights = false;
+  CpuOptions eopts = opts;
+  eopts.embed_weights = false;
+  if (!opts.weights.empty()) ev.weight_block(opts.weights);  // checked now: every parameter, exact shapes
+  std::map<std::string, std::string> holes = {{"NAME", opts.name},       {"CLASS", ev.cls},     {"TRAIN_CLASS", tr.cls},
+                                              {"VERSION", MITHRIL_VERSION}, {"SOURCE", opts.source}, {"DEFAULTS", defaults},
+                                              {"EXTRA_SOURCES", " " + topts.name + ".cpp"}};
+  std::vector<GeneratedFile> files = {
+      {"CMakeLists.txt", fill_template("cpu/CMakeLists.txt.in", holes)},
+      {"main.cpp", fill_template("cpu/train_main.cpp.in", holes)},
+      {opts.name + ".h", ev.header(eopts)},
+      {opts.name + ".cpp", ev.source(eopts)},
+      {topts.name + ".h", tr.header(topts)},
+      {topts.name + ".cpp", tr.source(topts)},
+  };
+  add_runtime(files);
   return files;
 }
 

@@ -24,6 +24,14 @@ struct CpuOptions {
 // Every file of the project, runtime included. Deterministic: the same plan gives the same bytes.
 std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOptions& opts);
 
+// A training program (`mithril compile --train`): `train` (the step: loss, backward pass and
+// optimizer updates, --mode train) as class <Name>Train in <name>_train.{h,cpp}, `eval` (forward and
+// loss, --mode eval, for validation and `--evaluate`) as class <Name> in <name>.{h,cpp}, and a main
+// (codegen_templates/cpu/train_main.cpp.in) running the runtime's training loop (rt/trainer.h) with
+// `defaults` (C++ statements setting `cfg`, a mithril::rt::TrainConfig) as its default options.
+std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, const ProgramPlan& eval, const CpuOptions& opts,
+                                                     const std::string& defaults);
+
 // Writes the files under `dir` (created if needed). Each file is written to a
 // temporary name and renamed, so an interrupted write never leaves a half file.
 void write_project(const std::string& dir, const std::vector<GeneratedFile>& files);

@@ -54,6 +54,10 @@ static fs::path cache_root() {
 std::string build_cached(const std::string& model_path, const CompileOptions& opts) {
   std::string name;
   auto files = generate(model_path, opts, name);
+  return build_project_cached(model_path, name, files);
+}
+
+std::string build_project_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files) {
   uint64_t h = stable_hash(name);
   for (auto& f : files) h = stable_hash(f.text, stable_hash(f.path, h));
   fs::path dir = cache_root() / fmt::format("{}-{:016x}", name, h);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/cpu_target.h"
 #include "driver/check.h"
 
 namespace mithril {
@@ -27,6 +28,9 @@ std::string compile_model(const std::string& model_path, const std::string& dir,
 // Builds the project (cached by the hash of its sources) and returns the binary's path.
 // Progress goes to stderr. A failed build is a CompileError carrying the build log's tail.
 std::string build_cached(const std::string& model_path, const CompileOptions& opts);
+
+// Builds generated files (cached by their hash) and returns the path of the binary `name`.
+std::string build_project_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files);
 
 // FNV-1a, stable across runs and machines (std::hash is not).
 uint64_t stable_hash(const std::string& text, uint64_t h = 1469598103934665603ull);

@@ -229,6 +229,7 @@ ModelDef parse_model(const Doc& node, const std::string& default_name) {
       else add(v);
     } else if (e.key == "train" || e.key == "doc") {
       m.extra[e.key] = v.to_json();
+      if (e.key == "train") m.train_doc = std::make_shared<Doc>(v);
     } else {
       fail(e.key_loc, "unknown key '{}' in model '{}'{}; expected one of {}", e.key, m.name, did_you_mean(e.key, kModelKeys),
            fmt::join(kModelKeys, ", "));

@@ -61,6 +61,7 @@ struct ModelDef {
   std::vector<std::string> imports;
   std::vector<SourceLoc> import_locs;
   json extra = json::object();  // sections owned by later stages (`train:`, `doc:`), kept verbatim
+  std::shared_ptr<const Doc> train_doc;  // the `train:` section with its source locations (driver/train.cpp)
   SourceLoc loc;
 
   std::vector<std::string> input_names() const;   // declared inputs, else {"input"}

@@ -56,22 +56,23 @@ std::string GradContext::fresh_name(const std::string& hint) {
   return base + ".grad" + (hint.empty() ? "" : "_" + hint) + (k ? "_" + std::to_string(k) : "");
 }
 
-std::vector<int> GradContext::add(const std::string& opname, const std::vector<std::pair<std::string, std::vector<int>>>& inputs,
-                                  const json& attrs, int outputs_of_variadic) {
+std::vector<int> add_typed_node(Graph& g, const std::string& opname, const std::string& name, const SourceLoc& loc,
+                                const std::vector<std::pair<std::string, std::vector<int>>>& inputs, const json& attrs,
+                                int outputs_of_variadic) {
   const OpDef* def = find_op(opname);
-  if (!def) throw std::logic_error("gradient rule uses unknown op " + opname);
+  if (!def) throw std::logic_error("pass uses unknown op " + opname);
   Node n;
   n.op = def;
-  n.name = fresh_name("");
-  n.loc = node().loc;
+  n.name = name;
+  n.loc = loc;
   n.attrs = resolve_args(*def, attrs, {}, n.loc, n.name);
   n.inputs.resize(def->inputs.size());
   for (auto& [port, ids] : inputs) {
     int p = def->input_index(port);
-    if (p < 0) throw std::logic_error(fmt::format("gradient rule binds unknown port {} of {}", port, opname));
+    if (p < 0) throw std::logic_error(fmt::format("pass binds unknown port {} of {}", port, opname));
     n.inputs[p] = ids;
   }
-  const int nid = static_cast<int>(g_.nodes.size());
+  const int nid = static_cast<int>(g.nodes.size());
   n.outputs.resize(def->outputs.size());
   for (size_t p = 0; p < def->outputs.size(); ++p) {
     int cnt = 1;
@@ -84,17 +85,22 @@ std::vector<int> GradContext::add(const std::string& opname, const std::vector<s
       v.kind = ValueKind::Temp;
       v.producer = nid;
       v.loc = n.loc;
-      n.outputs[p].push_back(g_.add_value(std::move(v)));
+      n.outputs[p].push_back(g.add_value(std::move(v)));
     }
   }
   std::vector<int> outs;
   for (auto& port : n.outputs) outs.insert(outs.end(), port.begin(), port.end());
-  g_.add_node(std::move(n));
-  const size_t values_before = g_.values.size();
-  InferContext ctx(g_, nid);
+  g.add_node(std::move(n));
+  const size_t values_before = g.values.size();
+  InferContext ctx(g, nid);
   def->infer(ctx);
-  if (g_.values.size() != values_before)
-    throw std::logic_error(fmt::format("gradient rule of {} created parameters through {}", op().name, opname));
+  if (g.values.size() != values_before) throw std::logic_error(fmt::format("pass created parameters through {}", opname));
+  return outs;
+}
+
+std::vector<int> GradContext::add(const std::string& opname, const std::vector<std::pair<std::string, std::vector<int>>>& inputs,
+                                  const json& attrs, int outputs_of_variadic) {
+  auto outs = add_typed_node(g_, opname, fresh_name(""), node().loc, inputs, attrs, outputs_of_variadic);
   st_.wants.resize(g_.values.size(), false);
   st_.total.resize(g_.values.size(), -1);
   st_.parts.resize(g_.values.size());

@@ -26,6 +26,13 @@ namespace mithril {
 
 struct GradState;  // the pass's bookkeeping (autodiff.cpp)
 
+// Appends a node of `op` to `g` (named `name`, at `loc`), binds its input ports, fills in the
+// default arguments and infers its outputs' types at once. Returns its output value ids, port by
+// port. Passes that build IR (autodiff, the training head, the optimizer) all go through it.
+std::vector<int> add_typed_node(Graph& g, const std::string& op, const std::string& name, const SourceLoc& loc,
+                                const std::vector<std::pair<std::string, std::vector<int>>>& inputs,
+                                const json& attrs = json::object(), int outputs_of_variadic = -1);
+
 class GradContext {
  public:
   GradContext(Graph& g, int node_id, GradState& state);

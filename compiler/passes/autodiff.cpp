@@ -31,24 +31,8 @@ int total_of(Graph& g, GradState& st, int v) {
   if (parts.empty()) return -1;
   int acc = parts[0];
   for (size_t k = 1; k < parts.size(); ++k) {
-    const OpDef* add = find_op("Add");
-    Node n;
-    n.op = add;
-    n.name = g.value(v).name + ".grad_sum" + (k > 1 ? "_" + std::to_string(k) : "");
-    n.loc = g.value(v).loc;
-    n.attrs = json::object();
-    n.inputs = {{acc}, {parts[k]}};
-    Value out;
-    out.name = n.name;
-    out.kind = ValueKind::Temp;
-    out.dtype = g.value(v).dtype;
-    out.shape = g.value(v).shape;
-    out.typed = true;
-    out.loc = n.loc;
-    out.producer = static_cast<int>(g.nodes.size());
-    n.outputs = {{g.add_value(std::move(out))}};
-    acc = n.outputs[0][0];
-    g.add_node(std::move(n));
+    std::string name = g.value(v).name + ".grad_sum" + (k > 1 ? "_" + std::to_string(k) : "");
+    acc = add_typed_node(g, "Add", name, g.value(v).loc, {{"left", {acc}}, {"right", {parts[k]}}}).at(0);
   }
   st.wants.resize(g.values.size(), false);
   st.total.resize(g.values.size(), -1);
@@ -58,46 +42,10 @@ int total_of(Graph& g, GradState& st, int v) {
 
 // An extra node copying (or zero-filling, when src < 0) into a fresh value named `name`.
 int fresh_copy(Graph& g, int src, int like, const std::string& name) {
-  Node n;
-  n.loc = g.value(like).loc;
-  n.name = name;
-  if (src >= 0) {
-    n.op = find_op("Identity");
-    n.attrs = json::object();
-    n.inputs = {{src}};
-  } else {
-    // 0 broadcast to the parameter's shape.
-    Node c;
-    c.op = find_op("Constant");
-    c.name = name + ".zero";
-    c.loc = n.loc;
-    c.attrs = {{"value", 0.0}, {"dtype", dtype_name(g.value(like).dtype)}};
-    Value z;
-    z.name = c.name;
-    z.kind = ValueKind::Temp;
-    z.dtype = g.value(like).dtype;
-    z.typed = true;
-    z.loc = n.loc;
-    z.producer = static_cast<int>(g.nodes.size());
-    c.outputs = {{g.add_value(std::move(z))}};
-    int zid = c.outputs[0][0];
-    g.add_node(std::move(c));
-    n.op = find_op("BroadcastLike");
-    n.attrs = json::object();
-    n.inputs = {{zid}, {like}};
-  }
-  Value out;
-  out.name = name;
-  out.kind = ValueKind::Temp;
-  out.dtype = g.value(like).dtype;
-  out.shape = g.value(like).shape;
-  out.typed = true;
-  out.loc = n.loc;
-  out.producer = static_cast<int>(g.nodes.size());
-  n.outputs = {{g.add_value(std::move(out))}};
-  int id = n.outputs[0][0];
-  g.add_node(std::move(n));
-  return id;
+  const SourceLoc loc = g.value(like).loc;
+  if (src >= 0) return add_typed_node(g, "Identity", name, loc, {{"input", {src}}}).at(0);
+  int zero = add_typed_node(g, "Constant", name + ".zero", loc, {}, {{"value", 0.0}, {"dtype", dtype_name(g.value(like).dtype)}}).at(0);
+  return add_typed_node(g, "BroadcastLike", name, loc, {{"input", {zero}}, {"like", {like}}}).at(0);
 }
 
 // Drops backward nodes whose results no gradient needs (rules may build more than is used).
@@ -189,6 +137,7 @@ Graph autodiff(Graph g, const GradOptions& o) {
   for (size_t i = 0; i < g.outputs.size(); ++i) {
     const Value& out = g.value(g.outputs[i]);
     if (!is_float(out.dtype)) continue;
+    if (!o.seeds.empty() && std::find(o.seeds.begin(), o.seeds.end(), g.output_names[i]) == o.seeds.end()) continue;
     Value seed;
     seed.name = g.output_names[i] + ".grad";
     seed.kind = ValueKind::Input;

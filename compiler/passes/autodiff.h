@@ -24,6 +24,7 @@ struct GradOptions {
   bool enabled = false;
   std::vector<std::string> inputs;  // --grad-inputs: model inputs to differentiate
   std::vector<std::string> freeze;  // --freeze: parameter name patterns (`*`, `?`; a plain name also freezes `name.*`)
+  std::vector<std::string> seeds;   // outputs whose gradient is given (training: `loss`); empty: every float output
 };
 
 // The pass's bookkeeping, shared with GradContext.

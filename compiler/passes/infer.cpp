@@ -107,12 +107,19 @@ Graph infer_shapes(Graph g) {
 
 std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
   ShapeBindings shapes = opts.shapes;
-  return {
+  std::vector<Pass> passes = {
       {"bind-shapes", "bind symbolic input dims given with --shape", false, [shapes](Graph g) { return bind_shapes(std::move(g), shapes); }},
       {"order", "topological order; cycles and dead layers", false, [](Graph g) { return order_nodes(std::move(g)); }},
       {"infer-shapes", "shapes, dtypes and parameter shapes", false, [](Graph g) { return infer_shapes(std::move(g)); }},
-      {"autodiff", "the backward pass (with --grad)", false, [grad = opts.grad](Graph g) { return autodiff(std::move(g), grad); }},
   };
+  if (opts.train)
+    passes.push_back({"loss", "the training loss: targets, loss layers, weights, regularization", false,
+                      [spec = *opts.train](Graph g) { return add_loss(std::move(g), spec); }});
+  passes.push_back({"autodiff", "the backward pass (with --grad)", false, [grad = opts.grad](Graph g) { return autodiff(std::move(g), grad); }});
+  if (opts.train && opts.grad.enabled)
+    passes.push_back({"optimizer", "the parameter updates of the training step", false,
+                      [spec = *opts.train](Graph g) { return add_optimizer(std::move(g), spec); }});
+  return passes;
 }
 
 Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts) {

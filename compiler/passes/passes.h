@@ -10,6 +10,7 @@
 
 #include "ir/graph.h"
 #include "passes/autodiff.h"
+#include "passes/training.h"
 
 namespace mithril {
 
@@ -43,12 +44,14 @@ struct PipelineOptions {
   ShapeBindings shapes;
   std::vector<std::string> disabled;    // --no-pass
   GradOptions grad;                     // --grad, --grad-inputs, --freeze: the autodiff pass
+  const TrainSpec* train = nullptr;     // a training program: the loss pass (and, with grad, the optimizer pass)
   std::string dump_after;               // --dump-ir
   std::function<void(const std::string& pass, const Graph&)> on_dump;
 };
 
 // The pipeline up to a checked graph: bind-shapes, order, infer-shapes, then autodiff
-// (which leaves the graph alone unless gradients were asked for).
+// (which leaves the graph alone unless gradients were asked for). Training programs add
+// `loss` before autodiff and `optimizer` after it (passes/training.h).
 std::vector<Pass> frontend_passes(const PipelineOptions& opts);
 Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts);
 

@@ -1,6 +1,9 @@
 // file_io.cpp - atomic writes (temp file + rename) and checked reads.
 #include "mithril/rt/file_io.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -37,6 +40,24 @@ std::pair<std::FILE*, std::filesystem::path> create_temp(const std::filesystem::
     throw Error("cannot write " + path.string() + ": no free temporary file name");
 }
 
+// Makes the rename of a file in `dir` durable. File systems that cannot sync a
+// folder (EINVAL, e.g. some network or FUSE mounts) are accepted as they are.
+void sync_folder(const std::filesystem::path& dir, const std::filesystem::path& path) {
+    const std::filesystem::path folder = dir.empty() ? std::filesystem::path(".") : dir;
+    const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EACCES) return;  // a folder we may write but not read: nothing more we can do
+        throw Error("cannot write " + path.string() + ": cannot open folder " + folder.string() +
+                    " to sync it: " + errno_text());
+    }
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0 && err != EINVAL && err != EROFS)
+        throw Error("cannot write " + path.string() + ": syncing folder " + folder.string() +
+                    " failed: " + std::strerror(err));
+}
+
 }  // namespace
 
 void FileWriter::write(const void* data, std::size_t n) {
@@ -49,13 +70,23 @@ void atomic_write_file(const std::filesystem::path& path, const std::function<vo
     try {
         FileWriter writer(f, path);
         body(writer);
-        const bool flushed = std::fflush(f) == 0 && !std::ferror(f);
+        // Flush and fsync before the rename: after a crash or power loss PATH
+        // holds either the old contents or all of the new ones, never a prefix.
+        bool ok = std::fflush(f) == 0 && !std::ferror(f);
+        int err = ok ? 0 : errno;
+        if (ok && ::fsync(::fileno(f)) != 0) {
+            ok = false;
+            err = errno;
+        }
         const bool closed = std::fclose(f) == 0;
+        if (ok && !closed) err = errno;
         f = nullptr;
-        if (!flushed || !closed) throw Error("cannot write " + path.string() + ": " + errno_text());
+        if (!ok || !closed)
+            throw Error("cannot write " + path.string() + ": " + (err != 0 ? std::strerror(err) : "write error"));
         std::error_code ec;
         std::filesystem::rename(tmp, path, ec);
         if (ec) throw Error("cannot write " + path.string() + ": rename from " + tmp.string() + " failed: " + ec.message());
+        sync_folder(path.parent_path(), path);
     } catch (...) {
         if (f) std::fclose(f);
         std::error_code ignored;

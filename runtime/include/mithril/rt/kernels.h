@@ -15,4 +15,5 @@
 #include "mithril/rt/kernels/attention.h"
 #include "mithril/rt/kernels/data.h"
 #include "mithril/rt/kernels/loss.h"
+#include "mithril/rt/kernels/optim.h"
 #include "mithril/rt/kernels/scalar.h"
