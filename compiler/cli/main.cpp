@@ -270,6 +270,9 @@ int main(int argc, char** argv) {
   bool progress = false, no_progress = false;
   train->add_flag("--progress", progress, "a progress bar even when the output is not a terminal");
   train->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");
+  std::string train_bench;
+  train->add_option("--bench", train_bench, "time N training steps on the first batch, print the median and peak memory; "
+                                            "writes nothing");
 
   // ops
   auto* ops = app.add_subcommand("ops", "List the primitive ops, or describe one.");
@@ -362,6 +365,7 @@ int main(int argc, char** argv) {
       if (*evaluate) {
         args += " --evaluate " + quote(weights);
       } else {
+        if (!train_bench.empty()) args += " --bench " + quote(train_bench);
         if (!resume.empty()) {
           if (!rundir.empty() && rundir != resume) fail(SourceLoc{"--resume", 0, 0}, "give either -o or --resume (the run folder), not both");
           args += " --resume " + quote(resume);

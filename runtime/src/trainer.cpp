@@ -2,6 +2,7 @@
 // options, the learning-rate schedule, loading data into batches, metrics.
 #include "mithril/rt/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -70,6 +71,7 @@ void usage(const TrainConfig& c) {
                  "  --keep N             checkpoints kept   [" << c.keep << "]\n"
                  "  --top-k K            top-k accuracy reported   [" << c.top_k << "]\n"
                  "  --threads T          0: all cores\n"
+                 "  --bench N            time N training steps on the first batch and exit (nothing written)\n"
                  "  --progress / --no-progress   a progress bar (default: on a terminal)\n";
 }
 
@@ -125,6 +127,7 @@ void parse_train_args(int argc, char** argv, TrainConfig& c) {
         else if (a == "--keep") c.keep = static_cast<int>(to_int(a, value()));
         else if (a == "--top-k") c.top_k = to_int(a, value());
         else if (a == "--threads") c.threads = static_cast<int>(to_int(a, value()));
+        else if (a == "--bench") c.bench = to_int(a, value());
         else if (a == "--progress") c.progress = 1;
         else if (a == "--no-progress") c.progress = 0;
         else throw Error("unknown option '" + a + "' (see --help)");
@@ -278,6 +281,13 @@ void print_metrics(const ClassificationMetrics& m, bool class_targets) {
     if (!class_targets) return;
     std::printf("accuracy %.6f\ntop%lld_accuracy %.6f\nprecision_macro %.6f\nrecall_macro %.6f\nf1_macro %.6f\n", m.accuracy(),
                 static_cast<long long>(m.top_k()), m.top_k_accuracy(), m.precision_macro(), m.recall_macro(), m.f1_macro());
+}
+
+void print_bench(std::vector<double>& times, const TrainConfig& c) {
+    std::printf("median %.4f ms per training step (min %.4f, max %.4f, %zu steps, batch %lld, %s; %s)\n", median(times),
+                *std::min_element(times.begin(), times.end()), *std::max_element(times.begin(), times.end()), times.size(),
+                static_cast<long long>(c.batch_size), c.optimizer.c_str(), cpu_device().describe().c_str());
+    std::printf("peak resident memory %.1f MiB\n", static_cast<double>(peak_rss_bytes()) / (1 << 20));
 }
 
 EpochRecord epoch_record(std::int64_t epoch, double train_loss, const ClassificationMetrics* val, double seconds, double lr,

@@ -79,6 +79,86 @@ CASES = [
 ]
 STEPS = 3
 
+# Two outputs with their own losses, weights and reductions, regularization by name pattern,
+# and BatchNorm, whose running statistics the training step updates.
+TWO_HEADS = """name: two_heads
+inputs:
+  image: {shape: [N, 1, 6, 6]}
+outputs: [a, b]
+layers:
+  - {op: Conv2d, name: conv, args: {out_channels: 4, kernel_size: 3}, input: image}
+  - {op: BatchNorm2d, name: bn}
+  - {op: Relu, name: relu}
+  - {op: Flatten, name: flat, output: feat}
+  - {op: Linear, name: head_a, args: {dimension: 3}, input: feat, output: a}
+  - {op: Linear, name: head_b, args: {dimension: 3}, input: feat, output: b}
+train:
+  loss:
+    - {output: a, op: CrossEntropy, weight: 0.7}
+    - {output: b, op: CrossEntropy, weight: 0.3, reduction: sum, label_smoothing: 0.1}
+  regularize:
+    - {l2: 0.01, params: [conv.weight]}
+    - {l1: 0.001, params: ["head_*.weight"]}
+  optimizer: {kind: sgd, lr: 0.02, momentum: 0.9}
+"""
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.head_a = nn.Linear(64, 3)
+        self.head_b = nn.Linear(64, 3)
+
+    def forward(self, x):
+        f = torch.flatten(torch.relu(self.bn(self.conv(x))), 1)
+        return self.head_a(f), self.head_b(f)
+
+
+def two_heads_case(mithril, tmp, env, failures):
+    torch.manual_seed(0)
+    net = TwoHeads()
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((24, 1, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 24).astype(np.int64)
+    d = tempfile.mkdtemp(dir=tmp)
+    np.save(os.path.join(d, "x.npy"), x)
+    np.save(os.path.join(d, "y.npy"), y)
+    init = {k: v.detach().numpy().copy() for k, v in net.state_dict().items() if "num_batches" not in k}
+    save_safetensors(os.path.join(d, "init.safetensors"), init)
+    model = os.path.join(d, "two_heads.yaml")
+    with open(model, "w") as f:
+        f.write(TWO_HEADS)
+    p = subprocess.run([mithril, "train", model, "--data", os.path.join(d, "x.npy"), "--labels", os.path.join(d, "y.npy"),
+                        "--val-split", "0", "--batch-size", "24", "--epochs", str(STEPS), "--weights",
+                        os.path.join(d, "init.safetensors"), "-o", os.path.join(d, "run"), "--no-progress"],
+                       capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        failures.append(f"two heads: mithril train failed:\n{p.stdout}\n{p.stderr}")
+        return
+    ours = load_safetensors(os.path.join(d, "run", "weights.safetensors"))
+    o = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(STEPS):
+        o.zero_grad()
+        a, b = net(xt)
+        loss = 0.7 * nn.functional.cross_entropy(a, yt) + 0.3 * nn.functional.cross_entropy(
+            b, yt, reduction="sum", label_smoothing=0.1)
+        loss = loss + 0.01 * (net.conv.weight ** 2).sum() + 0.001 * (net.head_a.weight.abs().sum() + net.head_b.weight.abs().sum())
+        loss.backward()
+        o.step()
+    worst = 0.0
+    for k, v in net.state_dict().items():
+        if "num_batches" in k:
+            continue
+        ref = v.detach().numpy()
+        err = float(np.abs(ours[k] - ref).max() / max(np.abs(ref).max(), 1e-12))
+        worst = max(worst, err)
+        if err > TOL:
+            failures.append(f"two heads: {k} differs from torch by {err:.3g}")
+    print(f"two heads, weighted losses, L1/L2 regularization, BatchNorm statistics: max relative difference {worst:.3g}")
+
 
 def main():
     mithril, root = sys.argv[1], sys.argv[2]
@@ -135,6 +215,7 @@ def main():
                 if moved < 1e-4:
                     failures.append(f"{name}: {k} barely moved ({moved:.3g}); the test would not see a wrong update")
             print(f"{name}: {STEPS} steps, largest norm-wise relative difference from torch {worst:.3g}")
+        two_heads_case(mithril, tmp, env, failures)
     if failures:
         print("\n".join(failures))
         sys.exit(1)

@@ -470,7 +470,7 @@ TEST_CASE("kernels: softmax, log_softmax and reductions over (outer, len, inner)
     ref.run();
 }
 
-TEST_CASE("kernels: reductions propagate NaN like torch; ints; empty axes", "[kernels]") {
+TEST_CASE("kernels: reductions propagate NaN like torch, ints, empty axes", "[kernels]") {
     const float nan = std::numeric_limits<float>::quiet_NaN();
     const std::vector<float> x{1, nan, 3, nan, 0, -1};  // outer 2, len 3
     std::vector<float> mx(2), mn(2);

@@ -9,7 +9,7 @@ using Catch::Contains;
 
 static const std::string kSamples = std::string(MITHRIL_SOURCE_DIR) + "/samples/";
 
-TEST_CASE("operators build sequences; |= reads the model input", "[api]") {
+TEST_CASE("operators build sequences, |= reads the model input", "[api]") {
   Model m("net");
   m.input("input", {"N", 8});
   m |= Linear(4);

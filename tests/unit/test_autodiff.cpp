@@ -75,7 +75,7 @@ TEST_CASE("autodiff: without --grad the graph has no backward pass", "[autodiff]
   CHECK(g.grads.empty());
 }
 
-TEST_CASE("autodiff: inputs on request; integer inputs are refused by name", "[autodiff]") {
+TEST_CASE("autodiff: inputs on request, integer inputs are refused by name", "[autodiff]") {
   GradOptions o;
   o.inputs = {"x"};
   Graph g = grad_graph(kMlp, o);
@@ -114,7 +114,7 @@ layers:
   CHECK(grad_names(g) == std::vector<std::string>{"x"});
 }
 
-TEST_CASE("autodiff: --freeze by name, prefix or glob; a pattern matching nothing is an error", "[autodiff]") {
+TEST_CASE("autodiff: --freeze by name, prefix or glob, a pattern matching nothing is an error", "[autodiff]") {
   CHECK(freeze_matches("fc1", "fc1.weight"));
   CHECK(freeze_matches("fc1", "fc1"));
   CHECK_FALSE(freeze_matches("fc1", "fc10.weight"));
@@ -134,7 +134,7 @@ TEST_CASE("autodiff: --freeze by name, prefix or glob; a pattern matching nothin
   CHECK_THAT(grad_error(kMlp, o), Contains("--freeze fc3: error: 'fc3' matches no parameter"));
 }
 
-TEST_CASE("autodiff: StopGradient cuts the path; unreached parameters get zeros", "[autodiff]") {
+TEST_CASE("autodiff: StopGradient cuts the path, unreached parameters get zeros", "[autodiff]") {
   const char* stop = R"(
 name: s
 inputs:
@@ -151,7 +151,7 @@ layers:
   CHECK(count_op(g, "MatMul", g.forward_nodes) == 0);
 }
 
-TEST_CASE("autodiff: tied parameters accumulate; integer outputs take no gradient", "[autodiff]") {
+TEST_CASE("autodiff: tied parameters accumulate, integer outputs take no gradient", "[autodiff]") {
   const char* tied = R"(
 name: tied
 inputs:

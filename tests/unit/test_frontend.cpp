@@ -144,7 +144,7 @@ layers:
   CHECK(g.value(g.values_of_kind(ValueKind::Param)[0]).init == json{{"kind", "normal"}, {"std", 0.02}});
 }
 
-TEST_CASE("layers may be written out of order; the order pass sorts them", "[frontend]") {
+TEST_CASE("layers may be written out of order, the order pass sorts them", "[frontend]") {
   Graph g = check_text(R"(
 name: t
 inputs: {input: {shape: [N, 4]}}

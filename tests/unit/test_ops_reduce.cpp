@@ -58,7 +58,7 @@ TEST_CASE("reductions reject bad axes", "[reduce]") {
              Contains("argument 'keepdim' of Mean expects true or false"));
 }
 
-TEST_CASE("Max and Min need elements; Variance needs more elements than its correction", "[reduce]") {
+TEST_CASE("Max and Min need elements, Variance needs more elements than its correction", "[reduce]") {
   CHECK_THAT(infer_op_error("Max", "{axis: 1}", {{"input", "float32[N, 0]"}}),
              Contains("Max over axis 1 of size 0 has no result: input float32[N, 0]"));
   CHECK_THAT(infer_op_error("Min", "", {{"input", "int64[3, 0]"}}), Contains("Min over axis 1 of size 0"));

@@ -34,6 +34,7 @@
 
 #include "mithril/rt/checkpoint.h"
 #include "mithril/rt/dataset.h"
+#include "mithril/rt/device.h"
 #include "mithril/rt/error.h"
 #include "mithril/rt/kernels/optim.h"
 #include "mithril/rt/metrics.h"
@@ -76,6 +77,7 @@ struct TrainConfig {
     std::string weights;              // initial weights (safetensors); default: initialized from the seed
     std::string evaluate;             // evaluate these weights on `data` instead of training
     int threads = 0;
+    std::int64_t bench = 0;           // > 0: time this many training steps (after a warm-up) and exit
     int progress = -1;                // -1: a bar on a terminal, plain lines otherwise; 0: lines; 1: bar
     // Compiled in.
     std::string model_name, fingerprint;
@@ -212,6 +214,36 @@ template <class E> detail::Batch make_batch(const TrainConfig& cfg) {
 }
 
 void print_metrics(const ClassificationMetrics& m, bool class_targets);
+void print_bench(std::vector<double>& times, const TrainConfig& cfg);
+
+// --bench N: N training steps on the data's first batches (after a warm-up of N/10), timed one by
+// one; prints the median, min and max step time and the peak resident memory. Nothing is written.
+template <class M> int bench_steps(M& model, const TrainConfig& cfg, const TrainData& d, detail::Batch& batch) {
+    if (!cfg.weights.empty()) model.load_weights(cfg.weights, true, cfg.seed);
+    else model.init_weights(cfg.seed);
+    model.hyper() = cfg.hyper;
+    const std::size_t targets = M::inputs().size() - 1;
+    std::int64_t b = cfg.batch_size;
+    Rng windows(cfg.seed);
+    if (d.tokens) {
+        detail::fill_windows(batch, *d.stream, 0, d.token_split, b, windows);
+    } else {
+        std::vector<std::int64_t> rows(d.train_rows.begin(), d.train_rows.begin() + std::min<std::int64_t>(b, d.train_rows.size()));
+        b = static_cast<std::int64_t>(rows.size());
+        detail::fill_rows(batch, d.table, rows);
+    }
+    auto in = batch.views(b, targets);
+    auto dims = model.bind(in);
+    std::vector<double> times;
+    for (std::int64_t i = 0; i < std::max<std::int64_t>(1, cfg.bench / 10); ++i) model.run_train_step(in, dims);
+    for (std::int64_t i = 0; i < cfg.bench; ++i) {
+        Timer t;
+        model.run_train_step(in, dims);
+        times.push_back(t.elapsed_ms());
+    }
+    print_bench(times, cfg);
+    return 0;
+}
 EpochRecord epoch_record(std::int64_t epoch, double train_loss, const ClassificationMetrics* val, double seconds, double lr,
                          bool class_targets);
 std::map<std::string, std::string> checkpoint_metadata(const TrainConfig& cfg, std::int64_t epoch, std::int64_t step);
@@ -235,6 +267,7 @@ template <class M, class E> int train_main(TrainConfig& cfg) {
 
         TrainData d = load_train_data(cfg, false);
         auto model = std::make_unique<M>();
+        if (cfg.bench > 0) return bench_steps(*model, cfg, d, batch);
         namespace fs = std::filesystem;
         std::error_code ec;
         fs::create_directories(cfg.rundir, ec);
