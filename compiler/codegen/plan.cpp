@@ -130,7 +130,11 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
       if (n.op->inputs[p].name != "like")
         for (int v : n.inputs[p]) last_use[v] = n.id;
   for (int v : g.outputs) last_use[v] = static_cast<int>(g.nodes.size());
-  for (int v : g.grads) last_use[v] = static_cast<int>(g.nodes.size());
+  // Gradients stay readable after backward() (gradient(i)), except in a training step, whose
+  // optimizer updates consume them: there a gradient's buffer is free after its update.
+  const bool training_step = std::any_of(g.nodes.begin(), g.nodes.end(), [](const Node& n) { return n.op->has_trait("optimizer"); });
+  if (!training_step)
+    for (int v : g.grads) last_use[v] = static_cast<int>(g.nodes.size());
   Arena arena;
   p.scratch_offset.assign(g.nodes.size(), -1);
   p.scratch_elems.assign(g.nodes.size(), Dim(0));

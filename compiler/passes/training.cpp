@@ -1,5 +1,8 @@
 #include "passes/training.h"
 
+#include <algorithm>
+#include <map>
+
 #include "ops/grad.h"
 #include "passes/autodiff.h"
 
@@ -170,6 +173,39 @@ Graph add_optimizer(Graph g, const TrainSpec& spec) {
     if (norm >= 0) ins.push_back({"grad_norm", {norm}});
     add_typed_node(g, "OptimizerStep", p.name + ".update", p.loc, ins, {{"kind", kind}});
   }
+  if (norm >= 0) return g;  // clipping needs every gradient first: the updates stay at the end
+  // Without clipping, each update runs right after the node that finishes its gradient: the
+  // gradient is still in cache, and its buffer is free for the rest of the backward pass.
+  const size_t first_update = g.nodes.size() - static_cast<size_t>(std::count_if(g.nodes.begin(), g.nodes.end(), [](const Node& n) {
+                                return n.op->has_trait("optimizer");
+                              }));
+  // An update may run once its gradient is final and no later node reads the parameter (the
+  // backward pass reads weights: dx = dy W).
+  std::vector<int> last_reader(g.values.size(), -1);
+  for (size_t k = 0; k < first_update; ++k)
+    for (auto& port : g.nodes[k].inputs)
+      for (int v : port) last_reader[v] = static_cast<int>(k);
+  std::map<int, std::vector<int>> after;  // node -> the updates that run right after it
+  for (size_t k = first_update; k < g.nodes.size(); ++k) {
+    const Node& u = g.nodes[k];
+    int grad = u.inputs[u.op->input_index("grad")].at(0);
+    int param = u.inputs[u.op->input_index("param")].at(0);
+    after[std::max(g.value(grad).producer, last_reader[param])].push_back(static_cast<int>(k));
+  }
+  std::vector<Node> order;
+  auto take = [&](int k) {
+    Node n = std::move(g.nodes[k]);
+    n.id = static_cast<int>(order.size());
+    for (auto& port : n.outputs)
+      for (int v : port) g.value(v).producer = n.id;
+    order.push_back(std::move(n));
+  };
+  for (size_t k = 0; k < first_update; ++k) {
+    take(static_cast<int>(k));
+    if (auto it = after.find(static_cast<int>(k)); it != after.end())
+      for (int u : it->second) take(u);
+  }
+  g.nodes = std::move(order);
   return g;
 }
 

@@ -158,7 +158,8 @@ TrainData load_train_data(const TrainConfig& c, bool whole) {
     const std::string name = lower(c.data);
     if (fmt == "auto") {
         if (ends_with(name, ".npy")) fmt = "npy";
-        else if (ends_with(name, ".csv") || ends_with(name, ".csv.gz") || ends_with(name, ".tsv")) fmt = "csv";
+        else if (ends_with(name, ".csv") || ends_with(name, ".csv.gz")) fmt = "csv";
+        else if (ends_with(name, ".txt")) fmt = "bytes";
         else if (ends_with(name, ".bin") || ends_with(name, ".tokens") || ends_with(name, ".u16") || ends_with(name, ".i32")) fmt = "tokens";
         else fmt = c.class_targets && c.sample_shape.size() == 1 && c.target_shape.size() == 1 ? "tokens" : "csv";
     }
