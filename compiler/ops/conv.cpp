@@ -13,8 +13,12 @@
 // weight.size(1) * prod(kernel). For ConvTranspose that is out_channels/groups *
 // prod(kernel) (the weight is [in, out/groups, k...]), which is what PyTorch does.
 #include <algorithm>
+#include <limits>
+#include <optional>
+#include <utility>
 
 #include "codegen/emit.h"
+#include "mithril/rt/kernels/conv.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
 
@@ -181,10 +185,63 @@ Dim columns_scratch(const Node& n, const Shape& img, const Shape& cols, bool sam
 
 bool same_spatial(const Shape& a, const Shape& b) { return std::equal(a.begin() + 2, a.end(), b.begin() + 2, b.end()); }
 
+// The geometry of a conv node in conv2d's terms (1-D as 2-D with height 1).
+struct Geometry2d {
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+};
+Geometry2d geometry2d(const json& attrs, size_t spatial) {
+  auto k = ints_of(attrs.at("kernel_size"), spatial), s = ints_of(attrs.at("stride"), spatial),
+       p = ints_of(attrs.at("padding"), spatial), d = ints_of(attrs.at("dilation"), spatial);
+  const size_t w = spatial - 1;
+  const bool two = spatial == 2;
+  return {two ? k[0] : 1, k[w], two ? s[0] : 1, s[w], two ? p[0] : 0, p[w], two ? d[0] : 1, d[w],
+          attrs.at("groups").get<int64_t>()};
+}
+
+// Height and width of an [N, C, spatial...] shape (height 1 for 1-D), when known.
+std::optional<std::pair<int64_t, int64_t>> hw_of(const Shape& s) {
+  auto w = s.back().as_const();
+  auto h = s.size() == 4 ? s[2].as_const() : std::optional<int64_t>(1);
+  if (!h || !w) return std::nullopt;
+  return std::make_pair(*h, *w);
+}
+
+// The conv kernels get rt::k::ConvAlgo::Auto (the images of a batch spread over
+// threads or batched per gemm, kernels/conv.h) when the spatial sizes of x (`a`)
+// and y (`b`) are known; the scratch then follows the kernels' plan. Otherwise
+// they keep their per-image algorithms, whose scratch is columns_scratch.
+bool auto_algo(const Shape& a, const Shape& b) { return hw_of(a) && hw_of(b); }
+const char* algo_arg(bool a) { return a ? "rt::k::ConvAlgo::Auto" : "rt::k::ConvAlgo::PerImage"; }
+
+// The scratch of a kernel whose plan depends on the batch size N (f(N) elements):
+// f itself for a known batch; for a symbolic one the most any batch can need.
+// The plans stop changing once N reaches their clamps (at most a few hundred
+// images, kernels/conv.h), but not monotonically (Winograd starts at a number of
+// tiles and needs its own scratch), so every batch size up to past the clamps
+// is asked, and the largest.
+template <class F>
+int64_t batch_scratch(const Dim& n, const F& f) {
+  if (auto c = n.as_const()) return static_cast<int64_t>(f(*c));
+  size_t most = f(std::numeric_limits<int64_t>::max());
+  for (int64_t b = 1; b <= 1024; ++b) most = std::max(most, static_cast<size_t>(f(b)));
+  return static_cast<int64_t>(most);
+}
+
+Dim elems(size_t n) { return Dim(static_cast<int64_t>(n)); }
+
 // Conv1d/Conv2d: im2col of the input, one column per output position (a pointwise
-// convolution's output always has the input's size).
+// convolution's output always has the input's size), per image or per thread, or
+// the columns of a group of images and their gemm result (kernels/conv.h).
 Dim conv_scratch(const Node& n, const Graph& g) {
-  return columns_scratch(n, port_value(n, g, "input").shape, g.value(n.outputs[0][0]).shape, true);
+  const Shape& in = port_value(n, g, "input").shape;
+  const Shape& out = g.value(n.outputs[0][0]).shape;
+  if (!auto_algo(in, out)) return columns_scratch(n, in, out, true);
+  auto o = hw_of(out);
+  Geometry2d q = geometry2d(n.attrs, in.size() - 2);
+  return elems(batch_scratch(in[0], [&](int64_t nb) {
+    return rt::k::conv2d_scratch(*in[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.groups, o->first, o->second,
+                                 nb, *out[1].as_const(), rt::k::ConvAlgo::Auto, q.dh, q.dw);
+  }));
 }
 
 // ConvTranspose2d: the gemm result before col2im into the output, one column per input position.
@@ -221,8 +278,15 @@ std::string conv_sizes(EmitContext& e, const Shape& x, const Shape& y) {
 
 void emit_conv(EmitContext& e, bool transposed) {
   std::string bias = e.has("bias") ? e.x("bias") : "nullptr";
-  e.line("rt::k::{}({}, {}, {}, {}, {}, {});", transposed ? "conv_transpose2d" : "conv2d", e.y(), e.x("input"),
-         e.x("weight"), bias, conv_sizes(e, e.in("input").shape, e.out().shape), scratch_arg(e));
+  if (transposed) {
+    e.line("rt::k::conv_transpose2d({}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("weight"), bias,
+           conv_sizes(e, e.in("input").shape, e.out().shape), scratch_arg(e));
+    return;
+  }
+  // The algorithm decides the scratch size: as conv_scratch.
+  e.line("rt::k::conv2d({}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("weight"), bias,
+         conv_sizes(e, e.in("input").shape, e.out().shape), scratch_arg(e),
+         algo_arg(auto_algo(e.in("input").shape, e.out().shape)));
 }
 
 // ---- gradients -------------------------------------------------------------
@@ -269,12 +333,21 @@ void register_conv_grads() {
                   .scratch_elems([](const Node& n, const Graph& g) {
                     const Shape& dx = port_value(n, g, "like").shape;
                     const Shape& dy = port_value(n, g, "grad").shape;
-                    return columns_scratch(n, dx, dy, same_spatial(dx, dy));
+                    if (!auto_algo(dx, dy)) return columns_scratch(n, dx, dy, same_spatial(dx, dy));
+                    auto i = hw_of(dx), o = hw_of(dy);
+                    Geometry2d q = geometry2d(n.attrs, dx.size() - 2);
+                    return elems(batch_scratch(dx[0], [&](int64_t nb) {
+                      return rt::k::conv2d_grad_input_scratch(
+                          nb, *dx[1].as_const(), i->first, i->second, *dy[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph,
+                          q.pw, q.dh, q.dw, q.groups, o->first, o->second, rt::k::ConvAlgo::Auto);
+                    }));
                   })
                   .emit("cpu", [](EmitContext& e) {
                     mark_shape_only(e);
-                    e.line("rt::k::conv2d_grad_input({}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("weight"),
-                           conv_sizes(e, e.in("like").shape, e.in("grad").shape), scratch_arg(e, "grad"));
+                    const Shape& dx = e.in("like").shape;
+                    const Shape& dy = e.in("grad").shape;
+                    e.line("rt::k::conv2d_grad_input({}, {}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("weight"),
+                           conv_sizes(e, dx, dy), scratch_arg(e, "grad"), algo_arg(auto_algo(dx, dy)));
                   })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 
@@ -285,14 +358,23 @@ void register_conv_grads() {
                   .scratch_elems([](const Node& n, const Graph& g) {
                     const Shape& dx = port_value(n, g, "like").shape;
                     const Shape& dy = port_value(n, g, "grad").shape;
-                    return columns_scratch(n, dy, dx, same_spatial(dx, dy));
+                    if (!auto_algo(dx, dy)) return columns_scratch(n, dy, dx, same_spatial(dx, dy));
+                    auto i = hw_of(dx), o = hw_of(dy);
+                    Geometry2d q = geometry2d(n.attrs, dx.size() - 2);
+                    return elems(batch_scratch(dx[0], [&](int64_t nb) {
+                      return rt::k::conv_transpose2d_grad_input_scratch(
+                          nb, *dx[1].as_const(), i->first, i->second, *dy[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph,
+                          q.pw, q.dh, q.dw, q.groups, o->first, o->second, rt::k::ConvAlgo::Auto);
+                    }));
                   })
                   .emit("cpu", [](EmitContext& e) {
                     // In conv2d's names the transposed convolution's output gradient is x.
                     mark_shape_only(e);
-                    e.line("rt::k::conv_transpose2d_grad_input({}, {}, {}, {}, {});", e.y(), e.x("grad"),
-                           e.x("weight"), conv_sizes(e, e.in("like").shape, e.in("grad").shape),
-                           scratch_arg(e, "grad"));
+                    const Shape& dx = e.in("like").shape;
+                    const Shape& dy = e.in("grad").shape;
+                    e.line("rt::k::conv_transpose2d_grad_input({}, {}, {}, {}, {}, {});", e.y(), e.x("grad"),
+                           e.x("weight"), conv_sizes(e, dx, dy), scratch_arg(e, "grad"),
+                           algo_arg(auto_algo(dx, dy)));
                   })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 
@@ -303,11 +385,20 @@ void register_conv_grads() {
                   .scratch_elems([](const Node& n, const Graph& g) {
                     const Shape& x = port_value(n, g, "input").shape;
                     const Shape& dy = port_value(n, g, "grad").shape;
-                    return columns_scratch(n, x, dy, same_spatial(x, dy));
+                    if (!auto_algo(x, dy)) return columns_scratch(n, x, dy, same_spatial(x, dy));
+                    auto i = hw_of(x), o = hw_of(dy);
+                    Geometry2d q = geometry2d(n.attrs, x.size() - 2);
+                    return elems(batch_scratch(x[0], [&](int64_t nb) {
+                      return rt::k::conv2d_grad_weight_scratch(*x[1].as_const(), i->first, i->second, q.kh, q.kw, q.sh,
+                                                               q.sw, q.ph, q.pw, q.groups, o->first, o->second, nb,
+                                                               *dy[1].as_const(), rt::k::ConvAlgo::Auto, q.dh, q.dw);
+                    }));
                   })
                   .emit("cpu", [](EmitContext& e) {
-                    e.line("rt::k::conv2d_grad_weight({}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("input"),
-                           conv_sizes(e, e.in("input").shape, e.in("grad").shape), scratch_arg(e));
+                    const Shape& x = e.in("input").shape;
+                    const Shape& dy = e.in("grad").shape;
+                    e.line("rt::k::conv2d_grad_weight({}, {}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("input"),
+                           conv_sizes(e, x, dy), scratch_arg(e), algo_arg(auto_algo(x, dy)));
                   })
                   .rule([](InferContext& c) {
                     size_t spatial = c.rank("input") - 2;

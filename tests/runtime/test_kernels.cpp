@@ -173,6 +173,127 @@ TEST_CASE("kernels: conv2d / conv1d (im2col + gemm) match NumPy window sums", "[
     ref.run();
 }
 
+namespace {
+// Direct (seven-loop) convolution and its two gradients in double, the reference
+// for the planned kernels below.
+struct ConvGeom {
+    std::int64_t N, C, H, W, K, KH, KW, sh, sw, ph, pw, dh, dw, g;
+    std::int64_t OH() const { return (H + 2 * ph - dh * (KH - 1) - 1) / sh + 1; }
+    std::int64_t OW() const { return (W + 2 * pw - dw * (KW - 1) - 1) / sw + 1; }
+};
+
+// f(n, k, c_in, oh, ow, kh, kw, x index, w index) for every product of the convolution.
+template <class F>
+void conv_products(const ConvGeom& q, F&& f) {
+    const std::int64_t Cg = q.C / q.g, Kg = q.K / q.g, OH = q.OH(), OW = q.OW();
+    for (std::int64_t n = 0; n < q.N; ++n)
+        for (std::int64_t k = 0; k < q.K; ++k)
+            for (std::int64_t c = 0; c < Cg; ++c)
+                for (std::int64_t oh = 0; oh < OH; ++oh)
+                    for (std::int64_t ow = 0; ow < OW; ++ow)
+                        for (std::int64_t kh = 0; kh < q.KH; ++kh)
+                            for (std::int64_t kw = 0; kw < q.KW; ++kw) {
+                                const std::int64_t ih = oh * q.sh - q.ph + kh * q.dh, iw = ow * q.sw - q.pw + kw * q.dw;
+                                if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W) continue;
+                                const std::int64_t ci = (k / Kg) * Cg + c;
+                                f(((n * q.K + k) * OH + oh) * OW + ow, ((n * q.C + ci) * q.H + ih) * q.W + iw,
+                                  ((k * Cg + c) * q.KH + kh) * q.KW + kw);
+                            }
+}
+
+// max |got - want| / max |want|.
+template <class T>
+double rel_err(const std::vector<T>& got, const std::vector<double>& want) {
+    double d = 0, m = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        d = std::max(d, std::abs(static_cast<double>(got[i]) - want[i]));
+        m = std::max(m, std::abs(want[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+// A scratch buffer of exactly `n` elements followed by canaries the kernel must not touch.
+template <class T>
+struct Guarded {
+    std::vector<T> v;
+    std::size_t n;
+    explicit Guarded(std::size_t n_) : v(n_ + 64, T(12345)), n(n_) {}
+    T* data() { return v.data(); }
+    bool intact() const {
+        for (std::size_t i = n; i < v.size(); ++i)
+            if (v[i] != T(12345)) return false;
+        return true;
+    }
+};
+}  // namespace
+
+// ConvAlgo::Auto (what generated code with known spatial sizes uses) picks per
+// shape: Winograd F(2x2, 3x3), images spread over threads, images batched per
+// gemm, the data gradient as a flipped-kernel convolution. Every path, forward
+// and both gradients, against the direct sums; the scratch the kernels are
+// given is exactly what the *_scratch functions ask for.
+// Tolerance (max error over max magnitude): float32 1e-5 (Winograd's transforms
+// cost 1-2x the direct sum's rounding), float64 1e-12.
+TEST_CASE("kernels: planned convolutions (Winograd, threaded, batched, flipped) match direct sums", "[kernels]") {
+    const std::vector<ConvGeom> cfgs{
+        {5, 16, 15, 13, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // Winograd, odd sizes; dx flipped through Winograd
+        {6, 16, 16, 16, 24, 3, 3, 1, 1, 0, 0, 1, 1, 1},   // Winograd, unpadded; dx batched gemm + col2im
+        {20, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},    // Winograd in chunks of 16 and 4 images
+        {8, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1, 1},    // LeNet's: images over threads
+        {4, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1},     // too few tiles: batched gemm
+        {4, 16, 9, 9, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1},     // strided
+        {6, 32, 8, 8, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1},     // pointwise
+        {4, 32, 8, 8, 32, 1, 1, 2, 2, 0, 0, 1, 1, 1},     // strided pointwise (ResNet's downsample)
+        {4, 32, 12, 12, 32, 3, 3, 1, 1, 2, 2, 2, 2, 2},   // groups and dilation
+        {1, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // one image
+    };
+    for_both([&](auto tag) {
+        using T = decltype(tag);
+        const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+        for (std::size_t ci = 0; ci < cfgs.size(); ++ci) {
+            const ConvGeom& q = cfgs[ci];
+            INFO(dname<T>() << " case " << ci);
+            const std::int64_t OH = q.OH(), OW = q.OW();
+            const auto nx = std::size_t(q.N * q.C * q.H * q.W), ny = std::size_t(q.N * q.K * OH * OW),
+                       nw = std::size_t(q.K * q.C / q.g * q.KH * q.KW);
+            auto x = rnd<T>(nx, 31 + unsigned(ci)), w = rnd<T>(nw, 131 + unsigned(ci)),
+                 dy = rnd<T>(ny, 231 + unsigned(ci)), b = rnd<T>(std::size_t(q.K), 331 + unsigned(ci));
+            std::vector<double> y_ref(ny), dx_ref(nx, 0.0), dw_ref(nw, 0.0);
+            for (std::int64_t i = 0; i < q.N * q.K * OH * OW; ++i) y_ref[std::size_t(i)] = b[std::size_t((i / (OH * OW)) % q.K)];
+            conv_products(q, [&](std::int64_t yi, std::int64_t xi, std::int64_t wi) {
+                y_ref[std::size_t(yi)] += double(x[std::size_t(xi)]) * double(w[std::size_t(wi)]);
+                dx_ref[std::size_t(xi)] += double(dy[std::size_t(yi)]) * double(w[std::size_t(wi)]);
+                dw_ref[std::size_t(wi)] += double(dy[std::size_t(yi)]) * double(x[std::size_t(xi)]);
+            });
+            const auto algo = k::ConvAlgo::Auto;
+
+            Guarded<T> s1(k::conv2d_scratch(q.C, q.KH, q.KW, q.sh, q.sw, q.ph, q.pw, q.g, OH, OW, q.N, q.K, algo,
+                                            q.dh, q.dw));
+            std::vector<T> y(ny, T(-7));
+            k::conv2d(y.data(), x.data(), w.data(), b.data(), q.N, q.C, q.H, q.W, q.K, q.KH, q.KW, q.sh, q.sw, q.ph,
+                      q.pw, q.dh, q.dw, q.g, OH, OW, s1.data(), algo);
+            CHECK(rel_err(y, y_ref) <= tol);
+            CHECK(s1.intact());
+
+            Guarded<T> s2(k::conv2d_grad_input_scratch(q.N, q.C, q.H, q.W, q.K, q.KH, q.KW, q.sh, q.sw, q.ph, q.pw,
+                                                       q.dh, q.dw, q.g, OH, OW, algo));
+            std::vector<T> dx(nx, T(-7));
+            k::conv2d_grad_input(dx.data(), dy.data(), w.data(), q.N, q.C, q.H, q.W, q.K, q.KH, q.KW, q.sh, q.sw, q.ph,
+                                 q.pw, q.dh, q.dw, q.g, OH, OW, s2.data(), algo);
+            CHECK(rel_err(dx, dx_ref) <= tol);
+            CHECK(s2.intact());
+
+            Guarded<T> s3(k::conv2d_grad_weight_scratch(q.C, q.H, q.W, q.KH, q.KW, q.sh, q.sw, q.ph, q.pw, q.g, OH,
+                                                        OW, q.N, q.K, algo, q.dh, q.dw));
+            std::vector<T> dw(nw, T(-7));
+            k::conv2d_grad_weight(dw.data(), dy.data(), x.data(), q.N, q.C, q.H, q.W, q.K, q.KH, q.KW, q.sh, q.sw,
+                                  q.ph, q.pw, q.dh, q.dw, q.g, OH, OW, s3.data(), algo);
+            CHECK(rel_err(dw, dw_ref) <= tol);
+            CHECK(s3.intact());
+        }
+    });
+}
+
 TEST_CASE("kernels: conv_transpose2d (gemm + col2im) matches NumPy scatter sums", "[kernels]") {
     struct C { std::int64_t N, C, H, W, K, KH, KW, sh, sw, ph, pw, dh, dw, g, oph, opw; bool bias; };
     const std::vector<C> cfgs{

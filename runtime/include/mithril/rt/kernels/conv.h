@@ -1,9 +1,75 @@
-// kernels/conv.h - convolutions via im2col/col2im + gemm.
+// kernels/conv.h - convolutions via im2col/col2im + gemm, and Winograd F(2x2, 3x3).
+//
+// How the work is cut (ConvAlgo::Auto, what the generated code uses; the plan is
+// a function of the shapes only, so the compiler sizes the scratch from the same
+// functions the kernels use):
+//   * 3x3, stride 1 convolutions with enough channels and tiles (most of
+//     ResNet's, their data gradients through the flipped kernel, and their
+//     weight gradients) go through Winograd F(2x2, 3x3): 16 gemms with 16/36 of
+//     the multiplications (see "Winograd" below);
+//   * small per-image gemms (LeNet: 16 x 100 x 150) run on one core at BLAS's
+//     small-matrix speed but do not thread: the images are spread over the
+//     OpenMP threads instead, each with its own slot of scratch, calling gemm
+//     from inside the parallel region. That is the one exception to "gemm only
+//     from serial code" (common.h): these gemms are below OpenBLAS's own
+//     threading threshold, so no build of it starts BLAS threads for them (and
+//     its OpenMP build runs any gemm called in a parallel region on the caller);
+//   * large gemms with few columns (ResNet's 7x7 stage: 512 x 49 x 4608) go
+//     through BLAS's threads better when the columns of several images sit side
+//     by side ([rows, m*OH*OW]), one gemm per group of images, the result
+//     copied back to NCHW (a cheap pass next to the gemm);
+//   * otherwise one gemm per image, as ConvAlgo::PerImage always does.
+// Results depend on the plan, and in the threaded weight gradient on the thread
+// count (partial sums added in thread order), never on timing.
 #pragma once
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "mithril/rt/kernels/common.h"
 
 namespace mithril::rt::k {
+
+// PerImage: one im2col + gemm per image and group, the smallest scratch (and
+// the only choice when sizes are known at run time only). Auto: conv_plan.
+enum class ConvAlgo { PerImage, Auto };
+
+// How a convolution's gemms are cut (see the top of this file): `images` is the
+// number of scratch slots (Images) or images per gemm (Batched).
+struct ConvPlan {
+    enum Mode { PerImage, Images, Batched } mode;
+    int64_t images;
+};
+
+// Per-image gemms up to this many multiply-adds (and columns up to kConvSlotElems
+// elements) count as small: OpenBLAS runs gemms below 65536 * its
+// GEMM_MULTITHREAD_THRESHOLD (4) on one thread in any build, so spreading them
+// over our threads never stacks BLAS threads on top.
+inline constexpr int64_t kConvSmallGemm = int64_t{1} << 18;
+inline constexpr int64_t kConvSlotElems = int64_t{1} << 18;
+// Scratch slots of the Images mode: the most threads it uses.
+inline constexpr int64_t kConvImageSlots = 16;
+// Columns (output positions) one Batched gemm should get at least: BLAS's threads
+// split few columns badly (512 x 49 x 4608 runs at 2/3 of the speed of 392
+// columns on 2 threads), more only add im2col traffic.
+inline constexpr int64_t kConvGemmColumns = 512;
+
+// The plan for N images whose per-image gemm is M x Nd x Kd, one of Nd and Kd
+// being the P output positions (the dimension that batching images widens), with
+// col_elems elements of columns per image and group. Depends on N only through
+// the clamp of `images` (so a plan for a larger N needs at least the scratch of a
+// smaller one).
+inline ConvPlan conv_plan(ConvAlgo algo, int64_t N, int64_t M, int64_t Nd, int64_t Kd, int64_t P, int64_t col_elems) {
+    if (algo == ConvAlgo::PerImage || N <= 1 || M <= 0 || Nd <= 0 || Kd <= 0 || P <= 0)
+        return {ConvPlan::PerImage, 1};
+    const double mnk = static_cast<double>(M) * static_cast<double>(Nd) * static_cast<double>(Kd);
+    if (mnk <= static_cast<double>(kConvSmallGemm) && col_elems <= kConvSlotElems)
+        return {ConvPlan::Images, std::min(N, kConvImageSlots)};
+    const int64_t nb = std::min(N, (kConvGemmColumns + P - 1) / P);
+    if (nb > 1) return {ConvPlan::Batched, nb};
+    return {ConvPlan::PerImage, 1};
+}
 
 namespace detail {
 
@@ -23,6 +89,85 @@ inline void valid_range(int64_t off, int64_t stride, int64_t W, int64_t OW, int6
     hi = std::clamp(hi, lo, OW);
 }
 
+// d[i] = s[i] (or 0 with s == null) for i < n, fast for the short rows of small
+// images: a loop would become a memmove/memset call, which costs more than it
+// copies on a row of 10, so rows up to 64 bytes take two overlapping moves.
+// kSize: the branch on n taken by the caller (0: any n; 1: n > 64 bytes; 2: 32 to
+// 64 bytes; 3: 16 to 32 bytes; 4: shorter).
+template <int kSize, class T>
+inline void copy_row(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT s, int64_t n) {
+    constexpr int64_t V = static_cast<int64_t>(32 / sizeof(T)), H = V / 2;
+    alignas(32) static constexpr T zeros[V] = {};
+    const bool zero = s == nullptr;
+    const int size = kSize != 0 ? kSize : n > 2 * V ? 1 : n >= V ? 2 : (n >= H && H > 0) ? 3 : 4;
+    if (size == 1) {
+        if (zero) std::memset(static_cast<void*>(d), 0, static_cast<size_t>(n) * sizeof(T));
+        else std::memcpy(d, s, static_cast<size_t>(n) * sizeof(T));
+    } else if (size == 2) {
+        __builtin_memcpy(d, zero ? zeros : s, 32);
+        __builtin_memcpy(d + n - V, zero ? zeros : s + n - V, 32);
+    } else if (size == 3) {
+        __builtin_memcpy(d, zero ? zeros : s, 16);
+        __builtin_memcpy(d + n - H, zero ? zeros : s + n - H, 16);
+    } else {
+        if (n > 0) d[0] = zero ? T(0) : s[0];
+        if (n > 1) d[1] = zero ? T(0) : s[1];
+        if (n > 2) d[2] = zero ? T(0) : s[2];
+    }
+}
+
+// The rows [oh_lo, oh_hi) of one im2col row with stride 1 along the width:
+// d[oh*OW + ow] = plane[off + oh*sh*W + ow] for ow in [lo, hi), 0 outside; kSize as
+// copy_row's for hi - lo.
+template <int kSize, class T>
+inline void im2col_rows_unit(T* MITHRIL_K_RESTRICT dst, const T* MITHRIL_K_RESTRICT plane, int64_t off, int64_t oh_lo,
+                             int64_t oh_hi, int64_t sh, int64_t W, int64_t OW, int64_t lo, int64_t hi) {
+    const bool edges = lo > 0 || hi < OW;
+    for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+        T* d = dst + oh * OW;
+        if (edges) copy_row<0>(d, static_cast<const T*>(nullptr), lo);
+        copy_row<kSize>(d + lo, plane + (off + oh * sh * W + lo), hi - lo);
+        if (edges) copy_row<0>(d + hi, static_cast<const T*>(nullptr), OW - hi);
+    }
+}
+
+// Row r = (c*KH + kh)*KW + kw of im2col: dst[oh*OW + ow] = img[c][oh*sh - ph + kh*dh][ow*sw - pw + kw*dw]
+// (0 outside).
+template <class T>
+inline void im2col_row(T* MITHRIL_K_RESTRICT dst, const T* MITHRIL_K_RESTRICT img, int64_t r, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                       int64_t OH, int64_t OW) {
+    const int64_t kw = r % KW, kh = (r / KW) % KH, c = r / (KW * KH);
+    const T* plane = img + c * H * W;
+    const int64_t woff = kw * dw - pw, hoff = kh * dh - ph;
+    int64_t lo, hi, oh_lo, oh_hi;
+    valid_range(woff, sw, W, OW, lo, hi);
+    valid_range(hoff, sh, H, OH, oh_lo, oh_hi);
+    std::fill(dst, dst + oh_lo * OW, T(0));
+    if (sw == 1) {
+        // The branch on the row length once per row of col, not once per image row.
+        constexpr int64_t V = static_cast<int64_t>(32 / sizeof(T));
+        const int64_t n = hi - lo;
+        const int64_t off = hoff * W + woff;  // plane[off + oh*sh*W + ow] is the element of (oh, ow)
+        if (n > 2 * V) im2col_rows_unit<1>(dst, plane, off, oh_lo, oh_hi, sh, W, OW, lo, hi);
+        else if (n >= V) im2col_rows_unit<2>(dst, plane, off, oh_lo, oh_hi, sh, W, OW, lo, hi);
+        else im2col_rows_unit<0>(dst, plane, off, oh_lo, oh_hi, sh, W, OW, lo, hi);
+    } else {
+        for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+            T* d = dst + oh * OW;
+            const T* s = plane + (oh * sh + hoff) * W;
+            copy_row<0>(d, static_cast<const T*>(nullptr), lo);
+            if (sw == 2) {
+                for (int64_t ow = lo; ow < hi; ++ow) d[ow] = s[ow * 2 + woff];
+            } else {
+                for (int64_t ow = lo; ow < hi; ++ow) d[ow] = s[ow * sw + woff];
+            }
+            copy_row<0>(d + hi, static_cast<const T*>(nullptr), OW - hi);
+        }
+    }
+    std::fill(dst + oh_hi * OW, dst + OH * OW, T(0));
+}
+
 // col[(c*KH + kh)*KW + kw][oh*OW + ow] = img[c][oh*sh - ph + kh*dh][ow*sw - pw + kw*dw] (0 outside).
 template <class T>
 void im2col(T* MITHRIL_K_RESTRICT col, const T* MITHRIL_K_RESTRICT img, int64_t C, int64_t H, int64_t W, int64_t KH,
@@ -30,30 +175,81 @@ void im2col(T* MITHRIL_K_RESTRICT col, const T* MITHRIL_K_RESTRICT img, int64_t 
             int64_t OW) {
     const int64_t rows = C * KH * KW;
     MITHRIL_K_PARFOR(rows * OH * OW >= kParallelWork)
-    for (int64_t r = 0; r < rows; ++r) {
-        const int64_t kw = r % KW, kh = (r / KW) % KH, c = r / (KW * KH);
-        const T* plane = img + c * H * W;
-        T* dst = col + r * OH * OW;
-        const int64_t woff = kw * dw - pw;
-        int64_t lo, hi;
-        valid_range(woff, sw, W, OW, lo, hi);
-        for (int64_t oh = 0; oh < OH; ++oh) {
-            T* d = dst + oh * OW;
-            const int64_t ih = oh * sh - ph + kh * dh;
-            if (ih < 0 || ih >= H) {
-                for (int64_t ow = 0; ow < OW; ++ow) d[ow] = T(0);
-                continue;
-            }
-            const T* s = plane + ih * W;
-            for (int64_t ow = 0; ow < lo; ++ow) d[ow] = T(0);
-            if (sw == 1) {
-                for (int64_t ow = lo; ow < hi; ++ow) d[ow] = s[ow + woff];
-            } else {
-                for (int64_t ow = lo; ow < hi; ++ow) d[ow] = s[ow * sw + woff];
-            }
-            for (int64_t ow = hi; ow < OW; ++ow) d[ow] = T(0);
+    for (int64_t r = 0; r < rows; ++r)
+        im2col_row(col + r * OH * OW, img, r, H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW);
+}
+
+// im2col of m images side by side: image j (at img + j*img_stride) fills the
+// columns [j*OH*OW, (j+1)*OH*OW) of col, whose rows are m*OH*OW long.
+template <class T>
+void im2col_images(T* MITHRIL_K_RESTRICT col, const T* MITHRIL_K_RESTRICT img, int64_t img_stride, int64_t m,
+                   int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
+                   int64_t pw, int64_t dh, int64_t dw, int64_t OH, int64_t OW) {
+    const int64_t rows = C * KH * KW, P = OH * OW;
+    MITHRIL_K_PARFOR(m * rows * P >= kParallelWork)
+    for (int64_t t = 0; t < m * rows; ++t) {
+        const int64_t r = t / m, j = t % m;
+        im2col_row(col + r * m * P + j * P, img + j * img_stride, r, H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW);
+    }
+}
+
+// dst[k][j*P + p] = src[j*src_stride + k*P + p] for k < rows, j < m: m images'
+// [rows, P] blocks side by side (the layout of a batched gemm operand).
+template <class T>
+void pack_images(T* MITHRIL_K_RESTRICT dst, const T* MITHRIL_K_RESTRICT src, int64_t src_stride, int64_t m,
+                 int64_t rows, int64_t P) {
+    MITHRIL_K_PARFOR(m * rows * P >= kParallelWork)
+    for (int64_t t = 0; t < m * rows; ++t) {
+        const int64_t k = t / m, j = t % m;
+        std::memcpy(dst + k * m * P + j * P, src + j * src_stride + k * P, static_cast<size_t>(P) * sizeof(T));
+    }
+}
+
+// The inverse of pack_images, plus an optional per-row bias:
+// dst[j*dst_stride + k*P + p] = src[k][j*P + p] (+ bias[k]).
+template <class T>
+void unpack_images(T* MITHRIL_K_RESTRICT dst, int64_t dst_stride, const T* MITHRIL_K_RESTRICT src,
+                   const T* MITHRIL_K_RESTRICT bias, int64_t m, int64_t rows, int64_t P) {
+    MITHRIL_K_PARFOR(m * rows * P >= kParallelWork)
+    for (int64_t t = 0; t < m * rows; ++t) {
+        const int64_t j = t / rows, k = t % rows;
+        T* d = dst + j * dst_stride + k * P;
+        const T* s = src + k * m * P + j * P;
+        if (bias) {
+            const T b = bias[k];
+            for (int64_t p = 0; p < P; ++p) d[p] = s[p] + b;
+        } else {
+            std::memcpy(d, s, static_cast<size_t>(P) * sizeof(T));
         }
     }
+}
+
+// One channel plane of col2im: plane[ih][iw] += col[(c*KH + kh)*KW + kw][h*ld... ] for the
+// KH*KW rows of channel c (their columns h*W + w start at `src`, rows `ld` apart),
+// with ih = h*sh - ph + kh*dh (plane is OH x OW, the columns H x W).
+template <class T>
+inline void col2im_plane_add(T* MITHRIL_K_RESTRICT plane, const T* MITHRIL_K_RESTRICT src, int64_t ld, int64_t H,
+                             int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                             int64_t dh, int64_t dw, int64_t OH, int64_t OW) {
+    for (int64_t kh = 0; kh < KH; ++kh)
+        for (int64_t kw = 0; kw < KW; ++kw) {
+            const T* s0 = src + (kh * KW + kw) * ld;
+            const int64_t woff = kw * dw - pw;
+            // valid w: 0 <= w*sw + woff < OW
+            int64_t lo, hi;
+            valid_range(woff, sw, OW, W, lo, hi);
+            for (int64_t h = 0; h < H; ++h) {
+                const int64_t oh = h * sh - ph + kh * dh;
+                if (oh < 0 || oh >= OH) continue;
+                T* d = plane + oh * OW;
+                const T* s = s0 + h * W;
+                if (sw == 1) {
+                    for (int64_t w = lo; w < hi; ++w) d[w + woff] += s[w];
+                } else {
+                    for (int64_t w = lo; w < hi; ++w) d[w * sw + woff] += s[w];
+                }
+            }
+        }
 }
 
 // img[c][ih][iw] += col[(c*KH + kh)*KW + kw][h*W + w] with ih = h*sh - ph + kh*dh
@@ -63,63 +259,455 @@ void col2im_add(T* MITHRIL_K_RESTRICT img, const T* MITHRIL_K_RESTRICT col, int6
                 int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                 int64_t OH, int64_t OW) {
     MITHRIL_K_PARFOR(C * KH * KW * H * W >= kParallelWork)
-    for (int64_t c = 0; c < C; ++c) {  // each c owns its output plane: no races
-        T* plane = img + c * OH * OW;
-        for (int64_t kh = 0; kh < KH; ++kh)
-            for (int64_t kw = 0; kw < KW; ++kw) {
-                const T* src = col + ((c * KH + kh) * KW + kw) * H * W;
-                const int64_t woff = kw * dw - pw;
-                // valid w: 0 <= w*sw + woff < OW
-                int64_t lo, hi;
-                valid_range(woff, sw, OW, W, lo, hi);
-                for (int64_t h = 0; h < H; ++h) {
-                    const int64_t oh = h * sh - ph + kh * dh;
-                    if (oh < 0 || oh >= OH) continue;
-                    T* d = plane + oh * OW;
-                    const T* s = src + h * W;
-                    if (sw == 1) {
-                        for (int64_t w = lo; w < hi; ++w) d[w + woff] += s[w];
-                    } else {
-                        for (int64_t w = lo; w < hi; ++w) d[w * sw + woff] += s[w];
+    for (int64_t c = 0; c < C; ++c)  // each c owns its output plane: no races
+        col2im_plane_add(img + c * OH * OW, col + c * KH * KW * H * W, H * W, H, W, KH, KW, sh, sw, ph, pw, dh, dw,
+                         OH, OW);
+}
+
+// img_j = col2im of image j's columns for m images (image j at img + j*img_stride,
+// its columns [j*H*W, (j+1)*H*W) of col, whose rows are m*H*W long), each
+// image's C planes zeroed first.
+template <class T>
+void col2im_images(T* MITHRIL_K_RESTRICT img, int64_t img_stride, const T* MITHRIL_K_RESTRICT col, int64_t m,
+                   int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
+                   int64_t pw, int64_t dh, int64_t dw, int64_t OH, int64_t OW) {
+    const int64_t Q = m * H * W;
+    MITHRIL_K_PARFOR(m * C * KH * KW * H * W >= kParallelWork)
+    for (int64_t t = 0; t < m * C; ++t) {  // each (image, channel) owns its plane: no races
+        const int64_t j = t / C, c = t % C;
+        T* plane = img + j * img_stride + c * OH * OW;
+        std::fill(plane, plane + OH * OW, T(0));
+        col2im_plane_add(plane, col + c * KH * KW * Q + j * H * W, Q, H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW);
+    }
+}
+
+// Runs body(n, slot) for every image n < N, spread over at most `slots` OpenMP
+// threads: thread t of the team takes the images t, t + T, ... (T the team size)
+// and owns scratch slot t. Returns T (1 when run serially). gemm called from
+// body runs on the calling thread (see the top of this file).
+template <class F>
+int64_t for_images(int64_t N, int64_t slots, int64_t work, const F& body) {
+#ifdef _OPENMP
+    const int64_t want = std::min<int64_t>({slots, N, static_cast<int64_t>(omp_get_max_threads())});
+    if (want > 1 && work >= kParallelWork && !omp_in_parallel()) {
+        int64_t team = 1;
+#pragma omp parallel num_threads(static_cast<int>(want))
+        {
+            const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+            if (t == 0) team = T;
+            for (int64_t n = t; n < N; n += T) body(n, t);
+        }
+        return team;
+    }
+#else
+    (void)slots;
+    (void)work;
+#endif
+    for (int64_t n = 0; n < N; ++n) body(n, 0);
+    return 1;
+}
+
+// The plan of conv2d (out channels K, in channels C, kernel KH x KW, P output positions).
+inline ConvPlan conv2d_plan(ConvAlgo algo, int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW, int64_t groups,
+                            int64_t P) {
+    const int64_t R = C / groups * KH * KW;
+    return conv_plan(algo, N, K / groups, P, R, P, R * P);
+}
+
+}  // namespace detail
+
+namespace detail {
+// ---- Winograd F(2x2, 3x3) ----------------------------------------------------
+//
+// 3x3, stride 1, undilated, ungrouped convolutions with enough channels and
+// tiles (most of ResNet's: forward, the data gradient through the flipped
+// kernel, and the weight gradient) as Lavin & Gray's minimal filtering: per 2x2
+// output tile, Y = At [U . V] A with U = G g Gt (the 3x3 kernel to 4x4) and
+// V = Bt d B (the 4x4 input patch), summed over input channels: 16 gemms
+// U[xi] (K x C) * V[xi] (C x tiles), 16/36 of the multiplications of im2col +
+// gemm. The weight gradient is the adjoint: dU[xi] = sum over tiles of
+// (A dY At)[xi] V[xi]^T, dw = Gt dU G. The transforms only add and halve: on
+// ResNet-18's shapes the float32 error is 1-2x the direct sum's (about 5e-7
+// relative RMS against float64), and the train-step gradients of ResNet-18
+// come out closer to float64 than before (median 1.8e-3 vs 4.7e-3, PyTorch
+// float32 3.2e-3, train mode, batch 8).
+//   Bt = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//   G  = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+//   At = [1 1 1 0; 0 1 -1 -1]
+
+// Channels (in and out) a convolution needs for Winograd: fewer make thin gemms.
+inline constexpr int64_t kWinogradChannels = 16;
+// Tiles one gemm should get at least (images are batched until they do).
+inline constexpr int64_t kWinogradTiles = 256;
+
+// Images per chunk of conv2d's Winograd path, or 0 when it does not apply.
+inline int64_t winograd_images(ConvAlgo algo, int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW,
+                               int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w, int64_t groups,
+                               int64_t OH, int64_t OW) {
+    if (algo != ConvAlgo::Auto || KH != 3 || KW != 3 || stride_h != 1 || stride_w != 1 || dil_h != 1 || dil_w != 1 ||
+        groups != 1 || C < kWinogradChannels || K < kWinogradChannels || N <= 0 || OH <= 0 || OW <= 0)
+        return 0;
+    // Fewer tiles than one gemm's worth in all (ResNet's 7x7 stage at batch 8) do
+    // not pay for the weight transforms.
+    const int64_t tiles = ((OH + 1) / 2) * ((OW + 1) / 2);
+    if (N < (kWinogradTiles + tiles - 1) / tiles) return 0;  // N * tiles < kWinogradTiles, without overflow
+    return std::min(N, std::max<int64_t>(1, (kWinogradTiles + tiles - 1) / tiles));
+}
+
+// Scratch of the Winograd path for chunks of nb images: U, V and the products M.
+inline size_t winograd_scratch(int64_t C, int64_t K, int64_t nb, int64_t OH, int64_t OW) {
+    const int64_t tiles = ((OH + 1) / 2) * ((OW + 1) / 2);
+    return static_cast<size_t>(16 * (K * C + (C + K) * nb * tiles));
+}
+
+// U[xi][k][c] = (G g Gt)[xi] for weight [K, C, 3, 3], 16 input channels at a
+// time (their kernels transposed into lanes, so every step is a vector loop).
+template <class T>
+void winograd_weights(T* MITHRIL_K_RESTRICT U, const T* MITHRIL_K_RESTRICT weight, int64_t K, int64_t C) {
+    constexpr int64_t L = 16;
+    const int64_t blocks = (C + L - 1) / L;
+    MITHRIL_K_PARFOR(K * C * 16 >= kParallelWork)
+    for (int64_t t = 0; t < K * blocks; ++t) {
+        const int64_t k = t / blocks, c0 = (t % blocks) * L, n = std::min(L, C - c0);
+        alignas(64) T g[9][L], h[4][3][L];
+        for (int64_t q = 0; q < L; ++q)
+            for (int e = 0; e < 9; ++e) g[e][q] = q < n ? weight[(k * C + c0 + q) * 9 + e] : T(0);
+        for (int j = 0; j < 3; ++j)  // G g: the kernel's rows combined, per column j
+            for (int64_t q = 0; q < L; ++q) {
+                h[0][j][q] = g[j][q];
+                h[1][j][q] = T(0.5) * (g[j][q] + g[3 + j][q] + g[6 + j][q]);
+                h[2][j][q] = T(0.5) * (g[j][q] - g[3 + j][q] + g[6 + j][q]);
+                h[3][j][q] = g[6 + j][q];
+            }
+        for (int i = 0; i < 4; ++i) {  // (G g) Gt
+            T* u0 = U + ((i * 4 + 0) * K + k) * C + c0;
+            T* u1 = U + ((i * 4 + 1) * K + k) * C + c0;
+            T* u2 = U + ((i * 4 + 2) * K + k) * C + c0;
+            T* u3 = U + ((i * 4 + 3) * K + k) * C + c0;
+            for (int64_t q = 0; q < n; ++q) {
+                u0[q] = h[i][0][q];
+                u1[q] = T(0.5) * (h[i][0][q] + h[i][1][q] + h[i][2][q]);
+                u2[q] = T(0.5) * (h[i][0][q] - h[i][1][q] + h[i][2][q]);
+                u3[q] = h[i][2][q];
+            }
+        }
+    }
+}
+
+// V[xi][c][j*TH*TW + ty*TW + tx] = (Bt d B)[xi] for the 4x4 patch d at input
+// (2ty - ph, 2tx - pw) of channel c of image j (at in + j*img_stride), for m
+// images; rows of V are Tm = m*TH*TW long. Vectorized along a row of tiles: the
+// patch columns of tile tx are the even/odd input columns 2tx, 2tx+1, 2tx+2,
+// 2tx+3 (less pw), so deinterleaved rows make every step a contiguous loop.
+template <class T>
+void winograd_input(T* MITHRIL_K_RESTRICT V, const T* MITHRIL_K_RESTRICT in, int64_t img_stride, int64_t m, int64_t C,
+                    int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t TH, int64_t TW) {
+    const int64_t Tm = m * TH * TW;
+    constexpr int64_t B = 64;  // tiles per step
+    MITHRIL_K_PARFOR(m * C * H * W * 4 >= kParallelWork)
+    for (int64_t t = 0; t < m * C; ++t) {
+        const int64_t j = t / C, c = t % C;
+        const T* plane = in + j * img_stride + c * H * W;
+        T* Vc = V + c * Tm + j * TH * TW;
+        alignas(64) T E[B + 1], O[B + 1], R[4][4][B];
+        for (int64_t ty = 0; ty < TH; ++ty)
+            for (int64_t tx0 = 0; tx0 < TW; tx0 += B) {
+                const int64_t n = std::min(B, TW - tx0);
+                for (int i = 0; i < 4; ++i) {
+                    const int64_t ih = 2 * ty - ph + i;
+                    const bool row_in = ih >= 0 && ih < H;
+                    const T* row = plane + (row_in ? ih : 0) * W;
+                    const int64_t w0 = 2 * tx0 - pw;  // input column of E[0]
+                    for (int64_t q = 0; q <= n; ++q) {
+                        const int64_t we = w0 + 2 * q, wo = we + 1;
+                        E[q] = row_in && we >= 0 && we < W ? row[we] : T(0);
+                        O[q] = row_in && wo >= 0 && wo < W ? row[wo] : T(0);
+                    }
+                    for (int64_t q = 0; q < n; ++q) {  // d B, the patch row's four columns
+                        R[i][0][q] = E[q] - E[q + 1];
+                        R[i][1][q] = O[q] + E[q + 1];
+                        R[i][2][q] = E[q + 1] - O[q];
+                        R[i][3][q] = O[q] - O[q + 1];
+                    }
+                }
+                T* dst = Vc + ty * TW + tx0;
+                const int64_t xs = C * Tm;  // between xi planes
+                for (int x = 0; x < 4; ++x) {  // Bt (d B), column x
+                    T* d0 = dst + (0 * 4 + x) * xs;
+                    T* d1 = dst + (1 * 4 + x) * xs;
+                    T* d2 = dst + (2 * 4 + x) * xs;
+                    T* d3 = dst + (3 * 4 + x) * xs;
+                    for (int64_t q = 0; q < n; ++q) {
+                        d0[q] = R[0][x][q] - R[2][x][q];
+                        d1[q] = R[1][x][q] + R[2][x][q];
+                        d2[q] = R[2][x][q] - R[1][x][q];
+                        d3[q] = R[1][x][q] - R[3][x][q];
                     }
                 }
             }
     }
 }
 
+// out[j][k][2ty + r][2tx + s] = (At M A)[r][s] (+ bias[k]) for the tiles of m
+// images (image j at out + j*img_stride), dropping the row or column past an odd
+// output size.
+template <class T>
+void winograd_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MITHRIL_K_RESTRICT M,
+                     const T* MITHRIL_K_RESTRICT bias, int64_t m, int64_t K, int64_t OH, int64_t OW, int64_t TH,
+                     int64_t TW) {
+    const int64_t Tm = m * TH * TW;
+    constexpr int64_t B = 64;
+    MITHRIL_K_PARFOR(m * K * OH * OW * 4 >= kParallelWork)
+    for (int64_t t = 0; t < m * K; ++t) {
+        const int64_t j = t / K, k = t % K;
+        const T b = bias ? bias[k] : T(0);
+        const T* Mk = M + k * Tm + j * TH * TW;
+        T* plane = out + j * img_stride + k * OH * OW;
+        const int64_t xs = K * Tm;
+        alignas(64) T S[2][4][B], Y[2][2][B];
+        for (int64_t ty = 0; ty < TH; ++ty)
+            for (int64_t tx0 = 0; tx0 < TW; tx0 += B) {
+                const int64_t n = std::min(B, TW - tx0);
+                const T* src = Mk + ty * TW + tx0;
+                for (int x = 0; x < 4; ++x) {  // At M, column x
+                    const T* m0 = src + (0 * 4 + x) * xs;
+                    const T* m1 = src + (1 * 4 + x) * xs;
+                    const T* m2 = src + (2 * 4 + x) * xs;
+                    const T* m3 = src + (3 * 4 + x) * xs;
+                    for (int64_t q = 0; q < n; ++q) {
+                        S[0][x][q] = m0[q] + m1[q] + m2[q];
+                        S[1][x][q] = m1[q] - m2[q] - m3[q];
+                    }
+                }
+                for (int r = 0; r < 2; ++r)
+                    for (int64_t q = 0; q < n; ++q) {  // (At M) A
+                        Y[r][0][q] = S[r][0][q] + S[r][1][q] + S[r][2][q] + b;
+                        Y[r][1][q] = S[r][1][q] - S[r][2][q] - S[r][3][q] + b;
+                    }
+                for (int r = 0; r < 2; ++r) {
+                    const int64_t oh = 2 * ty + r;
+                    if (oh >= OH) break;
+                    T* row = plane + oh * OW + 2 * tx0;
+                    const int64_t full = std::min(n, (OW - 2 * tx0) / 2);  // tiles with both columns inside
+                    for (int64_t q = 0; q < full; ++q) {
+                        row[2 * q] = Y[r][0][q];
+                        row[2 * q + 1] = Y[r][1][q];
+                    }
+                    if (full < n) row[2 * full] = Y[r][0][full];  // the last tile of an odd width
+                }
+            }
+    }
+}
+
+// conv2d through Winograd F(2x2, 3x3) (winograd_images > 0), in chunks of nb images.
+template <class T>
+void conv2d_winograd(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
+                     const T* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                     int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, int64_t nb, T* MITHRIL_K_RESTRICT scratch) {
+    const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, tiles = TH * TW;
+    T* U = scratch;
+    T* V = U + 16 * K * C;
+    T* M = V + 16 * C * nb * tiles;
+    winograd_weights(U, weight, K, C);
+    for (int64_t n0 = 0; n0 < N; n0 += nb) {
+        const int64_t m = std::min(nb, N - n0), Tm = m * tiles;
+        winograd_input(V, in + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
+        for (int64_t xi = 0; xi < 16; ++xi)
+            gemm(Transpose::No, Transpose::No, K, Tm, C, T(1), U + xi * K * C, C, V + xi * C * Tm, Tm, T(0),
+                 M + xi * K * Tm, Tm);
+        winograd_output(out + n0 * K * OH * OW, K * OH * OW, M, bias, m, K, OH, OW, TH, TW);
+    }
+}
+
+// The adjoint of winograd_output: dM[xi][k][j*TH*TW + ty*TW + tx] = (A dY At)[xi]
+// for the 2x2 output gradient dY of tile (ty, tx) of channel k of image j (0 past
+// an odd output size).
+template <class T>
+void winograd_output_adjoint(T* MITHRIL_K_RESTRICT dM, const T* MITHRIL_K_RESTRICT dy, int64_t img_stride, int64_t m,
+                             int64_t K, int64_t OH, int64_t OW, int64_t TH, int64_t TW) {
+    const int64_t Tm = m * TH * TW;
+    constexpr int64_t B = 64;
+    MITHRIL_K_PARFOR(m * K * OH * OW * 4 >= kParallelWork)
+    for (int64_t t = 0; t < m * K; ++t) {
+        const int64_t j = t / K, k = t % K;
+        const T* plane = dy + j * img_stride + k * OH * OW;
+        T* dst0 = dM + k * Tm + j * TH * TW;
+        const int64_t xs = K * Tm;
+        alignas(64) T Y[2][2][B], P[4][2][B];
+        for (int64_t ty = 0; ty < TH; ++ty)
+            for (int64_t tx0 = 0; tx0 < TW; tx0 += B) {
+                const int64_t n = std::min(B, TW - tx0);
+                for (int r = 0; r < 2; ++r) {
+                    const int64_t oh = 2 * ty + r;
+                    const T* row = plane + (oh < OH ? oh : 0) * OW;
+                    for (int64_t q = 0; q < n; ++q) {
+                        const int64_t w = 2 * (tx0 + q);
+                        Y[r][0][q] = oh < OH ? row[w] : T(0);  // w < OW always
+                        Y[r][1][q] = oh < OH && w + 1 < OW ? row[w + 1] : T(0);
+                    }
+                }
+                for (int s = 0; s < 2; ++s)
+                    for (int64_t q = 0; q < n; ++q) {  // A dY, column s
+                        P[0][s][q] = Y[0][s][q];
+                        P[1][s][q] = Y[0][s][q] + Y[1][s][q];
+                        P[2][s][q] = Y[0][s][q] - Y[1][s][q];
+                        P[3][s][q] = -Y[1][s][q];
+                    }
+                T* dst = dst0 + ty * TW + tx0;
+                for (int i = 0; i < 4; ++i) {  // (A dY) At, row i
+                    T* d0 = dst + (i * 4 + 0) * xs;
+                    T* d1 = dst + (i * 4 + 1) * xs;
+                    T* d2 = dst + (i * 4 + 2) * xs;
+                    T* d3 = dst + (i * 4 + 3) * xs;
+                    for (int64_t q = 0; q < n; ++q) {
+                        d0[q] = P[i][0][q];
+                        d1[q] = P[i][0][q] + P[i][1][q];
+                        d2[q] = P[i][0][q] - P[i][1][q];
+                        d3[q] = -P[i][1][q];
+                    }
+                }
+            }
+    }
+}
+
+// The adjoint of winograd_weights: dw[k][c] = Gt dU[.][k][c] G (4x4 to 3x3).
+template <class T>
+void winograd_weights_adjoint(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_RESTRICT dU, int64_t K, int64_t C) {
+    constexpr int64_t L = 16;
+    const int64_t blocks = (C + L - 1) / L;
+    MITHRIL_K_PARFOR(K * C * 16 >= kParallelWork)
+    for (int64_t t = 0; t < K * blocks; ++t) {
+        const int64_t k = t / blocks, c0 = (t % blocks) * L, n = std::min(L, C - c0);
+        alignas(64) T u[16][L], h[3][4][L], g[9][L];
+        for (int xi = 0; xi < 16; ++xi)
+            for (int64_t q = 0; q < L; ++q) u[xi][q] = q < n ? dU[(xi * K + k) * C + c0 + q] : T(0);
+        for (int j = 0; j < 4; ++j)  // Gt dU, per column j
+            for (int64_t q = 0; q < L; ++q) {
+                const T a = u[j][q], b = u[4 + j][q], c = u[8 + j][q], d = u[12 + j][q];
+                h[0][j][q] = a + T(0.5) * (b + c);
+                h[1][j][q] = T(0.5) * (b - c);
+                h[2][j][q] = T(0.5) * (b + c) + d;
+            }
+        for (int i = 0; i < 3; ++i)  // (Gt dU) G
+            for (int64_t q = 0; q < L; ++q) {
+                const T a = h[i][0][q], b = h[i][1][q], c = h[i][2][q], d = h[i][3][q];
+                g[i * 3 + 0][q] = a + T(0.5) * (b + c);
+                g[i * 3 + 1][q] = T(0.5) * (b - c);
+                g[i * 3 + 2][q] = T(0.5) * (b + c) + d;
+            }
+        for (int64_t q = 0; q < n; ++q)
+            for (int e = 0; e < 9; ++e) dw[(k * C + c0 + q) * 9 + e] = g[e][q];
+    }
+}
+
+// conv2d_grad_weight through Winograd (winograd_images > 0 for its geometry):
+// dU[xi] = sum over tiles of dM[xi] V[xi]^T, one gemm per xi and chunk of images.
+template <class T>
+void conv2d_grad_weight_winograd(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_RESTRICT dy,
+                                 const T* MITHRIL_K_RESTRICT x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                                 int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, int64_t nb,
+                                 T* MITHRIL_K_RESTRICT scratch) {
+    const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, tiles = TH * TW;
+    T* dU = scratch;
+    T* V = dU + 16 * K * C;
+    T* dM = V + 16 * C * nb * tiles;
+    for (int64_t n0 = 0; n0 < N; n0 += nb) {
+        const int64_t m = std::min(nb, N - n0), Tm = m * tiles;
+        winograd_input(V, x + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
+        winograd_output_adjoint(dM, dy + n0 * K * OH * OW, K * OH * OW, m, K, OH, OW, TH, TW);
+        for (int64_t xi = 0; xi < 16; ++xi)
+            gemm(Transpose::No, Transpose::Yes, K, C, Tm, T(1), dM + xi * K * Tm, Tm, V + xi * C * Tm, Tm,
+                 n0 == 0 ? T(0) : T(1), dU + xi * K * C, C);
+    }
+    winograd_weights_adjoint(dw, dU, K, C);
+}
+
+// conv2d's scratch for an input of H x W (a 1x1 kernel over an input of another
+// size than the output, as the backward pass asks for, still needs columns).
+inline size_t conv2d_scratch_sized(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h,
+                                   int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t groups, int64_t OH,
+                                   int64_t OW, int64_t N, int64_t K, ConvAlgo algo, int64_t dil_h, int64_t dil_w) {
+    if (const int64_t nb = winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW))
+        return winograd_scratch(C, K, nb, OH, OW);
+    const bool pointwise = conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
+    const int64_t R = C / groups * KH * KW, P = OH * OW;
+    const ConvPlan plan = conv2d_plan(algo, N, C, K, KH, KW, groups, P);
+    if (plan.mode == ConvPlan::Batched) return static_cast<size_t>((R + K / groups) * plan.images * P);
+    if (pointwise) return 0;
+    return static_cast<size_t>(plan.images * R * P);
+}
 }  // namespace detail
 
-// Scratch elements conv2d needs: (C/groups)*KH*KW*OH*OW, or 0 for a pointwise
-// (1x1, stride 1, no padding) convolution.
+// Scratch elements conv2d needs. ConvAlgo::PerImage: (C/groups)*KH*KW*OH*OW, or
+// 0 for a pointwise (1x1, stride 1, no padding) convolution. Auto: per the plan
+// (see conv_plan), K being the output channels.
 inline size_t conv2d_scratch(int64_t C, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h,
-                             int64_t pad_w, int64_t groups, int64_t OH, int64_t OW) {
-    if (detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w)) return 0;
-    return static_cast<size_t>(C / groups * KH * KW * OH * OW);
+                             int64_t pad_w, int64_t groups, int64_t OH, int64_t OW, int64_t N = 1, int64_t K = 0,
+                             ConvAlgo algo = ConvAlgo::PerImage, int64_t dil_h = 1, int64_t dil_w = 1) {
+    // A forward convolution's output has the input's size when it is pointwise.
+    return detail::conv2d_scratch_sized(C, OH, OW, KH, KW, stride_h, stride_w, pad_h, pad_w, groups, OH, OW, N, K,
+                                        algo, dil_h, dil_w);
 }
 
 // torch.nn.functional.conv2d(in, weight, bias, stride, padding, dilation, groups).
 // in [N, C, H, W], weight [K, C/groups, KH, KW], bias [K] or null,
 // out [N, K, OH, OW] with OH = (H + 2*pad_h - dil_h*(KH-1) - 1)/stride_h + 1
-// (given by the caller). scratch: conv2d_scratch(...) elements.
-// Per (image, group): im2col into scratch, then one gemm
-// out_g[K/g, OH*OW] = weight_g[K/g, C/g*KH*KW] * col[C/g*KH*KW, OH*OW].
+// (given by the caller). scratch: conv2d_scratch(..., N, K, algo) elements.
+// Per image and group: im2col into scratch (none for a pointwise convolution),
+// then one gemm out_g[K/g, OH*OW] = weight_g[K/g, C/g*KH*KW] * col[C/g*KH*KW, OH*OW];
+// images spread over threads or batched per gemm as the plan says.
 template <class T>
 void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
             const opt<T>* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
             int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
-            int64_t dil_w, int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch) {
+            int64_t dil_w, int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch,
+            ConvAlgo algo = ConvAlgo::PerImage) {
     const int64_t Cg = C / groups, Kg = K / groups, P = OH * OW, R = Cg * KH * KW;
     // The size check matters when the backward pass calls this with an explicit output size.
     const bool pointwise =
         detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
-    for (int64_t n = 0; n < N; ++n) {
+    if (const int64_t wb = detail::winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups,
+                                                   OH, OW)) {
+        detail::conv2d_winograd(out, in, weight, static_cast<const T*>(bias), N, C, H, W, K, pad_h, pad_w, OH, OW, wb,
+                                scratch);
+        return;
+    }
+    const ConvPlan plan = detail::conv2d_plan(algo, N, C, K, KH, KW, groups, P);
+    if (plan.mode == ConvPlan::Batched) {
+        const int64_t nb = plan.images;
+        T* col = scratch;
+        T* res = scratch + R * nb * P;
+        for (int64_t n0 = 0; n0 < N; n0 += nb) {
+            const int64_t m = std::min(nb, N - n0), Q = m * P;
+            for (int64_t g = 0; g < groups; ++g) {
+                const T* img = in + (n0 * C + g * Cg) * H * W;
+                if (pointwise) detail::pack_images(col, img, C * H * W, m, Cg, P);
+                else
+                    detail::im2col_images(col, img, C * H * W, m, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                          dil_h, dil_w, OH, OW);
+                gemm(Transpose::No, Transpose::No, Kg, Q, R, T(1), weight + g * Kg * R, R, col, Q, T(0), res, Q);
+                detail::unpack_images(out + (n0 * K + g * Kg) * P, K * P, res, bias ? bias + g * Kg : nullptr, m, Kg,
+                                      P);
+            }
+        }
+        return;
+    }
+    // One image: im2col into `slot` (serially, as it runs on one thread of the
+    // image loop, or with its own OpenMP loop when `inner` says the images run serially).
+    auto image = [&](int64_t n, T* slot, bool inner) {
         for (int64_t g = 0; g < groups; ++g) {
             const T* img = in + (n * C + g * Cg) * H * W;
             const T* col = img;
             if (!pointwise) {
-                detail::im2col(scratch, img, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH,
-                               OW);
-                col = scratch;
+                if (inner) {
+                    detail::im2col(slot, img, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH,
+                                   OW);
+                } else {
+                    for (int64_t r = 0; r < R; ++r)
+                        detail::im2col_row(slot + r * P, img, r, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                           dil_h, dil_w, OH, OW);
+                }
+                col = slot;
             }
             T* dst = out + (n * K + g * Kg) * P;
             if (R == 0) {
@@ -130,19 +718,31 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
         }
         if (bias) {
             T* o = out + n * K * P;
-            MITHRIL_K_PARFOR(K * P >= kParallelWork)
-            for (int64_t kk = 0; kk < K; ++kk) {
+            auto add = [&](int64_t kk) {
                 const T b = bias[kk];
                 T* row = o + kk * P;
                 for (int64_t p = 0; p < P; ++p) row[p] += b;
+            };
+            if (inner) {
+                MITHRIL_K_PARFOR(K * P >= kParallelWork)
+                for (int64_t kk = 0; kk < K; ++kk) add(kk);
+            } else {
+                for (int64_t kk = 0; kk < K; ++kk) add(kk);
             }
         }
+    };
+    if (plan.mode == ConvPlan::Images) {
+        detail::for_images(N, plan.images, N * K * P * std::max<int64_t>(R, 1),
+                           [&](int64_t n, int64_t slot) { image(n, scratch + (pointwise ? 0 : slot * R * P), false); });
+        return;
     }
+    for (int64_t n = 0; n < N; ++n) image(n, scratch, true);
 }
 
 // Scratch elements conv1d needs.
-inline size_t conv1d_scratch(int64_t C, int64_t KL, int64_t stride, int64_t pad, int64_t groups, int64_t OL) {
-    return conv2d_scratch(C, 1, KL, 1, stride, 0, pad, groups, 1, OL);
+inline size_t conv1d_scratch(int64_t C, int64_t KL, int64_t stride, int64_t pad, int64_t groups, int64_t OL,
+                             int64_t N = 1, int64_t K = 0, ConvAlgo algo = ConvAlgo::PerImage) {
+    return conv2d_scratch(C, 1, KL, 1, stride, 0, pad, groups, 1, OL, N, K, algo);
 }
 
 // torch.nn.functional.conv1d: in [N, C, L], weight [K, C/groups, KL],
@@ -150,8 +750,9 @@ inline size_t conv1d_scratch(int64_t C, int64_t KL, int64_t stride, int64_t pad,
 template <class T>
 void conv1d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
             const opt<T>* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t L, int64_t K, int64_t KL,
-            int64_t stride, int64_t pad, int64_t dil, int64_t groups, int64_t OL, T* MITHRIL_K_RESTRICT scratch) {
-    conv2d(out, in, weight, bias, N, C, 1, L, K, 1, KL, 1, stride, 0, pad, 1, dil, groups, 1, OL, scratch);
+            int64_t stride, int64_t pad, int64_t dil, int64_t groups, int64_t OL, T* MITHRIL_K_RESTRICT scratch,
+            ConvAlgo algo = ConvAlgo::PerImage) {
+    conv2d(out, in, weight, bias, N, C, 1, L, K, 1, KL, 1, stride, 0, pad, 1, dil, groups, 1, OL, scratch, algo);
 }
 
 // Scratch elements conv_transpose2d needs: (K/groups)*KH*KW*H*W (none is used
@@ -218,56 +819,239 @@ void conv_transpose1d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in,
 // y [N, K, OH, OW]. The data gradient of a convolution is a transposed
 // convolution of dy and the other way round, so those reuse the forward kernels
 // with the output size given explicitly (a transposed convolution's output size
-// is ambiguous by output_padding).
+// is ambiguous by output_padding). `algo` as conv2d's: PerImage keeps the
+// per-image algorithms (and their scratch), which the generated code uses when
+// sizes are known at run time only.
 
-// dx of conv2d: dx = conv_transpose2d(dy, weight) of size H x W (per image and
-// group: col = weight_g^T dy_g, one gemm, then col2im). scratch: conv2d_scratch(...).
+// True when conv2d_grad_input computes dx as a forward convolution of dy with
+// the flipped, transposed kernel (ConvAlgo::Auto, stride 1, and dx no larger than
+// dy, as in a "same" convolution: then that convolution does no more work than
+// gemm + col2im, and im2col's gathers are cheaper than col2im's scattered adds;
+// and at least 16 channels per group in x: the rows of that convolution's gemm).
+inline bool conv2d_grad_input_flipped(ConvAlgo algo, int64_t C, int64_t groups, int64_t stride_h, int64_t stride_w,
+                                      int64_t H, int64_t W, int64_t OH, int64_t OW) {
+    return algo == ConvAlgo::Auto && C / groups >= 16 && stride_h == 1 && stride_w == 1 && H * W <= OH * OW;
+}
+
+namespace detail {
+// The plan of conv2d_grad_input's gemm + col2im: col[C/g*KH*KW, OH*OW] = weight_g^T dy_g.
+inline ConvPlan conv2d_grad_input_plan(ConvAlgo algo, int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW,
+                                       int64_t groups, int64_t OH, int64_t OW) {
+    const int64_t R = C / groups * KH * KW;
+    return conv_plan(algo, N, R, OH * OW, K / groups, OH * OW, R * OH * OW);
+}
+}  // namespace detail
+
+// Scratch elements conv2d_grad_input needs (x of N x C x H x W, dy of N x K x OH x OW).
+inline size_t conv2d_grad_input_scratch(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
+                                        int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                                        int64_t dil_h, int64_t dil_w, int64_t groups, int64_t OH, int64_t OW,
+                                        ConvAlgo algo = ConvAlgo::PerImage) {
+    const int64_t Cg = C / groups, Kg = K / groups, R = Cg * KH * KW, P = OH * OW;
+    if (conv2d_grad_input_flipped(algo, C, groups, stride_h, stride_w, H, W, OH, OW))  // flipped weight, dy -> dx
+        return static_cast<size_t>(K * R) +
+               detail::conv2d_scratch_sized(K, OH, OW, KH, KW, 1, 1, (KH - 1) * dil_h - pad_h,
+                                            (KW - 1) * dil_w - pad_w, groups, H, W, N, C, algo, dil_h, dil_w);
+    const ConvPlan plan = detail::conv2d_grad_input_plan(algo, N, C, K, KH, KW, groups, OH, OW);
+    if (plan.mode == ConvPlan::Batched) return static_cast<size_t>((R + Kg) * plan.images * P);
+    if (detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && H == OH && W == OW) return 0;
+    return static_cast<size_t>(plan.images * R * P);
+}
+
+// dx of conv2d. Flipped (conv2d_grad_input_flipped): dx = conv2d(dy, weight')
+// with weight'[c, k, kh, kw] = weight[k, c, KH-1-kh, KW-1-kw] (per group, made in
+// scratch) and padding dil*(K-1) - pad. Otherwise dx = conv_transpose2d(dy,
+// weight) of size H x W: col = weight_g^T dy_g (a gemm), then col2im, per image
+// (spread over threads) or per group of images. scratch: conv2d_grad_input_scratch(...).
 template <class T>
 void conv2d_grad_input(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT weight,
                        int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                        int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
-                       int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch) {
-    conv_transpose2d(dx, dy, weight, nullptr, N, K, OH, OW, C, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
-                     groups, H, W, scratch);
+                       int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch,
+                       ConvAlgo algo = ConvAlgo::PerImage) {
+    const int64_t Cg = C / groups, Kg = K / groups, R = Cg * KH * KW, P = OH * OW;
+    if (conv2d_grad_input_flipped(algo, C, groups, stride_h, stride_w, H, W, OH, OW)) {
+        T* wf = scratch;
+        const int64_t taps = KH * KW;
+        MITHRIL_K_PARFOR(K * R >= kParallelWork)
+        for (int64_t t = 0; t < C * Kg; ++t) {  // wf[g*Cg + c][k][i] = weight[g*Kg + k][c][taps-1-i]
+            const int64_t c_all = t / Kg, k = t % Kg, g = c_all / Cg, c = c_all % Cg;
+            const T* src = weight + ((g * Kg + k) * Cg + c) * taps;
+            T* dst = wf + (c_all * Kg + k) * taps;
+            for (int64_t i = 0; i < taps; ++i) dst[i] = src[taps - 1 - i];
+        }
+        conv2d(dx, dy, wf, nullptr, N, K, OH, OW, C, KH, KW, 1, 1, dil_h * (KH - 1) - pad_h, dil_w * (KW - 1) - pad_w,
+               dil_h, dil_w, groups, H, W, scratch + K * R, algo);
+        return;
+    }
+    const ConvPlan plan = detail::conv2d_grad_input_plan(algo, N, C, K, KH, KW, groups, OH, OW);
+    if (plan.mode == ConvPlan::PerImage || R == 0 || Kg == 0 || P == 0) {
+        conv_transpose2d(dx, dy, weight, nullptr, N, K, OH, OW, C, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h,
+                         dil_w, groups, H, W, scratch);
+        return;
+    }
+    const bool pointwise =
+        detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
+    if (plan.mode == ConvPlan::Images) {
+        detail::for_images(N, plan.images, N * C * H * W * Kg, [&](int64_t n, int64_t slot) {
+            T* col = scratch + slot * R * P;
+            for (int64_t g = 0; g < groups; ++g) {
+                const T* d = dy + (n * K + g * Kg) * P;
+                T* img = dx + (n * C + g * Cg) * H * W;
+                if (pointwise) {  // the gemm writes dx directly
+                    gemm(Transpose::Yes, Transpose::No, Cg, P, Kg, T(1), weight + g * Kg * R, R, d, P, T(0), img, P);
+                    continue;
+                }
+                gemm(Transpose::Yes, Transpose::No, R, P, Kg, T(1), weight + g * Kg * R, R, d, P, T(0), col, P);
+                std::fill(img, img + Cg * H * W, T(0));
+                for (int64_t c = 0; c < Cg; ++c)
+                    detail::col2im_plane_add(img + c * H * W, col + c * KH * KW * P, P, OH, OW, KH, KW, stride_h,
+                                             stride_w, pad_h, pad_w, dil_h, dil_w, H, W);
+            }
+        });
+        return;
+    }
+    const int64_t nb = plan.images;
+    T* col = scratch;
+    T* dyp = scratch + R * nb * P;
+    for (int64_t n0 = 0; n0 < N; n0 += nb) {
+        const int64_t m = std::min(nb, N - n0), Q = m * P;
+        for (int64_t g = 0; g < groups; ++g) {
+            detail::pack_images(dyp, dy + (n0 * K + g * Kg) * P, K * P, m, Kg, P);
+            gemm(Transpose::Yes, Transpose::No, R, Q, Kg, T(1), weight + g * Kg * R, R, dyp, Q, T(0), col, Q);
+            detail::col2im_images(dx + (n0 * C + g * Cg) * H * W, C * H * W, col, m, Cg, OH, OW, KH, KW, stride_h,
+                                  stride_w, pad_h, pad_w, dil_h, dil_w, H, W);
+        }
+    }
+}
+
+// Scratch elements conv_transpose2d_grad_input needs (x [N, C, H, W] -> y [N, K, OH, OW]
+// of the transposed convolution, weight [C, K/groups, KH, KW]).
+inline size_t conv_transpose2d_grad_input_scratch(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
+                                                  int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                                  int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t groups,
+                                                  int64_t OH, int64_t OW, ConvAlgo algo = ConvAlgo::PerImage) {
+    return detail::conv2d_scratch_sized(K, OH, OW, KH, KW, stride_h, stride_w, pad_h, pad_w, groups, H, W, N, C,
+                                        algo, dil_h, dil_w);
 }
 
 // dx of conv_transpose2d (x [N, C, H, W] -> y [N, K, OH, OW], weight [C, K/groups,
-// KH, KW]): dx = conv2d(dy, weight) of size H x W. scratch: (K/groups)*KH*KW*H*W.
+// KH, KW]): dx = conv2d(dy, weight) of size H x W.
+// scratch: conv_transpose2d_grad_input_scratch(...).
 template <class T>
 void conv_transpose2d_grad_input(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy,
                                  const T* MITHRIL_K_RESTRICT weight, int64_t N, int64_t C, int64_t H, int64_t W,
                                  int64_t K, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h,
                                  int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t groups, int64_t OH, int64_t OW,
-                                 T* MITHRIL_K_RESTRICT scratch) {
+                                 T* MITHRIL_K_RESTRICT scratch, ConvAlgo algo = ConvAlgo::PerImage) {
     conv2d(dx, dy, weight, nullptr, N, K, OH, OW, C, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, H,
-           W, scratch);
+           W, scratch, algo);
 }
 
-// Scratch elements conv2d_grad_weight needs: (C/groups)*KH*KW*OH*OW, or 0 when
-// the columns are x itself (1x1, stride 1, no padding, OH == H, OW == W).
+namespace detail {
+// The plan of conv2d_grad_weight: dw_g[K/g, C/g*KH*KW] += dy_g[K/g, OH*OW] col^T.
+inline ConvPlan conv2d_grad_weight_plan(ConvAlgo algo, int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW,
+                                        int64_t groups, int64_t OH, int64_t OW) {
+    const int64_t R = C / groups * KH * KW;
+    return conv_plan(algo, N, K / groups, R, OH * OW, OH * OW, R * OH * OW);
+}
+}  // namespace detail
+
+// Scratch elements conv2d_grad_weight needs (K: dy's channels). PerImage:
+// (C/groups)*KH*KW*OH*OW, or 0 when the columns are x itself (1x1, stride 1, no
+// padding, OH == H, OW == W); Auto: per the plan, with one weight-sized partial
+// sum per slot when the images are spread over threads.
 inline size_t conv2d_grad_weight_scratch(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h,
                                          int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t groups, int64_t OH,
-                                         int64_t OW) {
-    if (detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W) return 0;
-    return static_cast<size_t>(C / groups * KH * KW * OH * OW);
+                                         int64_t OW, int64_t N = 1, int64_t K = 0,
+                                         ConvAlgo algo = ConvAlgo::PerImage, int64_t dil_h = 1, int64_t dil_w = 1) {
+    const int64_t R = C / groups * KH * KW, P = OH * OW;
+    const bool pointwise = detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
+    if (const int64_t nb = detail::winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups,
+                                                   OH, OW))
+        return detail::winograd_scratch(C, K, nb, OH, OW);
+    const ConvPlan plan = detail::conv2d_grad_weight_plan(algo, N, C, K, KH, KW, groups, OH, OW);
+    if (plan.mode == ConvPlan::Batched) return static_cast<size_t>((R + K / groups) * plan.images * P);
+    if (plan.mode == ConvPlan::Images) return static_cast<size_t>(plan.images * ((pointwise ? 0 : R * P) + K * R));
+    if (pointwise) return 0;
+    return static_cast<size_t>(R * P);
 }
 
 // dweight of conv2d: dw_g[K/g, C/g*KH*KW] = sum over images of dy_g[K/g, OH*OW] *
-// col_g^T with col_g = im2col(x_g) (one gemm per image and group, accumulating
-// with beta = 1). OH, OW are given, so the same kernel is conv_transpose2d's
-// weight gradient with the roles swapped: there dy is the transposed
-// convolution's input and x the gradient of its output (its weight [C, K/g, ...]
-// has conv2d's layout in those names). scratch: conv2d_grad_weight_scratch(...).
+// col_g^T with col_g = im2col(x_g). PerImage: one gemm per image and group,
+// accumulating with beta = 1. Auto: images spread over threads, each thread
+// summing its images into its own partial (then added up in thread order:
+// deterministic for a given thread count), or one gemm per group of images.
+// OH, OW are given, so the same kernel is conv_transpose2d's weight gradient
+// with the roles swapped: there dy is the transposed convolution's input and x
+// the gradient of its output (its weight [C, K/g, ...] has conv2d's layout in
+// those names). scratch: conv2d_grad_weight_scratch(...).
 template <class T>
 void conv2d_grad_weight(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
                         int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                         int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
-                        int64_t dil_w, int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch) {
+                        int64_t dil_w, int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch,
+                        ConvAlgo algo = ConvAlgo::PerImage) {
     const int64_t Cg = C / groups, Kg = K / groups, P = OH * OW, R = Cg * KH * KW;
     const bool pointwise =
         detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
     if (N == 0 || P == 0 || R == 0 || Kg == 0) {
         for (int64_t i = 0; i < K * R; ++i) dw[i] = T(0);
+        return;
+    }
+    if (const int64_t wb = detail::winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups,
+                                                   OH, OW)) {
+        detail::conv2d_grad_weight_winograd(dw, dy, x, N, C, H, W, K, pad_h, pad_w, OH, OW, wb, scratch);
+        return;
+    }
+    const ConvPlan plan = detail::conv2d_grad_weight_plan(algo, N, C, K, KH, KW, groups, OH, OW);
+    if (plan.mode == ConvPlan::Batched) {
+        const int64_t nb = plan.images;
+        T* col = scratch;
+        T* dyp = scratch + R * nb * P;
+        for (int64_t n0 = 0; n0 < N; n0 += nb) {
+            const int64_t m = std::min(nb, N - n0), Q = m * P;
+            for (int64_t g = 0; g < groups; ++g) {
+                const T* img = x + (n0 * C + g * Cg) * H * W;
+                if (pointwise) detail::pack_images(col, img, C * H * W, m, Cg, P);
+                else
+                    detail::im2col_images(col, img, C * H * W, m, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                          dil_h, dil_w, OH, OW);
+                detail::pack_images(dyp, dy + (n0 * K + g * Kg) * P, K * P, m, Kg, P);
+                gemm(Transpose::No, Transpose::Yes, Kg, R, Q, T(1), dyp, Q, col, Q, n0 == 0 ? T(0) : T(1),
+                     dw + g * Kg * R, R);
+            }
+        }
+        return;
+    }
+    if (plan.mode == ConvPlan::Images) {
+        // Slot s: its partial dw (K*R) first, then its columns (R*P).
+        const int64_t slot_elems = K * R + (pointwise ? 0 : R * P);
+        bool first[kConvImageSlots];
+        for (auto& f : first) f = true;
+        const int64_t team = detail::for_images(N, plan.images, N * K * R * P, [&](int64_t n, int64_t slot) {
+            T* part = scratch + slot * slot_elems;
+            T* col = part + K * R;
+            for (int64_t g = 0; g < groups; ++g) {
+                const T* img = x + (n * C + g * Cg) * H * W;
+                const T* cols = img;
+                if (!pointwise) {
+                    for (int64_t r = 0; r < R; ++r)
+                        detail::im2col_row(col + r * P, img, r, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h,
+                                           dil_w, OH, OW);
+                    cols = col;
+                }
+                gemm(Transpose::No, Transpose::Yes, Kg, R, P, T(1), dy + (n * K + g * Kg) * P, P, cols, P,
+                     first[slot] ? T(0) : T(1), part + g * Kg * R, R);
+            }
+            first[slot] = false;
+        });
+        MITHRIL_K_PARFOR(team * K * R >= kParallelWork)
+        for (int64_t i = 0; i < K * R; ++i) {
+            T s = scratch[i];
+            for (int64_t t = 1; t < team; ++t) s += scratch[t * slot_elems + i];
+            dw[i] = s;
+        }
         return;
     }
     for (int64_t n = 0; n < N; ++n)

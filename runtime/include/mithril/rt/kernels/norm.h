@@ -375,23 +375,29 @@ void batch_norm_training_backward(opt<T>* MITHRIL_K_RESTRICT dx_or_null, opt<T>*
         A s = 0;
         for (int64_t n = 0; n < N; ++n) s += sum_contig(x + (n * C + c) * HW, HW);
         const A mean = s / static_cast<A>(count);
+        // The variance and dy_sums' two sums in one pass over x and dy (the same
+        // four lanes and tail as the separate loops, so the same roundings).
         A ss = 0, s_dy = 0, s_dyx = 0;
         for (int64_t n = 0; n < N; ++n) {
             const T* xc = x + (n * C + c) * HW;
-            A lane[4] = {0, 0, 0, 0};
+            const T* gc = dy + (n * C + c) * HW;
+            A lane[4] = {0, 0, 0, 0}, ga[4] = {0, 0, 0, 0}, gb[4] = {0, 0, 0, 0};
             int64_t i = 0;
             for (; i + 4 <= HW; i += 4)
                 for (int j = 0; j < 4; ++j) {
-                    const A d = static_cast<A>(xc[i + j]) - mean;
+                    const A d = static_cast<A>(xc[i + j]) - mean, g = static_cast<A>(gc[i + j]);
                     lane[j] += d * d;
+                    ga[j] += g;
+                    gb[j] += g * d;
                 }
             ss += (lane[0] + lane[1]) + (lane[2] + lane[3]);
+            A b = (ga[0] + ga[1]) + (ga[2] + ga[3]), a = (gb[0] + gb[1]) + (gb[2] + gb[3]);
             for (; i < HW; ++i) {
-                const A d = static_cast<A>(xc[i]) - mean;
+                const A d = static_cast<A>(xc[i]) - mean, g = static_cast<A>(gc[i]);
                 ss += d * d;
+                b += g;
+                a += g * d;
             }
-            A b, a;
-            detail::dy_sums<T>(dy + (n * C + c) * HW, xc, nullptr, HW, mean, b, a);
             s_dy += b;
             s_dyx += a;
         }

@@ -15,63 +15,232 @@ namespace mithril::rt::k {
 // (int64, same shape as out) receives the flat h*W + w of the max within its
 // plane, as PyTorch. Padding never wins; NaN propagates (first NaN wins).
 namespace detail {
-// One window walk for both variants: values only (a branch-free select the
-// compiler keeps in registers) or values and argmax indices. NaN sticks once seen
-// in both: v > NaN and NaN != NaN are false for any later v.
-// The common case: no padding, no dilation, every window inside the input (a
-// 2x2/stride-2 pool): no clamping per output, constant-stride reads.
+// The window walks shared by max pooling and its gradient. NaN sticks once seen:
+// v > NaN and NaN != NaN are false for any later v. Elements are visited in
+// row-major window order and only a strictly larger value (or a first NaN)
+// replaces the running maximum, so ties keep the first one, as PyTorch.
+
+// The outputs along one axis whose windows lie inside the input: [lo, hi).
+struct PoolInside {
+    int64_t lo, hi;
+    PoolInside(int64_t size, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t out) {
+        lo = std::min(out, (pad + stride - 1) / stride);
+        const int64_t last = size - 1 - (k - 1) * dil + pad;  // the last window start that fits, plus pad
+        hi = std::max(lo, last < 0 ? int64_t{0} : std::min(out, last / stride + 1));
+    }
+};
+
+// The general walk of one window clipped to the input (window start (hs, ws)
+// before clipping): its maximum and the plane index h*W + w of the first maximum
+// (the first element in the window when none is above -inf). Returns false when
+// the window holds no element.
 template <class T>
-void max_pool2d_inside(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t planes, int64_t H, int64_t W,
-                       int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w, int64_t OH, int64_t OW) {
-    MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
-    for (int64_t pl = 0; pl < planes; ++pl) {
-        const T* x = in + pl * H * W;
-        T* y = out + pl * OH * OW;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-            T* yr = y + oh * OW;
-            for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = neg_inf<T>();
-            for (int64_t kh = 0; kh < KH; ++kh) {
-                const T* xr = x + (oh * stride_h + kh) * W;
-                for (int64_t kw = 0; kw < KW; ++kw)
-                    for (int64_t ow = 0; ow < OW; ++ow) {
-                        const T v = xr[ow * stride_w + kw];
-                        const T b = yr[ow];
-                        yr[ow] = (v > b || v != v) && b == b ? v : b;  // NaN sticks, as below
-                    }
+inline bool max_window_clipped(const T* MITHRIL_K_RESTRICT x, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                               int64_t hs, int64_t ws, int64_t dil_h, int64_t dil_w, T& best, int64_t& best_i) {
+    int64_t h0 = hs, w0 = ws;
+    const int64_t h1 = std::min(h0 + (KH - 1) * dil_h + 1, H), w1 = std::min(w0 + (KW - 1) * dil_w + 1, W);
+    while (h0 < 0) h0 += dil_h;
+    while (w0 < 0) w0 += dil_w;
+    best = neg_inf<T>();
+    best_i = h0 * W + w0;
+    if (h0 >= h1 || w0 >= w1) return false;
+    for (int64_t h = h0; h < h1; h += dil_h)
+        for (int64_t w = w0; w < w1; w += dil_w) {
+            const T v = x[h * W + w];
+            const bool take = (v > best || v != v) && best == best;
+            best = take ? v : best;
+            best_i = take ? h * W + w : best_i;
+        }
+    return true;
+}
+
+// o[j] = src[j * stride] for j < n (the common strides fixed, so they vectorize).
+template <class T>
+inline void gather_strided(T* MITHRIL_K_RESTRICT o, const T* MITHRIL_K_RESTRICT src, int64_t n, int64_t stride) {
+    if (stride == 1) {
+        for (int64_t j = 0; j < n; ++j) o[j] = src[j];
+    } else if (stride == 2) {
+        for (int64_t j = 0; j < n; ++j) o[j] = src[2 * j];
+    } else {
+        for (int64_t j = 0; j < n; ++j) o[j] = src[j * stride];
+    }
+}
+
+// Blocks of up to kMaxPoolBlock windows: a scalar walk waits on every compare
+// (and mispredicts on every new maximum), so a block goes element by element of
+// the window instead: that element of every window in the block is gathered
+// into a contiguous buffer, then compared with the running maxima in a
+// branch-free loop the compiler vectorizes.
+inline constexpr int64_t kMaxPoolBlock = 256;
+
+// One block of nr rows of cw windows lying inside the input, nr*cw <=
+// kMaxPoolBlock; the first window of row r starts at x + src[r], the windows of
+// a row are sw apart. Forward (d == null): the maxima into y + yo[r] (cw of them
+// per row). Gradient: g[yo[r] + j] added to d at the first maximum of window j
+// of row r (the window starting at d + src[r] + j*sw).
+template <class T>
+void max_pool_block(T* MITHRIL_K_RESTRICT y, T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT g,
+                    const T* MITHRIL_K_RESTRICT x, const int64_t* src, const int64_t* yo, int64_t nr, int64_t cw,
+                    int64_t W, int64_t KH, int64_t KW, int64_t sw, int64_t dh, int64_t dw) {
+    alignas(64) T best[kMaxPoolBlock];
+    alignas(64) T v[kMaxPoolBlock];
+    alignas(64) int32_t at[kMaxPoolBlock];  // offset of the maximum from its window's first element
+    const int64_t n = nr * cw;
+    for (int64_t kh = 0; kh < KH; ++kh)
+        for (int64_t kw = 0; kw < KW; ++kw) {
+            const int64_t off = kh * dh * W + kw * dw;
+            const int32_t off32 = static_cast<int32_t>(off);  // fits: see max_pool2d_planes
+            const bool first = kh == 0 && kw == 0;
+            T* dst = first ? best : v;
+            for (int64_t r = 0; r < nr; ++r) gather_strided(dst + r * cw, x + src[r] + off, cw, sw);
+            if (first) {
+                if (d)
+                    for (int64_t q = 0; q < n; ++q) at[q] = 0;
+                continue;
             }
+            if (d) {
+                for (int64_t q = 0; q < n; ++q) {
+                    const T e = v[q], b = best[q];
+                    const bool take = (e > b || e != e) && b == b;
+                    best[q] = take ? e : b;
+                    at[q] = take ? off32 : at[q];
+                }
+            } else {
+                for (int64_t q = 0; q < n; ++q) {
+                    const T e = v[q], b = best[q];
+                    best[q] = (e > b || e != e) && b == b ? e : b;
+                }
+            }
+        }
+    for (int64_t r = 0; r < nr; ++r) {
+        if (!d) {
+            for (int64_t j = 0; j < cw; ++j) y[yo[r] + j] = best[r * cw + j];
+        } else {
+            T* dr = d + src[r];
+            for (int64_t j = 0; j < cw; ++j) dr[j * sw + at[r * cw + j]] += g[yo[r] + j];
         }
     }
 }
 
-template <bool kIndices, class T>
-void max_pool2d_impl(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices, const T* MITHRIL_K_RESTRICT in,
-                     int64_t planes, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
-                     int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t OH, int64_t OW) {
+// One plane of max pooling over the outputs [oh_lo, oh_hi) x [ow_lo, ow_hi),
+// whose windows lie inside the input, in max_pool_block's blocks (several rows
+// when rows are short). Forward (y != null): maxima into y (the output plane).
+// Gradient (d != null): g[o] (the output gradient plane) added to d (the input
+// gradient plane) at each window's first maximum. edge(oh, lo, hi) handles the
+// outputs [lo, hi) of row oh outside [ow_lo, ow_hi); it is called so that every
+// row's outputs are finished left to right and rows top to bottom: overlapping
+// windows add into the same element of d in the order of PyTorch's loop.
+template <class T, class Edge>
+void max_pool_plane_inside(T* MITHRIL_K_RESTRICT y, T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT g,
+                           const T* MITHRIL_K_RESTRICT x, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                           int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t OW, int64_t oh_lo, int64_t oh_hi,
+                           int64_t ow_lo, int64_t ow_hi, const Edge& edge) {
+    int64_t src[kMaxPoolBlock], yo[kMaxPoolBlock];
+    const int64_t cw_max = std::min(kMaxPoolBlock, ow_hi - ow_lo);
+    const int64_t rows = std::max<int64_t>(1, kMaxPoolBlock / cw_max);
+    for (int64_t r0 = oh_lo; r0 < oh_hi; r0 += rows) {
+        const int64_t nr = std::min(rows, oh_hi - r0);
+        for (int64_t c0 = ow_lo; c0 < ow_hi; c0 += kMaxPoolBlock) {
+            const int64_t cw = std::min(kMaxPoolBlock, ow_hi - c0);
+            for (int64_t r = 0; r < nr; ++r) {
+                src[r] = ((r0 + r) * sh - ph) * W + c0 * sw - pw;
+                yo[r] = (r0 + r) * OW + c0;
+            }
+            // Each row: its left edge, its blocked outputs, its right edge. With
+            // several rows per block (a single column block then) that order only
+            // matters to the gradient when the rows have edges: those go one row
+            // at a time (the padded case; the same windows, so the same maxima).
+            if (nr == 1 && c0 == ow_lo) edge(r0, 0, ow_lo);
+            if (nr == 1 || !d || (ow_lo == 0 && ow_hi == OW)) {
+                max_pool_block(y, d, g, x, src, yo, nr, cw, W, KH, KW, sw, dh, dw);
+                if (nr > 1)
+                    for (int64_t r = 0; r < nr; ++r) {
+                        edge(r0 + r, 0, ow_lo);
+                        edge(r0 + r, ow_hi, OW);
+                    }
+            } else {
+                for (int64_t r = 0; r < nr; ++r) {
+                    edge(r0 + r, 0, ow_lo);
+                    max_pool_block(y, d, g, x, src + r, yo + r, 1, cw, W, KH, KW, sw, dh, dw);
+                    edge(r0 + r, ow_hi, OW);
+                }
+            }
+        }
+        if (nr == 1) edge(r0, ow_hi, OW);
+    }
+}
+
+// max_pool2d (y != null) or its gradient (d, g != null) over planes: the inner
+// outputs through max_pool_plane_inside, those whose windows the border clips
+// through the general walk. Small planes with no clipped window (no padding, as
+// LeNet's 2x2 pools) go several planes per block.
+template <class T>
+void max_pool2d_planes(T* MITHRIL_K_RESTRICT out, T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy,
+                       const T* MITHRIL_K_RESTRICT in, int64_t planes, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t OH,
+                       int64_t OW) {
+    PoolInside rows(H, KH, sh, ph, dh, OH), cols(W, KW, sw, pw, dw, OW);
+    // max_pool_block keeps offsets within a window in int32 (half the width of
+    // int64 next to float lanes); windows too large for that take the general walk.
+    if ((KH - 1) * dh * W + (KW - 1) * dw > std::numeric_limits<int32_t>::max()) rows.lo = rows.hi = 0;
+    const bool whole = rows.lo == 0 && rows.hi == OH && cols.lo == 0 && cols.hi == OW && OH > 0 && OW > 0;
+    if (whole && OH * OW * 2 <= kMaxPoolBlock) {
+        const int64_t per = kMaxPoolBlock / (OH * OW), blocks = (planes + per - 1) / per;
+        MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t p0 = b * per, np = std::min(per, planes - p0);
+            int64_t src[kMaxPoolBlock], yo[kMaxPoolBlock];
+            for (int64_t j = 0; j < np; ++j)
+                for (int64_t r = 0; r < OH; ++r) {
+                    src[j * OH + r] = (p0 + j) * H * W + (r * sh - ph) * W - pw;
+                    yo[j * OH + r] = (p0 + j) * OH * OW + r * OW;
+                }
+            if (dx) std::fill(dx + p0 * H * W, dx + (p0 + np) * H * W, T(0));
+            max_pool_block(out, dx, dy, in, src, yo, np * OH, OW, W, KH, KW, sw, dh, dw);
+        }
+        return;
+    }
     MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
     for (int64_t pl = 0; pl < planes; ++pl) {
         const T* x = in + pl * H * W;
-        T* y = out + pl * OH * OW;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-            int64_t h0 = oh * stride_h - pad_h;
-            const int64_t h1 = std::min(h0 + (KH - 1) * dil_h + 1, H);
-            while (h0 < 0) h0 += dil_h;
-            for (int64_t ow = 0; ow < OW; ++ow) {
-                int64_t w0 = ow * stride_w - pad_w;
-                const int64_t w1 = std::min(w0 + (KW - 1) * dil_w + 1, W);
-                while (w0 < 0) w0 += dil_w;
-                T best = neg_inf<T>();
-                int64_t best_i = h0 * W + w0;
-                for (int64_t h = h0; h < h1; h += dil_h)
-                    for (int64_t w = w0; w < w1; w += dil_w) {
-                        const T v = x[h * W + w];
-                        const bool take = (v > best || v != v) && best == best;
-                        best = take ? v : best;
-                        if constexpr (kIndices) best_i = take ? h * W + w : best_i;
-                    }
-                y[oh * OW + ow] = best;
-                if constexpr (kIndices) indices[pl * OH * OW + oh * OW + ow] = best_i;
+        T* y = out ? out + pl * OH * OW : nullptr;
+        T* d = dx ? dx + pl * H * W : nullptr;
+        const T* g = dx ? dy + pl * OH * OW : nullptr;
+        if (d) std::fill(d, d + H * W, T(0));
+        auto edge = [&](int64_t oh, int64_t lo, int64_t hi) {
+            for (int64_t ow = lo; ow < hi; ++ow) {
+                T b;
+                int64_t bi;
+                const bool any = max_window_clipped(x, H, W, KH, KW, oh * sh - ph, ow * sw - pw, dh, dw, b, bi);
+                if (y) y[oh * OW + ow] = b;
+                else if (any) d[bi] += g[oh * OW + ow];  // no element in the window: nothing to route
             }
+        };
+        const bool inner = rows.lo < rows.hi && cols.lo < cols.hi;
+        const int64_t top = inner ? rows.lo : OH;
+        for (int64_t oh = 0; oh < top; ++oh) edge(oh, 0, OW);
+        if (inner) {
+            max_pool_plane_inside(y, d, g, x, W, KH, KW, sh, sw, ph, pw, dh, dw, OW, rows.lo, rows.hi, cols.lo,
+                                  cols.hi, edge);
+            for (int64_t oh = rows.hi; oh < OH; ++oh) edge(oh, 0, OW);
         }
+    }
+}
+
+template <class T>
+void max_pool2d_indices(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices, const T* MITHRIL_K_RESTRICT in,
+                        int64_t planes, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h,
+                        int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t OH,
+                        int64_t OW) {
+    MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
+    for (int64_t pl = 0; pl < planes; ++pl) {
+        const T* x = in + pl * H * W;
+        for (int64_t oh = 0; oh < OH; ++oh)
+            for (int64_t ow = 0; ow < OW; ++ow) {
+                const int64_t o = (pl * OH + oh) * OW + ow;
+                max_window_clipped(x, H, W, KH, KW, oh * stride_h - pad_h, ow * stride_w - pad_w, dil_h, dil_w,
+                                   out[o], indices[o]);
+            }
     }
 }
 }  // namespace detail
@@ -82,14 +251,11 @@ void max_pool2d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_o
                 int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
                 int64_t OH, int64_t OW) {
     if (indices_or_null)
-        detail::max_pool2d_impl<true>(out, indices_or_null, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
-                                      dil_h, dil_w, OH, OW);
-    else if (pad_h == 0 && pad_w == 0 && dil_h == 1 && dil_w == 1 && (OH - 1) * stride_h + KH <= H &&
-             (OW - 1) * stride_w + KW <= W)
-        detail::max_pool2d_inside(out, in, N * C, H, W, KH, KW, stride_h, stride_w, OH, OW);
+        detail::max_pool2d_indices(out, indices_or_null, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                   dil_h, dil_w, OH, OW);
     else
-        detail::max_pool2d_impl<false>(out, nullptr, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h,
-                                       dil_w, OH, OW);
+        detail::max_pool2d_planes(out, static_cast<T*>(nullptr), static_cast<const T*>(nullptr), in, N * C, H, W, KH,
+                                  KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW);
 }
 
 // torch.nn.functional.max_pool1d: in [N, C, L], out [N, C, OL] (max_pool2d with H = 1).
@@ -207,46 +373,6 @@ void adaptive_max_pool2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT 
 // Each zeroes an input plane and scatters the output gradient into it, one
 // plane per thread (no races, x and dx are read and written once).
 
-namespace detail {
-// One output row of max_pool2d_grad, outputs [ow_lo, ow_hi) whose windows lie
-// inside the input (hs = the row's first input row): the argmax of a block of
-// windows at once with branch-free selects (as max_pool2d_inside), which the
-// compiler vectorizes; a scalar argmax mispredicts on every new maximum.
-// Starting from each window's first element is what the general walk does too
-// (its -inf start loses to anything but -inf, and then the index stays there).
-template <class T>
-void max_pool2d_grad_row_inside(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT x,
-                                const T* MITHRIL_K_RESTRICT g, int64_t W, int64_t KH, int64_t KW, int64_t hs,
-                                int64_t stride_w, int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t ow_lo,
-                                int64_t ow_hi) {
-    constexpr int64_t kBlock = 64;
-    for (int64_t ow0 = ow_lo; ow0 < ow_hi; ow0 += kBlock) {
-        const int64_t n = std::min(kBlock, ow_hi - ow0);
-        const int64_t first = hs * W + ow0 * stride_w - pad_w;  // the block's first window
-        const T* xr = x + first;
-        T best[kBlock];
-        int64_t at[kBlock];  // offset of the maximum from the window's first element
-        for (int64_t j = 0; j < n; ++j) {
-            best[j] = xr[j * stride_w];
-            at[j] = 0;
-        }
-        for (int64_t kh = 0; kh < KH; ++kh)
-            for (int64_t kw = 0; kw < KW; ++kw) {
-                const int64_t off = kh * dil_h * W + kw * dil_w;
-                for (int64_t j = 0; j < n; ++j) {
-                    const T v = xr[j * stride_w + off];
-                    const T b = best[j];
-                    const bool take = (v > b || v != v) && b == b;
-                    best[j] = take ? v : b;
-                    at[j] = take ? off : at[j];
-                }
-            }
-        T* dr = d + first;
-        for (int64_t j = 0; j < n; ++j) dr[j * stride_w + at[j]] += g[ow0 + j];
-    }
-}
-}  // namespace detail
-
 // dx of max_pool2d: dy goes to the element the forward pass picked, found again
 // by the same window walk (no stored indices): the first maximum of each window,
 // or the first NaN, as PyTorch. dy, OH, OW as max_pool2d's output. Windows
@@ -256,47 +382,8 @@ void max_pool2d_grad(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, c
                      int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h,
                      int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t OH,
                      int64_t OW) {
-    const int64_t planes = N * C;
-    // Outputs [inner_lo, inner_hi) of a row have windows inside the input horizontally.
-    const int64_t inner_lo = std::min(OW, (pad_w + stride_w - 1) / stride_w);
-    const int64_t last = W - 1 - (KW - 1) * dil_w + pad_w;  // the last window start that fits, plus pad_w
-    const int64_t inner_hi = std::max(inner_lo, last < 0 ? int64_t{0} : std::min(OW, last / stride_w + 1));
-    MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
-    for (int64_t pl = 0; pl < planes; ++pl) {
-        const T* x = in + pl * H * W;
-        const T* g = dy + pl * OH * OW;
-        T* d = dx + pl * H * W;
-        for (int64_t i = 0; i < H * W; ++i) d[i] = T(0);
-        for (int64_t oh = 0; oh < OH; ++oh) {
-            const int64_t hs = oh * stride_h - pad_h;
-            int64_t h0 = hs;
-            const int64_t h1 = std::min(h0 + (KH - 1) * dil_h + 1, H);
-            while (h0 < 0) h0 += dil_h;
-            const bool rows_inside = hs >= 0 && hs + (KH - 1) * dil_h < H;
-            const int64_t lo = rows_inside ? inner_lo : OW, hi = rows_inside ? inner_hi : OW;
-            if (lo < hi)
-                detail::max_pool2d_grad_row_inside(d, x, g + oh * OW, W, KH, KW, hs, stride_w, pad_w, dil_h, dil_w,
-                                                   lo, hi);
-            for (int64_t ow = 0; ow < OW; ++ow) {
-                if (ow == lo) ow = hi;  // done above
-                if (ow >= OW) break;
-                int64_t w0 = ow * stride_w - pad_w;
-                const int64_t w1 = std::min(w0 + (KW - 1) * dil_w + 1, W);
-                while (w0 < 0) w0 += dil_w;
-                if (h0 >= h1 || w0 >= w1) continue;  // no element in the window: nothing to route
-                T best = neg_inf<T>();
-                int64_t best_i = h0 * W + w0;
-                for (int64_t h = h0; h < h1; h += dil_h)
-                    for (int64_t w = w0; w < w1; w += dil_w) {
-                        const T v = x[h * W + w];
-                        const bool take = (v > best || v != v) && best == best;
-                        best = take ? v : best;
-                        best_i = take ? h * W + w : best_i;
-                    }
-                d[best_i] += g[oh * OW + ow];
-            }
-        }
-    }
+    detail::max_pool2d_planes(static_cast<T*>(nullptr), dx, dy, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h,
+                              pad_w, dil_h, dil_w, OH, OW);
 }
 
 // dx of max_pool1d: max_pool2d_grad with H = 1.
