@@ -13,6 +13,7 @@ PACKAGES=(
   cmake ninja-build g++ pkg-config          # toolchain
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libfmt-dev catch2   # compiler
   libopenblas-dev libopenblas0-openmp zlib1g-dev   # runtime and generated code (the OpenMP build shares one thread pool)
+  libblis-dev libblis-openmp-dev   # BLIS, the second BLAS of generated projects (--blas blis), its OpenMP build too
   python3-numpy python3-yaml python3-jsonschema python3-torch   # references in tests (run with /usr/bin/python3)
 )
 

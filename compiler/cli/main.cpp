@@ -137,7 +137,8 @@ int main(int argc, char** argv) {
   check->add_flag("--ir", show_ir, "print the final graph IR instead of the summary");
   check->add_option("--dump-ir", dump_after, "print the graph IR after pass NAME (bind-shapes, order, infer-shapes)")
       ->type_name("PASS");
-  check->add_option("--no-pass", no_pass, "switch off an optional pass; repeatable")->type_name("PASS");
+  check->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fuse-elementwise) or all; "
+                                          "repeatable")->type_name("PASS");
   std::vector<std::string> max_dims;
   check->add_option("--max", max_dims, "upper bound of a dim left to run time (N=256), for the planned memory")
       ->type_name("DIM=VALUE");
@@ -189,6 +190,9 @@ int main(int argc, char** argv) {
     sub->add_option("--freeze", freeze, "parameters that get no gradient: a name (conv1 freezes conv1.*) or a glob (*.bias); repeatable")
         ->type_name("PATTERN");
   }
+  for (auto* sub : {compile, run})
+    sub->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fuse-elementwise) or all; "
+                                          "repeatable")->type_name("PASS");
   std::string mode = "eval";
   for (auto* sub : {compile, run})
     sub->add_option("--mode", mode, "eval (default): BatchNorm uses running statistics, Dropout is the identity; "
@@ -260,6 +264,10 @@ int main(int argc, char** argv) {
   }
   bool nesterov = false;
   for (auto* sub : {train, compile}) sub->add_flag("--nesterov", nesterov, "SGD with Nesterov momentum");
+  std::string blas = blas_choices().front();
+  for (auto* sub : {compile, run, train, evaluate})
+    sub->add_option("--blas", blas, "BLAS library the generated program links: openblas (default) or blis (libblis-dev)")
+        ->check(CLI::IsMember(blas_choices()));
   std::string threads;
   for (auto* sub : {train, evaluate}) {
     sub->add_option("--threads", threads, "threads (default: all cores)");
@@ -267,6 +275,8 @@ int main(int argc, char** argv) {
     sub->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
   }
   train->add_option("--freeze", freeze, "parameters not trained: a name or a glob; repeatable")->type_name("PATTERN");
+  train->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fuse-elementwise) or all; "
+                                          "repeatable")->type_name("PASS");
   bool progress = false, no_progress = false;
   train->add_flag("--progress", progress, "a progress bar even when the output is not a terminal");
   train->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");
@@ -292,18 +302,17 @@ int main(int argc, char** argv) {
       CheckOptions opts;
       for (auto& s : shapes) parse_shape_binding(s, opts.pipeline.shapes);
       opts.flatten.args = parse_arg_overrides(arg_overrides);
-      opts.pipeline.disabled = no_pass;
+      opts.pipeline.disabled = resolve_disabled_passes(no_pass, opts.pipeline);
       opts.pipeline.grad = grad_options(want_grad || check_grad, grad_inputs, freeze);
       opts.pipeline.dump_after = dump_after;
       opts.pipeline.on_dump = [](const std::string& pass, const Graph& g) {
         std::cout << "// IR after " << pass << "\n" << dump_ir(g);
       };
-      if (!dump_after.empty() || !no_pass.empty()) {
+      if (!dump_after.empty()) {
         std::vector<std::string> names;
-        for (auto& p : frontend_passes(opts.pipeline)) names.push_back(p.name);
-        for (auto& n : no_pass)
-          if (std::find(names.begin(), names.end(), n) == names.end())
-            fail(SourceLoc{"--no-pass " + n, 0, 0}, "no pass named '{}'{}; passes: {}", n, did_you_mean(n, names), fmt::join(names, ", "));
+        PipelineOptions every = opts.pipeline;
+        every.codegen = true;
+        for (auto& p : frontend_passes(every)) names.push_back(p.name);
         if (!dump_after.empty() && std::find(names.begin(), names.end(), dump_after) == names.end())
           fail(SourceLoc{"--dump-ir " + dump_after, 0, 0}, "no pass named '{}'{}; passes: {}", dump_after,
                did_you_mean(dump_after, names), fmt::join(names, ", "));
@@ -325,10 +334,12 @@ int main(int argc, char** argv) {
     if (*train || *evaluate || (*compile && compile_train)) {
       CompileOptions copts;
       copts.target = target;
+      copts.blas = blas;
       copts.name = project_name;
       copts.check.flatten.args = parse_arg_overrides(arg_overrides);
       for (auto& s : shapes) parse_shape_binding(s, copts.check.pipeline.shapes);
       copts.max = parse_max(max_dims);
+      copts.check.pipeline.disabled = resolve_disabled_passes(no_pass, copts.check.pipeline);
       TrainSettings settings = load_train_settings(model_path, given);
       for (auto& f : freeze) settings.freeze.push_back(f);
       if (*compile) {
@@ -384,12 +395,14 @@ int main(int argc, char** argv) {
     if (*compile || *run) {
       CompileOptions copts;
       copts.target = target;
+      copts.blas = blas;
       copts.training = mode == "train";
       copts.name = project_name;
       copts.check.flatten.args = parse_arg_overrides(arg_overrides);
       for (auto& s : shapes) parse_shape_binding(s, copts.check.pipeline.shapes);
       copts.max = parse_max(max_dims);
       copts.check.pipeline.grad = grad_options(want_grad || check_grad, grad_inputs, freeze);
+      copts.check.pipeline.disabled = resolve_disabled_passes(no_pass, copts.check.pipeline);
       if (*compile) {
         copts.weights = weights;
         copts.embed_weights = embed_weights;

@@ -160,6 +160,10 @@ struct Printer {
   void run_backward(const std::vector<mithril::rt::Tensor>& output_grads);
   // The weight block (layout in weights()): optimizers and gradient checks update it in place.
   std::byte* weight_data() { return weights_.data(); }
+  const mithril::rt::Arena& weight_block() const { return weights_; }
+  // Reads its weights from another program's block from now on (the training step's, when that
+  // block places every weight of this one at the same offset: mithril::rt::share_weights).
+  void share_weights(const mithril::rt::Arena& block) { weights_ = block.alias(); }
 )CPP";
     if (backward()) {
       std::string seeds;
@@ -527,7 +531,7 @@ std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOp
     fail(SourceLoc{"--embed-weights", 0, 0}, "--embed-weights needs the weights: add --weights FILE.safetensors");
   std::string block = opts.weights.empty() ? "" : pr.weight_block(opts.weights);  // checked even when not embedded
   std::map<std::string, std::string> holes = {
-      {"NAME", opts.name}, {"CLASS", pr.cls}, {"VERSION", MITHRIL_VERSION}, {"SOURCE", opts.source},
+      {"NAME", opts.name}, {"CLASS", pr.cls}, {"VERSION", MITHRIL_VERSION}, {"SOURCE", opts.source}, {"BLAS", opts.blas},
       {"EXTRA_SOURCES", opts.embed_weights ? " " + opts.name + "_weights.cpp" : ""}};
   std::vector<GeneratedFile> files = {
       {"CMakeLists.txt", fill_template("cpu/CMakeLists.txt.in", holes)},
@@ -552,7 +556,7 @@ std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, c
   if (!opts.weights.empty()) ev.weight_block(opts.weights);  // checked now: every parameter, exact shapes
   std::map<std::string, std::string> holes = {{"NAME", opts.name},       {"CLASS", ev.cls},     {"TRAIN_CLASS", tr.cls},
                                               {"VERSION", MITHRIL_VERSION}, {"SOURCE", opts.source}, {"DEFAULTS", defaults},
-                                              {"EXTRA_SOURCES", " " + topts.name + ".cpp"}};
+                                              {"EXTRA_SOURCES", " " + topts.name + ".cpp"}, {"BLAS", opts.blas}};
   std::vector<GeneratedFile> files = {
       {"CMakeLists.txt", fill_template("cpu/CMakeLists.txt.in", holes)},
       {"main.cpp", fill_template("cpu/train_main.cpp.in", holes)},

@@ -19,6 +19,7 @@ struct CpuOptions {
   std::string source;  // the model file, for comments
   std::string weights;  // a safetensors file checked against the model at compile time
   bool embed_weights = false;  // and embedded into the generated source (<name>_weights.cpp)
+  std::string blas = "openblas";  // the BLAS library the project links: openblas or blis (CMake's MITHRIL_BLAS)
 };
 
 // Every file of the project, runtime included. Deterministic: the same plan gives the same bytes.

@@ -55,23 +55,44 @@ void EmitContext::unsupported(const std::string& what) const {
 
 void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
                       const std::function<std::string(const std::vector<std::string>& elems)>& expr) {
+  std::vector<const Value*> operands;
+  for (auto& p : ports) operands.push_back(&e.in(p));
+  emit_elementwise_values(e, operands,
+                          [&](const std::vector<std::string>& elems) { return ElementwiseCode{{}, expr(elems)}; });
+}
+
+void emit_elementwise_values(EmitContext& e, const std::vector<const Value*>& operands,
+                             const std::function<ElementwiseCode(const std::vector<std::string>& elems)>& body) {
   const Shape& os = e.out().shape;
   std::string n = EmitContext::numel(os);
   bool flat = true;
-  for (auto& p : ports) flat &= e.in(p).shape == os || e.in(p).shape.empty() || mithril::numel(e.in(p).shape) == Dim(1);
+  for (const Value* v : operands) flat &= v->shape == os || v->shape.empty() || mithril::numel(v->shape) == Dim(1);
   std::vector<std::string> elems;
   if (flat) {
-    for (auto& p : ports) elems.push_back(e.in(p).shape == os ? e.x(p) + "[i]" : e.x(p) + "[0]");
-    e.line("for (int64_t i = 0; i < {}; ++i) {}[i] = {};", n, e.y(), expr(elems));
+    for (const Value* v : operands) elems.push_back(e.name(*v) + (v->shape == os ? "[i]" : "[0]"));
+    ElementwiseCode code = body(elems);
+    if (code.statements.empty()) {
+      e.line("for (int64_t i = 0; i < {}; ++i) {}[i] = {};", n, e.y(), code.value);
+      return;
+    }
+    e.line("for (int64_t i = 0; i < {}; ++i) {{", n);
+    for (auto& st : code.statements) e.line("  {}", st);
+    e.line("  {}[i] = {};", e.y(), code.value);
+    e.line("}}");
     return;
   }
   // Broadcasting: decompose the flat output index; operand strides are 0 on broadcast axes.
   // Only the axes some operand indexes get a variable (an axis of size 1 everywhere, as in
   // [3, 1, 5] + [5], would otherwise leave an unused one: a warning in generated code).
+  // Operands of the output's shape read at `i`.
   const size_t r = os.size();
   std::vector<bool> used(r, false);
-  for (auto& p : ports) {
-    const Shape& s = e.in(p).shape;
+  for (const Value* v : operands) {
+    const Shape& s = v->shape;
+    if (s == os) {
+      elems.push_back(e.name(*v) + "[i]");
+      continue;
+    }
     std::string idx;
     Dim stride(1);
     for (size_t k = s.size(); k-- > 0;) {
@@ -82,7 +103,7 @@ void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
       }
       stride = stride * s[k];
     }
-    elems.push_back(fmt::format("{}[{}]", e.x(p), idx.empty() ? "0" : idx));
+    elems.push_back(fmt::format("{}[{}]", e.name(*v), idx.empty() ? "0" : idx));
   }
   size_t first = 0;  // the outermost used axis: no division is needed past it
   while (first < r && !used[first]) ++first;
@@ -92,8 +113,25 @@ void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
     if (used[k]) e.line("  const int64_t i{} = rest % {};", k, EmitContext::dim(os[k]));
     if (k > first && os[k] != Dim(1)) e.line("  rest /= {};", EmitContext::dim(os[k]));
   }
-  e.line("  {}[i] = {};", e.y(), expr(elems));
+  ElementwiseCode code = body(elems);
+  for (auto& st : code.statements) e.line("  {}", st);
+  e.line("  {}[i] = {};", e.y(), code.value);
   e.line("}}");
+}
+
+void emit_scalar(EmitContext& e) {
+  const Node& n = e.node();
+  if (!e.op().scalar) throw std::logic_error("emit_scalar: op " + e.op().name + " has no element expression");
+  std::vector<const Value*> operands;
+  std::vector<DType> dtypes;
+  for (auto& port : n.inputs)
+    for (int v : port) {
+      operands.push_back(&e.plan().graph.value(v));
+      dtypes.push_back(operands.back()->dtype);
+    }
+  emit_elementwise_values(e, operands, [&](const std::vector<std::string>& elems) {
+    return ElementwiseCode{{}, e.op().scalar(e, elems, dtypes)};
+  });
 }
 
 }  // namespace mithril

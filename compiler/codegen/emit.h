@@ -19,6 +19,7 @@ class EmitContext {
   EmitContext(const ProgramPlan& plan, const Node& node, std::string& out) : plan_(plan), node_(node), out_(out) {}
 
   const Node& node() const { return node_; }
+  const ProgramPlan& plan() const { return plan_; }
   // Training or inference, a compile-time setting ops honour (the seed's conditional execution).
   // In training code, state (BatchNorm running statistics) is writable and `rng_` (mithril::rt::Rng,
   // seeded by the model's seed) is available for random ops.
@@ -65,5 +66,19 @@ class EmitContext {
 // Same-shape operands get one flat loop the compiler can vectorize.
 void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
                       const std::function<std::string(const std::vector<std::string>& elems)>& expr);
+
+// The general form: one loop over the node's output reading `operands` (any values, each indexed
+// with broadcasting). `body` gets one element expression per operand and gives the statements run
+// per element (`const float t0 = ...;`, none for a plain expression) and the value stored.
+struct ElementwiseCode {
+  std::vector<std::string> statements;
+  std::string value;
+};
+void emit_elementwise_values(EmitContext& e, const std::vector<const Value*>& operands,
+                             const std::function<ElementwiseCode(const std::vector<std::string>& elems)>& body);
+
+// The CPU emitter of an op with an element expression (OpDef::scalar): its loop over every bound
+// input value, in port order.
+void emit_scalar(EmitContext& e);
 
 }  // namespace mithril

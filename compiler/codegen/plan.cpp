@@ -139,6 +139,24 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
   p.scratch_offset.assign(g.nodes.size(), -1);
   p.scratch_elems.assign(g.nodes.size(), Dim(0));
   for (auto& n : g.nodes) {
+    // In place: the output takes over the buffer of the op's in-place input when this node is
+    // that input's last reader (an accumulated gradient growing in its own buffer).
+    int taken = -1;
+    if (!n.op->in_place.empty()) {
+      int port = n.op->input_index(n.op->in_place);
+      int out = n.outputs.empty() || n.outputs[0].empty() ? -1 : n.outputs[0][0];
+      if (port >= 0 && out >= 0 && n.inputs[port].size() == 1) {
+        int v = n.inputs[port][0];
+        bool once = std::count_if(n.inputs.begin(), n.inputs.end(), [&](const std::vector<int>& q) {
+                      return std::count(q.begin(), q.end(), v) > 0;
+                    }) == 1;
+        if (g.value(v).kind == ValueKind::Temp && last_use[v] == n.id && p.bytes[v] == p.bytes[out] && once &&
+            p.offset[out] < 0) {
+          p.offset[out] = p.offset[v];
+          taken = v;
+        }
+      }
+    }
     for (auto& port : n.outputs)
       for (int v : port)
         if (p.offset[v] < 0) p.offset[v] = arena.alloc(p.bytes[v]);
@@ -154,7 +172,7 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
     std::set<int> done;
     for (auto& port : n.inputs)
       for (int v : port)
-        if (g.value(v).kind == ValueKind::Temp && last_use[v] == n.id && done.insert(v).second)
+        if (g.value(v).kind == ValueKind::Temp && last_use[v] == n.id && v != taken && done.insert(v).second)
           arena.release(p.offset[v], p.bytes[v]);
     for (auto& port : n.outputs)  // outputs nobody reads (dead values) are released at once
       for (int v : port)

@@ -1,5 +1,6 @@
 #include "driver/build.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,9 +19,23 @@ uint64_t stable_hash(const std::string& text, uint64_t h) {
   return h;
 }
 
+const std::vector<std::string>& blas_choices() {
+  static const std::vector<std::string> choices = {"openblas", "blis"};
+  return choices;
+}
+
+void check_blas_choice(const std::string& blas) {
+  const auto& c = blas_choices();
+  if (std::find(c.begin(), c.end(), blas) == c.end())
+    fail(SourceLoc{"--blas " + blas, 0, 0}, "unknown BLAS library '{}'; available: {}", blas, fmt::join(c, ", "));
+}
+
 static std::vector<GeneratedFile> generate(const std::string& model_path, const CompileOptions& opts, std::string& name) {
   if (opts.target != "cpu") fail(SourceLoc{"--target " + opts.target, 0, 0}, "unknown target '{}'; available: cpu", opts.target);
-  Graph g = check_model(model_path, opts.check);
+  check_blas_choice(opts.blas);
+  CheckOptions check = opts.check;
+  check.pipeline.codegen = true;
+  Graph g = check_model(model_path, check);
   if (opts.require_all_inputs)
     for (int id : g.inputs)
       if (!opts.check.pipeline.shapes.inputs.count(g.value(id).name))
@@ -28,7 +43,9 @@ static std::vector<GeneratedFile> generate(const std::string& model_path, const 
   name = c_identifier(opts.name.empty() ? g.name : opts.name);
   ProgramPlan plan = plan_program(std::move(g), opts.max);
   plan.training = opts.training;
-  return emit_cpu_project(plan, {name, fs::path(model_path).filename().string(), opts.weights, opts.embed_weights});
+  CpuOptions co{name, fs::path(model_path).filename().string(), opts.weights, opts.embed_weights};
+  co.blas = opts.blas;
+  return emit_cpu_project(plan, co);
 }
 
 std::string compile_model(const std::string& model_path, const std::string& dir, const CompileOptions& opts) {
@@ -54,11 +71,25 @@ static fs::path cache_root() {
 std::string build_cached(const std::string& model_path, const CompileOptions& opts) {
   std::string name;
   auto files = generate(model_path, opts, name);
-  return build_project_cached(model_path, name, files);
+  return build_project_cached(model_path, name, files, opts.blas);
 }
 
-std::string build_project_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files) {
-  uint64_t h = stable_hash(name);
+// The build log with every run of whitespace made one space (CMake wraps its messages).
+static std::string one_line(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+    if (!space) out += c;
+    else if (!out.empty() && out.back() != ' ') out += ' ';
+  }
+  return out;
+}
+
+std::string build_project_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
+                                 const std::string& blas) {
+  check_blas_choice(blas);
+  // The BLAS library is in the key twice over: by name here, and in CMakeLists.txt's MITHRIL_BLAS.
+  uint64_t h = stable_hash("blas=" + blas + ";", stable_hash(name));
   for (auto& f : files) h = stable_hash(f.text, stable_hash(f.path, h));
   fs::path dir = cache_root() / fmt::format("{}-{:016x}", name, h);
   fs::path binary = dir / "build" / name;
@@ -74,6 +105,12 @@ std::string build_project_cached(const std::string& model_path, const std::strin
     std::stringstream ss;
     ss << in.rdbuf();
     std::string text = ss.str();
+    // runtime/CMakeLists.txt's message when MITHRIL_BLAS=blis finds no BLIS: one clear error instead of the log.
+    if (blas == "blis" && one_line(text).find("install libblis-dev") != std::string::npos)
+      fail(SourceLoc{"--blas blis", 0, 0},
+           "BLIS is not installed: install the package libblis-dev (apt-get install libblis-dev), or use --blas openblas "
+           "(build log: {})",
+           log.string());
     if (text.size() > 3000) text = "..." + text.substr(text.size() - 3000);
     fail(SourceLoc{model_path, 0, 0}, "building the generated code failed (full log: {}):\n{}", log.string(), text);
   }

@@ -20,7 +20,13 @@ struct CompileOptions {
   bool embed_weights = false;  // --embed-weights
   bool training = false;       // --mode train
   bool require_all_inputs = false;  // `run`: every model input must have been given (and so bound)
+  std::string blas = "openblas";    // --blas: the BLAS library the project links, openblas or blis
 };
+
+// The BLAS libraries a generated project can link (--blas); the first is the default.
+const std::vector<std::string>& blas_choices();
+// Fails (`--blas NAME: error: ...`) unless `blas` is one of blas_choices().
+void check_blas_choice(const std::string& blas);
 
 // Checks, plans and writes the project into `dir`. Returns the project name.
 std::string compile_model(const std::string& model_path, const std::string& dir, const CompileOptions& opts);
@@ -29,8 +35,11 @@ std::string compile_model(const std::string& model_path, const std::string& dir,
 // Progress goes to stderr. A failed build is a CompileError carrying the build log's tail.
 std::string build_cached(const std::string& model_path, const CompileOptions& opts);
 
-// Builds generated files (cached by their hash) and returns the path of the binary `name`.
-std::string build_project_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files);
+// Builds generated files (cached by their hash and the BLAS library, which their CMakeLists.txt
+// names) and returns the path of the binary `name`. When `blas` is missing on this machine the
+// error says which package to install.
+std::string build_project_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
+                                 const std::string& blas);
 
 // FNV-1a, stable across runs and machines (std::hash is not).
 uint64_t stable_hash(const std::string& text, uint64_t h = 1469598103934665603ull);

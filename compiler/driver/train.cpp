@@ -256,6 +256,7 @@ Plans plan_training(const std::string& model_path, const CompileOptions& opts, c
   CompileOptions base = opts;
   for (auto& sh : st.shapes) parse_shape_binding(sh, base.check.pipeline.shapes);
   base.check.pipeline.train = &st.spec;
+  base.check.pipeline.codegen = true;
   // The evaluation pass: forward and loss.
   CheckOptions ec = base.check;
   ec.pipeline.grad = GradOptions{};
@@ -374,8 +375,10 @@ TrainSettings load_train_settings(const std::string& model_path, const std::map<
 static std::vector<GeneratedFile> training_files(const std::string& model_path, const CompileOptions& opts, const TrainSettings& st,
                                                  TrainProject& out) {
   if (opts.target != "cpu") fail(SourceLoc{"--target " + opts.target, 0, 0}, "unknown target '{}'; available: cpu", opts.target);
+  check_blas_choice(opts.blas);
   Plans p = plan_training(model_path, opts, st);
   CpuOptions co{p.name, fs::path(model_path).filename().string(), opts.weights, false};
+  co.blas = opts.blas;
   // The fingerprint: the model's name and its weights' names, dtypes and shapes.
   uint64_t h = stable_hash(p.name);
   for (int id : p.eval.weights) {
@@ -398,7 +401,7 @@ TrainProject compile_training(const std::string& model_path, const std::string& 
 std::string build_training_cached(const std::string& model_path, const CompileOptions& opts, const TrainSettings& settings) {
   TrainProject out;
   auto files = training_files(model_path, opts, settings, out);
-  return build_project_cached(model_path, out.name, files);
+  return build_project_cached(model_path, out.name, files, opts.blas);
 }
 
 }  // namespace mithril

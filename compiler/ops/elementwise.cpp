@@ -5,6 +5,7 @@
 #include "codegen/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
+#include "passes/optimize.h"
 
 namespace mithril {
 namespace {
@@ -156,6 +157,95 @@ const std::vector<BinaryRow>& binary_rows() {
   return rows;
 }
 
+// Constant folding (OpDef::fold, the `fold` pass): each row's function of one element in double
+// (the pass rounds results to the output's dtype: integer division truncates there), by row name.
+using UnaryEval = std::function<double(const json& attrs, double x)>;
+const std::map<std::string, UnaryEval>& unary_evals() {
+  using A = const json&;
+  static const std::map<std::string, UnaryEval> evals = {
+      {"Neg", [](A, double x) { return -x; }},
+      {"Abs", [](A, double x) { return std::fabs(x); }},
+      {"Exp", [](A, double x) { return std::exp(x); }},
+      {"Log", [](A, double x) { return std::log(x); }},
+      {"Sqrt", [](A, double x) { return std::sqrt(x); }},
+      {"Rsqrt", [](A, double x) { return 1 / std::sqrt(x); }},
+      {"Reciprocal", [](A, double x) { return 1 / x; }},
+      {"Sin", [](A, double x) { return std::sin(x); }},
+      {"Cos", [](A, double x) { return std::cos(x); }},
+      {"Tanh", [](A, double x) { return std::tanh(x); }},
+      {"Sigmoid", [](A, double x) { return 1 / (1 + std::exp(-x)); }},
+      {"Relu", [](A, double x) { return x > 0 ? x : 0.0; }},
+      {"LeakyRelu", [](A a, double x) { return x > 0 ? x : a.at("negative_slope").get<double>() * x; }},
+      {"Elu", [](A a, double x) { return x > 0 ? x : a.at("alpha").get<double>() * std::expm1(x); }},
+      {"Gelu", [](A a, double x) {
+         if (a.at("approximate") == "tanh")
+           return 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+         return 0.5 * x * (1 + std::erf(x * 0.7071067811865476));
+       }},
+      {"Silu", [](A, double x) { return x / (1 + std::exp(-x)); }},
+      {"Softplus", [](A a, double x) {
+         double beta = a.at("beta").get<double>();
+         return beta * x > a.at("threshold").get<double>() ? x : std::log1p(std::exp(beta * x)) / beta;
+       }},
+      {"Erf", [](A, double x) { return std::erf(x); }},
+      {"Sign", [](A, double x) { return static_cast<double>((0 < x) - (x < 0)); }},
+      {"Floor", [](A, double x) { return std::floor(x); }},
+      {"Ceil", [](A, double x) { return std::ceil(x); }},
+      {"Clip", [](A a, double x) {
+         if (!a.at("min").is_null()) x = std::max(x, a.at("min").get<double>());
+         if (!a.at("max").is_null()) x = std::min(x, a.at("max").get<double>());
+         return x;
+       }},
+      {"Identity", [](A, double x) { return x; }},
+      {"StopGradient", [](A, double x) { return x; }},
+  };
+  return evals;
+}
+
+using BinaryEval = double (*)(double, double);
+const std::map<std::string, BinaryEval>& binary_evals() {
+  static const std::map<std::string, BinaryEval> evals = {
+      {"Add", [](double a, double b) { return a + b; }},
+      {"Subtract", [](double a, double b) { return a - b; }},
+      {"Multiply", [](double a, double b) { return a * b; }},
+      {"Divide", [](double a, double b) { return a / b; }},
+      {"Power", [](double a, double b) { return std::pow(a, b); }},
+      {"Maximum", [](double a, double b) { return std::max(a, b); }},
+      {"Minimum", [](double a, double b) { return std::min(a, b); }},
+      {"Greater", [](double a, double b) { return a > b ? 1.0 : 0.0; }},
+      {"GreaterEqual", [](double a, double b) { return a >= b ? 1.0 : 0.0; }},
+      {"Less", [](double a, double b) { return a < b ? 1.0 : 0.0; }},
+      {"LessEqual", [](double a, double b) { return a <= b ? 1.0 : 0.0; }},
+      {"Equal", [](double a, double b) { return a == b ? 1.0 : 0.0; }},
+      {"NotEqual", [](double a, double b) { return a != b ? 1.0 : 0.0; }},
+      {"And", [](double a, double b) { return a != 0 && b != 0 ? 1.0 : 0.0; }},
+      {"Or", [](double a, double b) { return a != 0 || b != 0 ? 1.0 : 0.0; }},
+  };
+  return evals;
+}
+
+// The fold rules made of them: elementwise over the input, or over both inputs broadcast to the output.
+FoldFn unary_fold(UnaryEval f) {
+  return [f](const Node& n, const FoldArgs& in, const Value&) -> std::optional<std::vector<double>> {
+    const FoldArg& x = in.at(0).at(0);
+    if (!x.data) return std::nullopt;
+    std::vector<double> y = *x.data;
+    for (double& v : y) v = f(n.attrs, v);
+    return y;
+  };
+}
+
+FoldFn binary_fold(BinaryEval f) {
+  return [f](const Node&, const FoldArgs& in, const Value& out) -> std::optional<std::vector<double>> {
+    const FoldArg &l = in.at(0).at(0), &r = in.at(1).at(0);
+    if (!l.data || !r.data) return std::nullopt;
+    std::vector<double> a = broadcast_elements(*l.data, l.value->shape, out.shape);
+    std::vector<double> b = broadcast_elements(*r.data, r.value->shape, out.shape);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = f(a[i], b[i]);
+    return a;
+  };
+}
+
 // 1 where `cmp` holds, 0.5 where left == right (ties share the gradient, as in torch.maximum), else 0.
 int tie_mask(GradContext& g, const std::string& cmp) {
   int l = g.in("left"), r = g.in("right");
@@ -209,11 +299,11 @@ MITHRIL_REGISTER_OPS(elementwise) {
     OpDef d(row.name, "elementwise", row.summary);
     d.in("input").out().trait("elementwise");
     for (auto& a : row.args) d.args.push_back(a);
+    if (auto f = unary_evals().find(row.name); f != unary_evals().end()) d.fold_rule(unary_fold(f->second));
     UnaryCpu cpu = row.cpu;
-    d.emit("cpu", [cpu](EmitContext& e) {
-      std::string T = e.ctype_of("input");
-      emit_elementwise(e, {"input"}, [&](const std::vector<std::string>& x) { return cpu(e, x[0], T); });
-    });
+    d.scalar_expr([cpu](const EmitContext& e, const std::vector<std::string>& x, const std::vector<DType>& t) {
+       return cpu(e, x[0], EmitContext::ctype(t[0]));
+     }).emit("cpu", emit_scalar);
     Domain domain = row.domain;
     d.rule([domain](InferContext& c) {
       check_domain(c, "input", domain);
@@ -239,11 +329,10 @@ MITHRIL_REGISTER_OPS(elementwise) {
       gd.in("input", true).in("output", true).in("grad").out().trait("elementwise").trait("internal");
       for (auto& a : row.args) gd.args.push_back(a);
       UnaryCpu deriv = row.deriv.expr;
-      gd.emit("cpu", [deriv, uses](EmitContext& e) {
-        std::string T = e.ctype_of("grad");
-        std::string port = uses == Uses::Y ? "output" : "input";
-        emit_elementwise(e, {"grad", port}, [&](const std::vector<std::string>& x) { return x[0] + " * " + deriv(e, x[1], T); });
-      });
+      // Operands in port order: the input (or output) element, then the incoming gradient's.
+      gd.scalar_expr([deriv](const EmitContext& e, const std::vector<std::string>& x, const std::vector<DType>& t) {
+          return x.back() + " * " + deriv(e, x.front(), EmitContext::ctype(t.back()));
+        }).emit("cpu", emit_scalar);
       gd.rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("grad")); });
       register_op(std::move(gd));
     }
@@ -254,14 +343,14 @@ MITHRIL_REGISTER_OPS(elementwise) {
     OpDef d(row.name, "elementwise", row.summary);
     d.in("left").in("right").out().trait("elementwise").trait("broadcast");
     if (row.commutative) d.trait("commutative");
+    if (auto f = binary_evals().find(row.name); f != binary_evals().end()) d.fold_rule(binary_fold(f->second));
     Domain domain = row.domain;
     BinaryResult result = row.result;
     bool logical = std::string(row.name) == "And" || std::string(row.name) == "Or";
     std::string cpu = row.cpu;
-    d.emit("cpu", [cpu](EmitContext& e) {
-      emit_elementwise(e, {"left", "right"},
-                       [&](const std::vector<std::string>& x) { return fmt::format(fmt::runtime(cpu), x[0], x[1]); });
-    });
+    d.scalar_expr([cpu](const EmitContext&, const std::vector<std::string>& x, const std::vector<DType>&) {
+       return fmt::format(fmt::runtime(cpu), x[0], x[1]);
+     }).emit("cpu", emit_scalar);
     if (result == BinaryResult::Bool || logical) d.trait("no_gradient");
     else d.grad(binary_grad(row.name));
     d.rule([domain, result, logical](InferContext& c) {
@@ -278,9 +367,8 @@ MITHRIL_REGISTER_OPS(elementwise) {
 
   register_op(OpDef("Not", "elementwise", "logical not of a bool tensor")
                   .in("input").out().trait("elementwise").trait("no_gradient")
-                  .emit("cpu", [](EmitContext& e) {
-                    emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return "!" + x[0]; });
-                  })
+                  .scalar_expr([](const EmitContext&, const std::vector<std::string>& x, const std::vector<DType>&) { return "!" + x[0]; })
+                  .emit("cpu", emit_scalar)
                   .rule([](InferContext& c) {
                     if (c.dtype("input") != DType::boolean)
                       c.fail("'input' must be bool, found {}", type_str(c.dtype("input"), c.shape("input")));
@@ -296,11 +384,10 @@ MITHRIL_REGISTER_OPS(elementwise) {
                     if (g.wants("right"))
                       g.grad("right", g.sum_like(g.op1("Where", {{"condition", c}, {"left", zero}, {"right", dy}}), g.in("right")));
                   })
-                  .emit("cpu", [](EmitContext& e) {
-                    emit_elementwise(e, {"condition", "left", "right"}, [](const std::vector<std::string>& x) {
-                      return fmt::format("{} ? {} : {}", x[0], x[1], x[2]);
-                    });
+                  .scalar_expr([](const EmitContext&, const std::vector<std::string>& x, const std::vector<DType>&) {
+                    return fmt::format("{} ? {} : {}", x[0], x[1], x[2]);
                   })
+                  .emit("cpu", emit_scalar)
                   .rule([](InferContext& c) {
                     if (c.dtype("condition") != DType::boolean)
                       c.fail("'condition' must be bool, found {}", type_str(c.dtype("condition"), c.shape("condition")));
@@ -317,9 +404,13 @@ MITHRIL_REGISTER_OPS(elementwise) {
                     if (is_float(g.dtype(g.in("input"))))
                       g.grad("input", g.op1("Cast", {{"input", g.dout()}}, {{"dtype", dtype_name(g.dtype(g.in("input")))}}));
                   })
-                  .emit("cpu", [](EmitContext& e) {
-                    std::string T = EmitContext::ctype(e.out().dtype);
-                    emit_elementwise(e, {"input"}, [&](const std::vector<std::string>& x) { return fmt::format("static_cast<{}>({})", T, x[0]); });
+                  .scalar_expr([](const EmitContext& e, const std::vector<std::string>& x, const std::vector<DType>&) {
+                    return fmt::format("static_cast<{}>({})", EmitContext::ctype(*parse_dtype(e.s("dtype"))), x[0]);
+                  })
+                  .emit("cpu", emit_scalar)
+                  .fold_rule([](const Node&, const FoldArgs& in, const Value&) -> std::optional<std::vector<double>> {
+                    if (!in.at(0).at(0).data) return std::nullopt;
+                    return *in.at(0).at(0).data;  // the pass converts to the output's dtype
                   })
                   .rule([](InferContext& c) { c.out("output", *parse_dtype(c.s("dtype")), c.shape("input")); }));
 }

@@ -101,9 +101,11 @@ void emit_attention(EmitContext& e, bool backward) {
 MITHRIL_REGISTER_OPS(nn) {
   // Embedding's table gradient: the rows of `grad` scatter-added by index (repeated indices
   // accumulate), none for padding_idx (as torch.nn.functional.embedding). Indices were checked
-  // by the forward pass.
+  // by the forward pass. With `accumulate` (the other contributions to a tied table's gradient,
+  // autodiff's total_of) the rows are added to it, in its own buffer when the plan allows.
   register_op(OpDef("EmbeddingGradWeight", "nn", "gradient of Embedding's table: rows of grad added up by index")
-                  .in("grad").in("input").out().trait("internal")
+                  .in("grad").in("input").in("accumulate", true).out().trait("internal")
+                  .writes_in_place_of("accumulate")
                   .arg("num_embeddings", ArgType::Int).arg("dimension", ArgType::Int).arg("padding_idx", ArgType::Int, json(nullptr))
                   .arg("dtype", ArgType::Dtype, json("float32"))
                   .emit("cpu", [](EmitContext& e) {
@@ -111,7 +113,10 @@ MITHRIL_REGISTER_OPS(nn) {
                     int64_t n = e.i("num_embeddings"), dim = e.i("dimension");
                     int64_t pad = e.arg("padding_idx").is_null() ? -1 : e.i("padding_idx");
                     if (pad < 0 && !e.arg("padding_idx").is_null()) pad += n;
-                    e.line("std::fill({0}, {0} + {1}, {2}(0));", e.y(), n * dim, T);
+                    if (e.has("accumulate"))  // nothing to copy when the plan put the result in its buffer
+                      e.line("if ({0} != {1}) std::copy({1}, {1} + {2}, {0});", e.y(), e.x("accumulate"), n * dim);
+                    else
+                      e.line("std::fill({0}, {0} + {1}, {2}(0));", e.y(), n * dim, T);
                     e.line("for (int64_t i = 0; i < {}; ++i) {{", EmitContext::numel(e.in("input").shape));
                     e.line("  const int64_t row = static_cast<int64_t>({}[i]);", e.x("input"));
                     if (pad >= 0) e.line("  if (row == {}) continue;  // padding_idx: no gradient", pad);

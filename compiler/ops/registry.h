@@ -44,6 +44,24 @@ class EmitContext;  // codegen/emit.h
 using EmitFn = std::function<void(EmitContext&)>;
 class GradContext;  // ops/grad.h
 using GradFn = std::function<void(GradContext&)>;
+// The element expression of an elementwise op (OpDef::scalar): C++ for one output element from the
+// C++ expressions of its operands (one per bound input value, in port order) and their dtypes. It
+// reads only the node's arguments through the EmitContext (e.f("negative_slope"), e.s("dtype")), never
+// its values: the op's CPU emitter (emit_scalar, codegen/emit.h) and the `fuse-elementwise` pass's
+// FusedElementwise loops (passes/fuse.h) both build on it.
+using ScalarFn = std::function<std::string(const EmitContext& e, const std::vector<std::string>& operands,
+                                           const std::vector<DType>& operand_dtypes)>;
+// Constant folding (the `fold` pass, passes/optimize.h). An input as a fold rule sees it: its
+// type, and its elements in row-major order when it is a compile-time constant (else null).
+struct FoldArg {
+  const Value* value = nullptr;
+  const std::vector<double>* data = nullptr;
+};
+using FoldArgs = std::vector<std::vector<FoldArg>>;  // per input port, one FoldArg per bound value
+// A fold rule: the elements of the node's one output (`out`: its inferred, constant shape and
+// dtype), row-major, computed in double (the pass rounds them to the dtype), from the node and its
+// inputs; nullopt when an input it reads is not a constant.
+using FoldFn = std::function<std::optional<std::vector<double>>(const Node& n, const FoldArgs& in, const Value& out)>;
 
 struct OpDef {
   std::string name, family, summary;
@@ -55,6 +73,11 @@ struct OpDef {
   std::function<int(const json& attrs)> output_count;
   // Code generation per target ("cpu", later "cuda", ...), next to the op's other rules.
   std::map<std::string, EmitFn> emitters;
+  // Evaluation at compile time of a node whose inputs are constants (optional; see FoldFn).
+  FoldFn fold;
+  // The per-element C++ expression of an elementwise op (optional; see ScalarFn): ops that have one
+  // can be fused into one loop with their neighbours.
+  ScalarFn scalar;
   // Working memory a node needs while it runs (im2col columns, attention scores), in elements of
   // its first output's dtype; the memory plan places it in the arena for that node only.
   std::function<Dim(const Node&, const Graph&)> scratch;
@@ -62,6 +85,9 @@ struct OpDef {
   // Ops without one either have the trait "no_gradient" (StopGradient, comparisons: nothing flows
   // through them) or stop training with an error naming the layer.
   GradFn gradient;
+  // An input port whose buffer the output may take over when this node is that value's last
+  // reader and both have the same size (the memory plan then writes the result in place).
+  std::string in_place;
 
   OpDef() = default;
   OpDef(std::string n, std::string fam, std::string sum)
@@ -86,7 +112,10 @@ struct OpDef {
   OpDef& trait(std::string t) { traits.insert(std::move(t)); return *this; }
   OpDef& rule(InferFn f) { infer = std::move(f); return *this; }
   OpDef& emit(const std::string& target, EmitFn f) { emitters[target] = std::move(f); return *this; }
+  OpDef& fold_rule(FoldFn f) { fold = std::move(f); return *this; }
+  OpDef& scalar_expr(ScalarFn f) { scalar = std::move(f); return *this; }
   OpDef& grad(GradFn f) { gradient = std::move(f); return *this; }
+  OpDef& writes_in_place_of(std::string port) { in_place = std::move(port); return *this; }
   OpDef& scratch_elems(std::function<Dim(const Node&, const Graph&)> f) { scratch = std::move(f); return *this; }
 
   int input_index(const std::string& port) const;

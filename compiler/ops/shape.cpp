@@ -6,6 +6,7 @@
 #include "codegen/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
+#include "passes/optimize.h"
 
 #include <algorithm>
 #include <cmath>
@@ -692,6 +693,19 @@ void split_grad(GradContext& g) {
   else g.grad("input", g.add("Concat", {{"input", parts}}, {{"axis", g.i("axis")}}).at(0));
 }
 
+// Constant folding (OpDef::fold): the ops that keep the elements in order give the input's
+// elements; the broadcasting ones (BroadcastLike, Expand) repeat them into the output's shape.
+std::optional<std::vector<double>> fold_same_elements(const Node&, const FoldArgs& in, const Value&) {
+  if (!in.at(0).at(0).data) return std::nullopt;
+  return *in.at(0).at(0).data;
+}
+
+std::optional<std::vector<double>> fold_broadcast(const Node&, const FoldArgs& in, const Value& out) {
+  const FoldArg& x = in.at(0).at(0);
+  if (!x.data) return std::nullopt;
+  return broadcast_elements(*x.data, x.value->shape, out.shape);
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(shape) {
@@ -704,6 +718,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "the new sizes: positive, 0 (copy the input's size at this position) or -1 (infer; at most one)")
                   .grad(reshape_grad)
                   .emit("cpu", emit_copy)
+                  .fold_rule(fold_same_elements)
                   .rule(reshape_rule));
 
   register_op(OpDef("Flatten", "shape",
@@ -714,6 +729,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("end_dim", ArgType::Int, json(-1), "last axis to merge (inclusive); negative counts from the end")
                   .grad(reshape_grad)
                   .emit("cpu", emit_copy)
+                  .fold_rule(fold_same_elements)
                   .rule(flatten_rule));
 
   register_op(OpDef("Transpose", "shape", "swap two axes; the defaults swap the last two ([.., M, K] -> [.., K, M])")
@@ -744,6 +760,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "axis or list of axes to remove, each of size 1; negative counts from the end; omitted: every size-1 axis")
                   .grad(reshape_grad)
                   .emit("cpu", emit_copy)
+                  .fold_rule(fold_same_elements)
                   .rule(squeeze_rule));
 
   register_op(OpDef("Unsqueeze", "shape",
@@ -754,6 +771,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "position or list of positions of the new axes in the output; negative counts from the output's end")
                   .grad(reshape_grad)
                   .emit("cpu", emit_copy)
+                  .fold_rule(fold_same_elements)
                   .rule(unsqueeze_rule));
 
   register_op(OpDef("Expand", "shape",
@@ -764,6 +782,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "the target sizes, aligned at the last axis; -1 keeps the input's size (not allowed in new leading axes)")
                   .grad([](GradContext& g) { g.grad("input", g.sum_like(g.dout(), g.in("input"))); })
                   .emit("cpu", emit_expand)
+                  .fold_rule(fold_broadcast)
                   .rule(expand_rule));
 
   register_op(OpDef("Concat", "shape",
@@ -860,6 +879,7 @@ MITHRIL_REGISTER_OPS(shape) {
                     shape_only(e);
                     emit_copy(e);
                   })
+                  .fold_rule(fold_same_elements)
                   .rule([](InferContext& c) {
                     if (numel(c.shape("input")) != numel(c.shape("like")))
                       c.fail("cannot reshape {} into the shape of {}", input_type(c), input_type(c, "like"));
@@ -872,6 +892,7 @@ MITHRIL_REGISTER_OPS(shape) {
                     shape_only(e);
                     emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return x[0]; });
                   })
+                  .fold_rule(fold_broadcast)
                   .rule([](InferContext& c) {
                     auto b = broadcast_shapes(c.shape("input"), c.shape("like"));
                     if (!b || *b != c.shape("like"))

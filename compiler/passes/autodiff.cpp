@@ -26,13 +26,38 @@ bool freeze_matches(const std::string& pattern, const std::string& name) {
 namespace {
 
 // Sums the contributions to `v` into one value (a chain of Adds named after it).
+// A contribution made by an op with an `accumulate` input (EmbeddingGradWeight: rows scattered
+// into a table) is instead remade last, adding into the sum of the others (in place, by the
+// memory plan), so a tied embedding's gradient needs one table-sized buffer, not three; the
+// first node is left unread and pruned.
 int total_of(Graph& g, GradState& st, int v) {
-  auto& parts = st.parts[v];
+  std::vector<int> parts = st.parts[v];
   if (parts.empty()) return -1;
+  int accumulating = -1;
+  if (parts.size() > 1)
+    for (size_t k = 0; k < parts.size(); ++k) {
+      int producer = g.value(parts[k]).producer;
+      if (producer < 0) continue;
+      const Node& n = g.nodes[producer];
+      int port = n.op->input_index("accumulate");
+      if (port >= 0 && n.inputs[port].empty() && n.outputs.size() == 1 && n.outputs[0].size() == 1) accumulating = static_cast<int>(k);
+    }
+  int into = -1;
+  if (accumulating >= 0) {
+    into = parts[static_cast<size_t>(accumulating)];
+    parts.erase(parts.begin() + accumulating);
+  }
   int acc = parts[0];
   for (size_t k = 1; k < parts.size(); ++k) {
     std::string name = g.value(v).name + ".grad_sum" + (k > 1 ? "_" + std::to_string(k) : "");
     acc = add_typed_node(g, "Add", name, g.value(v).loc, {{"left", {acc}}, {"right", {parts[k]}}}).at(0);
+  }
+  if (into >= 0) {
+    const Node n = g.nodes[static_cast<size_t>(g.value(into).producer)];
+    std::vector<std::pair<std::string, std::vector<int>>> inputs;
+    for (size_t p = 0; p < n.inputs.size(); ++p)
+      inputs.push_back({n.op->inputs[p].name, n.op->inputs[p].name == "accumulate" ? std::vector<int>{acc} : n.inputs[p]});
+    acc = add_typed_node(g, n.op->name, g.value(v).name + ".grad_sum", n.loc, inputs, n.attrs).at(0);
   }
   st.wants.resize(g.values.size(), false);
   st.total.resize(g.values.size(), -1);

@@ -1,7 +1,9 @@
 // The `bind-shapes` and `infer-shapes` passes.
+#include <algorithm>
 #include <charconv>
 
 #include "ops/registry.h"
+#include "passes/fuse.h"
 #include "passes/passes.h"
 
 namespace mithril {
@@ -111,6 +113,14 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
       {"bind-shapes", "bind symbolic input dims given with --shape", false, [shapes](Graph g) { return bind_shapes(std::move(g), shapes); }},
       {"order", "topological order; cycles and dead layers", false, [](Graph g) { return order_nodes(std::move(g)); }},
       {"infer-shapes", "shapes, dtypes and parameter shapes", false, [](Graph g) { return infer_shapes(std::move(g)); }},
+      // Optimizing passes on the forward graph (passes/optimize.h): the backward pass is built from the result.
+      {"simplify", "algebraic identities: x*1, x+0, Identity, Permute and Reshape chains, Log(Softmax)", true,
+       [](Graph g) { return simplify(std::move(g)); }},
+      {"fold", "constant folding: nodes of constant inputs become Constants", true,
+       [](Graph g) { return fold_constants(std::move(g)); }},
+      {"cse", "common subexpressions: identical nodes computed once", true, [](Graph g) { return cse(std::move(g)); }},
+      {"dce", "dead code: nodes no output needs (parameters and state are kept)", true,
+       [](Graph g) { return dce(std::move(g)); }},
   };
   if (opts.train)
     passes.push_back({"loss", "the training loss: targets, loss layers, weights, regularization", false,
@@ -119,7 +129,38 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
   if (opts.train && opts.grad.enabled)
     passes.push_back({"optimizer", "the parameter updates of the training step", false,
                       [spec = *opts.train](Graph g) { return add_optimizer(std::move(g), spec); }});
+  // Last, so that the backward pass and the optimizer's chains fuse too (passes/fuse.h). Only for
+  // code generation (and when asked to dump it): `mithril check` summarizes the layers as written.
+  if (opts.codegen || opts.dump_after == "fuse-elementwise")
+    passes.push_back({"fuse-elementwise", "chains of elementwise ops in one loop", true,
+                      [](Graph g) { return fuse_elementwise(std::move(g)); }});
   return passes;
+}
+
+std::vector<std::string> resolve_disabled_passes(const std::vector<std::string>& names, PipelineOptions opts) {
+  opts.codegen = true;  // every pass there is
+  TrainSpec spec;
+  if (!opts.train) opts.train = &spec;
+  opts.grad.enabled = true;
+  std::vector<std::string> all, optional, out;
+  for (auto& p : frontend_passes(opts)) {
+    all.push_back(p.name);
+    if (p.optional) optional.push_back(p.name);
+  }
+  for (auto& n : names) {
+    if (n == "all") {
+      out.insert(out.end(), optional.begin(), optional.end());
+      continue;
+    }
+    if (std::find(all.begin(), all.end(), n) == all.end())
+      fail(SourceLoc{"--no-pass " + n, 0, 0}, "no pass named '{}'; passes that can be switched off: {} (or all)", n,
+           fmt::join(optional, ", "));
+    if (std::find(optional.begin(), optional.end(), n) == optional.end())
+      fail(SourceLoc{"--no-pass " + n, 0, 0}, "pass '{}' cannot be switched off; those that can: {} (or all)", n,
+           fmt::join(optional, ", "));
+    out.push_back(n);
+  }
+  return out;
 }
 
 Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts) {

@@ -10,6 +10,7 @@
 
 #include "ir/graph.h"
 #include "passes/autodiff.h"
+#include "passes/optimize.h"
 #include "passes/training.h"
 
 namespace mithril {
@@ -45,14 +46,19 @@ struct PipelineOptions {
   std::vector<std::string> disabled;    // --no-pass
   GradOptions grad;                     // --grad, --grad-inputs, --freeze: the autodiff pass
   const TrainSpec* train = nullptr;     // a training program: the loss pass (and, with grad, the optimizer pass)
+  bool codegen = false;                 // the graph goes on to code generation: adds fuse-elementwise
   std::string dump_after;               // --dump-ir
   std::function<void(const std::string& pass, const Graph&)> on_dump;
 };
 
-// The pipeline up to a checked graph: bind-shapes, order, infer-shapes, then autodiff
-// (which leaves the graph alone unless gradients were asked for). Training programs add
+// The pipeline up to a checked graph: bind-shapes, order, infer-shapes, the optimizing passes
+// simplify, fold, cse and dce (optional; passes/optimize.h), then autodiff (which leaves the
+// graph alone unless gradients were asked for). Training programs add
 // `loss` before autodiff and `optimizer` after it (passes/training.h).
 std::vector<Pass> frontend_passes(const PipelineOptions& opts);
 Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts);
+// `--no-pass` values checked against the pipeline's optional passes, `all` standing for every one
+// of them; an unknown name is a CompileError listing the passes.
+std::vector<std::string> resolve_disabled_passes(const std::vector<std::string>& names, PipelineOptions opts);
 
 }  // namespace mithril

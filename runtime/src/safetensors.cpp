@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+
+#include <sys/types.h>
 
 #include "json.h"
 #include "mithril/rt/file_io.h"
@@ -176,8 +180,20 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     }
     check_no_overlap(tensors_, what());
 
-    buffer_ = aligned_buffer(buffer_size_, false);
-    in.read(buffer_.get(), buffer_size_, "data");
+    data_offset_ = in.position();
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw Error(what() + ": cannot open: " + std::strerror(errno));
+    file_ = std::shared_ptr<std::FILE>(f, [](std::FILE* q) { std::fclose(q); });
+}
+
+void SafetensorsFile::read_data(const TensorInfo& ti, void* dst) const {
+    const std::size_t n = ti.end - ti.begin;
+    if (n == 0) return;
+    // The header was checked against the file's size; a file cut short since reads short.
+    if (fseeko(file_.get(), static_cast<off_t>(data_offset_ + ti.begin), SEEK_SET) != 0 ||
+        std::fread(dst, 1, n, file_.get()) != n)
+        throw Error(what() + ": truncated data: cannot read bytes " + std::to_string(ti.begin) + ".." +
+                    std::to_string(ti.end) + " of the data buffer (was the file changed while loading?)");
 }
 
 std::string SafetensorsFile::what() const { return "weights file " + path_.string(); }
@@ -200,9 +216,9 @@ const TensorInfo& SafetensorsFile::info(std::string_view name) const {
 
 Tensor SafetensorsFile::get(std::string_view name) const {
     const TensorInfo& ti = info(name);
-    void* data = static_cast<std::byte*>(buffer_.get()) + ti.begin;
-    Tensor view = Tensor::view_of(buffer_, data, ti.dtype, ti.shape);
-    return ti.begin % dtype_size(ti.dtype) == 0 ? view : view.clone();
+    Tensor t = Tensor::zeros(ti.dtype, ti.shape);
+    read_data(ti, t.raw_data());
+    return t;
 }
 
 void SafetensorsFile::load_into(std::string_view name, void* dst, DType dtype, const Shape& shape) const {
@@ -210,7 +226,7 @@ void SafetensorsFile::load_into(std::string_view name, void* dst, DType dtype, c
     if (ti.dtype != dtype || ti.shape != shape)
         throw Error(what() + ": parameter '" + std::string(name) + "' expected " + type_str(dtype, shape) +
                     ", file holds " + type_str(ti.dtype, ti.shape));
-    if (ti.end > ti.begin) std::memcpy(dst, static_cast<const std::byte*>(buffer_.get()) + ti.begin, ti.end - ti.begin);
+    read_data(ti, dst);
 }
 
 void save_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

@@ -7,6 +7,10 @@
 #include <limits>
 #include <new>
 
+#if defined(__unix__)
+#include <sys/mman.h>
+#endif
+
 namespace mithril::rt {
 
 namespace {
@@ -46,6 +50,17 @@ void copy_strided(const std::byte* src, std::byte*& dst, const Shape& shape, con
 }  // namespace
 
 std::shared_ptr<void> aligned_buffer(std::size_t bytes, bool zero) {
+#if defined(__unix__)
+    // Large zeroed buffers (arenas, weight blocks) come straight from mmap: its
+    // pages read as zero and become resident only when first written, so the
+    // parts of an arena a program never touches (an evaluation pass that never
+    // runs, a weight block shared with the training step) cost no memory.
+    if (zero && bytes >= kLazyZeroBytes) {
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        return std::shared_ptr<void>(p, [bytes](void* q) { ::munmap(q, bytes); });
+    }
+#endif
     void* p = ::operator new(bytes == 0 ? kAlignment : bytes, std::align_val_t{kAlignment});
     if (zero) std::memset(p, 0, bytes);
     return std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t{kAlignment}); });

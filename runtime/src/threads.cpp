@@ -1,4 +1,4 @@
-// threads.cpp - keeps OpenMP and OpenBLAS thread counts in agreement.
+// threads.cpp - keeps OpenMP and BLAS (OpenBLAS or BLIS) thread counts in agreement.
 #include "mithril/rt/threads.h"
 
 #include <atomic>
@@ -12,11 +12,8 @@
 #include <omp.h>
 #endif
 
+#include "mithril/rt/blas.h"
 #include "mithril/rt/error.h"
-
-// Declared here rather than via cblas.h: not every cblas.h (e.g. netlib's)
-// declares the OpenBLAS extensions, but libopenblas always exports them.
-extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace mithril::rt {
 
@@ -51,7 +48,7 @@ int default_num_threads() {
 
 int set_num_threads(int n) {
     if (n <= 0) n = default_num_threads();
-    openblas_set_num_threads(n);
+    set_blas_num_threads(n);
 #if defined(MITHRIL_RT_HAVE_OPENMP)
     omp_set_num_threads(n);
 #endif

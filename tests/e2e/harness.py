@@ -32,6 +32,22 @@ def save_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
+def load_safetensors(path):
+    """The safetensors layout read with struct + json, independently of the runtime's reader."""
+    dtypes = {code: dt for dt, code in SAFETENSORS_DTYPES.items()}
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        lo, hi = info["data_offsets"]
+        out[name] = np.frombuffer(data[8 + n + lo:8 + n + hi], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+    return out
+
+
 def model_yaml(name, inputs, layers, outputs):
     """A model file: `inputs` maps names to example arrays (their shapes and dtypes are declared),
     `layers` are YAML flow mappings, one per layer."""

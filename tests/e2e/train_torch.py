@@ -13,9 +13,7 @@ from its float64 one by 4e-4 entry by entry (1.8e-6 norm-wise) on the MLP case, 
 Also checks that gradient-norm clipping matches torch.nn.utils.clip_grad_norm_ and the
 step schedule torch.optim.lr_scheduler.StepLR.
 """
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -25,24 +23,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import save_safetensors  # noqa: E402
+from harness import load_safetensors, save_safetensors  # noqa: E402
 
 TOL = 1e-5
 
 
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        b, e = v["data_offsets"]
-        dt = {"F32": np.float32, "F64": np.float64, "I64": np.int64}[v["dtype"]]
-        out[k] = np.frombuffer(data[b:e], dtype=dt).reshape(v["shape"])
-    return out
 
 
 def mlp():

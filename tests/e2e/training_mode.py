@@ -18,15 +18,13 @@ different one. Eval: the identity.
 Needs torch (Debian's python3-torch for /usr/bin/python3).
 Usage: training_mode.py MITHRIL ROOT
 """
-import json
 import os
-import struct
 import sys
 import tempfile
 
 import numpy as np
 
-from harness import Runner, model_yaml
+from harness import Runner, load_safetensors, model_yaml
 
 RTOL, ATOL = 1e-4, 1e-5
 P = 0.25
@@ -40,20 +38,6 @@ except ImportError as e:
     sys.exit(1)
 
 
-def load_safetensors(path):
-    """The safetensors layout read with struct + json, independently of the runtime's reader."""
-    dtypes = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64}
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        lo, hi = info["data_offsets"]
-        out[name] = np.frombuffer(data[8 + n + lo:8 + n + hi], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-    return out
 
 
 class Reference(nn.Module):

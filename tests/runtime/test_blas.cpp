@@ -1,13 +1,17 @@
 // test_blas.cpp - gemm / gemv / gemm_batched against naive loops, with
-// transposes, odd non-square sizes, padded leading dimensions and broadcast.
+// transposes, odd non-square sizes, padded leading dimensions and broadcast;
+// gemm's single-row and single-column shapes, which it runs as gemv.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "mithril/rt/blas.h"
 #include "mithril/rt/error.h"
+#include "mithril/rt/threads.h"
 
 using namespace mithril::rt;
 using Catch::Contains;
@@ -54,6 +58,47 @@ void check_gemm(bool ta, bool tb) {
     naive_gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
     const double tol = sizeof(T) == 4 ? 1e-5 : 1e-12;
     for (std::size_t i = 0; i < C.size(); ++i) REQUIRE(std::abs(C[i] - want[i]) <= tol);
+}
+
+// gemm with M == 1 or N == 1 (run as gemv from 2^17 multiply-adds on, src/blas.cpp)
+// against the naive loop in double: padded leading dimensions, so every stride of
+// the routing shows. Tolerance: a multiple of the unit roundoff times the sum of
+// |terms| of each element. beta == 0 over a C full of NaN must overwrite it, as
+// BLAS gemm does.
+template <class T>
+void check_gemm_shape(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, T alpha, T beta) {
+    const std::int64_t pad = 3;
+    const std::int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    const auto A = random_vector<T>(std::size_t((ta ? K : M) * lda), 11);
+    const auto B = random_vector<T>(std::size_t((tb ? N : K) * ldb), 12);
+    const auto C0 = random_vector<T>(std::size_t(M * ldc), 13);
+    auto C = C0;
+    if (beta == T(0))
+        for (std::int64_t i = 0; i < M; ++i)
+            for (std::int64_t j = 0; j < N; ++j) C[std::size_t(i * ldc + j)] = std::numeric_limits<T>::quiet_NaN();
+    gemm(ta ? Transpose::Yes : Transpose::No, tb ? Transpose::Yes : Transpose::No, M, N, K, alpha, A.data(), lda,
+         B.data(), ldb, beta, C.data(), ldc);
+    const double rel = sizeof(T) == 4 ? 1e-5 : 1e-13;
+    for (std::int64_t i = 0; i < M; ++i) {
+        for (std::int64_t j = 0; j < N; ++j) {
+            double acc = 0, mag = 0;
+            for (std::int64_t k = 0; k < K; ++k) {
+                const double term = double(op_at(A.data(), ta, lda, i, k)) * double(op_at(B.data(), tb, ldb, k, j));
+                acc += term;
+                mag += std::abs(term);
+            }
+            const double c0 = beta == T(0) ? 0.0 : double(C0[std::size_t(i * ldc + j)]);
+            const double want = double(alpha) * acc + double(beta) * c0;
+            const double tol = rel * (std::abs(double(alpha)) * mag + std::abs(double(beta) * c0) + 1e-30);
+            const std::size_t at = std::size_t(i * ldc + j);
+            if (!(std::abs(double(C[at]) - want) <= tol)) {
+                INFO("C[" << i << ", " << j << "] = " << C[at] << ", want " << want << ", tolerance " << tol);
+                REQUIRE(std::abs(double(C[at]) - want) <= tol);
+            }
+        }
+        // The padding after each row is never written.
+        for (std::int64_t j = N; j < ldc; ++j) REQUIRE(C[std::size_t(i * ldc + j)] == C0[std::size_t(i * ldc + j)]);
+    }
 }
 
 template <class T>
@@ -129,4 +174,40 @@ TEST_CASE("blas wrappers reject bad arguments with Error", "[blas]") {
     REQUIRE_THROWS_WITH(gemm_batched(Transpose::No, Transpose::No, 2, 2, 2, 2, 1.f, buf.data(), 2, 4, buf.data(), 2,
                                      4, 0.f, buf.data(), 2, 0),
                         Contains("stride_c = 0"));
+}
+
+TEST_CASE("gemm with one row or one column (run as gemv) matches a naive loop", "[blas]") {
+    struct Shape {
+        std::int64_t M, N, K;
+    };
+    // At or above 2^17 multiply-adds (gemv): M == 1 (a batch-1 Linear), N == 1, both;
+    // below it (gemm): the same kinds of shapes, and a plain gemm next to them.
+    const Shape shapes[] = {{1, 512, 784}, {1, 300, 437}, {400, 1, 330}, {1, 1, 131072},
+                            {1, 37, 53},   {41, 1, 29},   {1, 1, 19},    {1, 9, 1},
+                            {6, 1, 1},     {5, 4, 3}};
+    for (const auto& sh : shapes)
+        for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+                INFO("M=" << sh.M << " N=" << sh.N << " K=" << sh.K << " transA=" << ta << " transB=" << tb);
+                check_gemm_shape<float>(ta, tb, sh.M, sh.N, sh.K, 1.5f, -0.5f);
+                check_gemm_shape<float>(ta, tb, sh.M, sh.N, sh.K, 1.0f, 0.0f);
+                check_gemm_shape<double>(ta, tb, sh.M, sh.N, sh.K, -0.75, 2.0);
+                check_gemm_shape<double>(ta, tb, sh.M, sh.N, sh.K, 1.0, 0.0);
+            }
+}
+
+TEST_CASE("gemm with K == 0 scales C by beta, also for one row or column", "[blas]") {
+    for (auto [M, N] : {std::pair<std::int64_t, std::int64_t>{1, 5}, {4, 1}, {3, 2}}) {
+        std::vector<float> A(8, 1.f), B(8, 1.f), C(std::size_t(M * N), 2.f);
+        gemm(Transpose::No, Transpose::Yes, M, N, 0, 1.f, A.data(), 1, B.data(), 1, 0.5f, C.data(), N);
+        for (float c : C) REQUIRE(c == 1.f);
+    }
+}
+
+TEST_CASE("the BLAS library linked in has a name", "[blas]") {
+    const std::string name = blas_library();
+    REQUIRE((name == "openblas" || name == "blis"));
+    const int n = num_threads();
+    set_blas_num_threads(1);  // either library's own setter
+    set_blas_num_threads(n);
 }

@@ -14,36 +14,29 @@ with --grad, and timed by the binary's `--grad --bench N` (median of N forward
 and backward passes after a warm-up; BatchNorm in training mode). PyTorch: the
 same step (`loss = cross_entropy(net(x), y); loss.backward()`, gradients reset to
 None between steps) in a fresh process. Peak resident memory is each process's
-ru_maxrss: for PyTorch it includes the interpreter and libtorch (the baseline
-column shows how much was resident before the first step). No optimizer update:
+high-water mark (VmHWM; ru_maxrss would carry over the benchmark script's own
+peak into the processes it starts): for PyTorch it includes the interpreter and
+libtorch (the baseline column shows how much was resident before the first step). No optimizer update:
 that is issue 5's benchmark. Ratios from one run only; the machine is noisy.
 """
 import argparse
-import datetime
-import multiprocessing
 import os
-import re
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from bench_cpu import cpu_model, torch_gpt2, torch_lenet, torch_mlp, torch_resnet18  # noqa: E402
-from harness import save_safetensors  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import ROOT, cpu_model, parse_bench, peak_rss, save_safetensors  # noqa: E402
 
 ROWS = [
     # name, sample, input, shape, classes, builder, output, runs
-    ("MLP batch 64", "mlp", "input", (64, 784), 10, torch_mlp, "output", 100),
-    ("LeNet batch 64", "lenet", "input", (64, 1, 28, 28), 10, torch_lenet, "output", 100),
-    ("ResNet-18 batch 8", "resnet18", "input", (8, 3, 224, 224), 1000, torch_resnet18, "output", 5),
-    ("GPT-2 small 4 x 64 tokens", "gpt2", "tokens", (4, 64), 50257, torch_gpt2, "logits", 3),
+    ("MLP batch 64", "mlp", "input", (64, 784), 10, "torch_mlp", "output", 100),
+    ("LeNet batch 64", "lenet", "input", (64, 1, 28, 28), 10, "torch_lenet", "output", 100),
+    ("ResNet-18 batch 8", "resnet18", "input", (8, 3, 224, 224), 1000, "torch_resnet18", "output", 5),
+    ("GPT-2 small 4 x 64 tokens", "gpt2", "tokens", (4, 64), 50257, "torch_gpt2", "logits", 3),
 ]
 
 
@@ -65,10 +58,9 @@ def time_torch(builder_name, x, labels, runs, threads):
     import torch
 
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    net = globals()[builder_name](torch).train()
+    net = common.build(torch, builder_name).train()
     xt, yt = torch.from_numpy(x), torch.from_numpy(labels)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    baseline = peak_rss()
 
     def step():
         for p in net.parameters():
@@ -79,14 +71,8 @@ def time_torch(builder_name, x, labels, runs, threads):
         return loss.item()
 
     loss = step()
-    for _ in range(max(1, runs // 10) - 1):
-        step()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t) * 1e3)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = common.time_calls(step, runs, max(1, runs // 10) - 1)
+    peak = peak_rss()
     return loss, float(np.median(times)), peak, baseline
 
 
@@ -94,8 +80,7 @@ def time_torch_step(builder_name, x, labels, runs, threads):
     import torch
 
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    net = globals()[builder_name](torch).train()
+    net = common.build(torch, builder_name).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.01)
     xt, yt = torch.from_numpy(x), torch.from_numpy(labels)
 
@@ -106,61 +91,35 @@ def time_torch_step(builder_name, x, labels, runs, threads):
         loss.backward()
         opt.step()
 
-    for _ in range(max(1, runs // 10)):
-        step()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(times)), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = common.time_calls(step, runs, max(1, runs // 10))
+    return float(np.median(times)), peak_rss()
 
 
 STEP_ROWS = [
     # name, sample, input shape, classes, builder, runs
-    ("MLP batch 64", "mlp", (64, 784), 10, torch_mlp, 100),
-    ("LeNet batch 64", "lenet", (64, 1, 28, 28), 10, torch_lenet, 100),
-    ("GPT-2 small 4 x 64 tokens", "gpt2", (4, 64), 50257, torch_gpt2, 3),
+    ("MLP batch 64", "mlp", (64, 784), 10, "torch_mlp", 100),
+    ("LeNet batch 64", "lenet", (64, 1, 28, 28), 10, "torch_lenet", 100),
+    ("GPT-2 small 4 x 64 tokens", "gpt2", (4, 64), 50257, "torch_gpt2", 3),
 ]
 
 
 def step_rows(args, env, tmp):
     rows = []
-    for name, sample, shape, classes, build, runs in STEP_ROWS:
+    for name, sample, shape, classes, builder, runs in STEP_ROWS:
         if args.only and args.only not in name:
             continue
         import torch
 
-        torch.manual_seed(0)
-        net = build(torch)
         wpath = os.path.join(tmp, f"{sample}_step.safetensors")
-        save_safetensors(wpath, {k: v.detach().numpy() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")})
-        del net
-        rng = np.random.default_rng(0)
-        cmd = [args.mithril, "train", os.path.join(ROOT, "samples", sample + ".yaml"), "--optimizer", "adamw", "--lr", "1e-4",
-               "--weight-decay", "0.01", "--batch-size", str(shape[0]), "--val-split", "0", "--weights", wpath, "--bench", str(runs),
-               "--threads", str(args.threads)]
-        if sample == "gpt2":
-            tokens = rng.integers(0, classes, 100000).astype(np.uint16)
-            tokens.tofile(os.path.join(tmp, "tokens.bin"))
-            cmd += ["--data", os.path.join(tmp, "tokens.bin"), "--format", "tokens", "--shape", f"T={shape[1]}", "--arg", "dropout=0.0"]
-            x = tokens[: shape[0] * shape[1]].astype(np.int64).reshape(shape)
-            y = tokens[1: shape[0] * shape[1] + 1].astype(np.int64).reshape(shape)
-        else:
-            x = rng.standard_normal(shape).astype(np.float32)
-            y = rng.integers(0, classes, shape[0]).astype(np.int64)
-            np.save(os.path.join(tmp, "sx.npy"), x)
-            np.save(os.path.join(tmp, "sy.npy"), y)
-            cmd += ["--data", os.path.join(tmp, "sx.npy"), "--labels", os.path.join(tmp, "sy.npy")]
+        save_safetensors(wpath, common.weights_of(common.build(torch, builder)))
+        cmd, x, y = common.train_step_command(args.mithril, sample, shape, classes, wpath, runs, args.threads, tmp)
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode != 0:
-            rows.append((name, None, None, None, None, (p.stderr.strip().splitlines() or ["failed"])[-1]))
+            rows.append((name, None, None, None, None, common.last_line(p.stderr)))
             continue
-        ours = float(re.search(r"median ([0-9.]+) ms", p.stdout).group(1))
-        our_peak = float(re.search(r"peak resident memory ([0-9.]+) MiB", p.stdout).group(1))
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            theirs, peak = pool.apply(time_torch_step, (build.__name__, x, y, runs, args.threads))
-        rows.append((name, ours, theirs, our_peak, peak / 2**20, ""))
+        ours = parse_bench(p.stdout)
+        theirs, peak = common.in_fresh_process(time_torch_step, builder, x, y, runs, args.threads)
+        rows.append((name, ours["median"], theirs, ours["peak"], peak / 2**20, ""))
     return rows
 
 
@@ -168,26 +127,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default="")
-    ap.add_argument("--mithril", default=os.path.join(ROOT, "build", "mithril"))
+    ap.add_argument("--mithril", default=common.DEFAULT_MITHRIL)
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MITHRIL_NUM_THREADS=str(args.threads))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        env["MITHRIL_CACHE_DIR"] = os.path.join(tmp, "cache")
-        for name, sample, in_name, shape, classes, build, out_name, runs in ROWS:
+        env = common.mithril_env(args.threads, os.path.join(tmp, "cache"))
+        for name, sample, in_name, shape, classes, builder, out_name, runs in ROWS:
             if args.only and args.only not in name:
                 continue
-            torch.manual_seed(0)
-            net = build(torch)
-            weights = {"net." + k: v.detach().numpy() for k, v in net.state_dict().items()
-                       if not k.endswith("num_batches_tracked")}
-            del net
             wpath = os.path.join(tmp, f"{sample}.safetensors")
-            save_safetensors(wpath, weights)
-            del weights
+            save_safetensors(wpath, common.weights_of(common.build(torch, builder), prefix="net."))
             rng = np.random.default_rng(0)
             tokens = in_name == "tokens"
             x = rng.integers(0, 50257, shape).astype(np.int64) if tokens else rng.standard_normal(shape).astype(np.float32)
@@ -201,44 +153,40 @@ def main():
                                 "--input", f"labels={tmp}/y.npy", "--weights", wpath, "--bench", str(runs), "-o",
                                 os.path.join(tmp, "out")], capture_output=True, text=True, env=env)
             if p.returncode != 0:
-                rows.append((name, None, None, None, None, None, (p.stderr.strip().splitlines() or ["failed"])[-1]))
+                rows.append((name, None, None, None, None, None, common.last_line(p.stderr)))
                 continue
-            ours = float(re.search(r"median ([0-9.]+) ms", p.stdout).group(1))
-            our_peak = float(re.search(r"peak resident memory ([0-9.]+) MiB", p.stdout).group(1))
+            bench = parse_bench(p.stdout)
+            ours, our_peak = bench["median"], bench["peak"]
             our_loss = float(np.load(os.path.join(tmp, "out", "loss.npy")))
-            with multiprocessing.get_context("spawn").Pool(1) as pool:
-                loss, theirs, peak, base = pool.apply(time_torch, (build.__name__, x, labels, runs, args.threads))
+            loss, theirs, peak, base = common.in_fresh_process(time_torch, builder, x, labels, runs, args.threads)
             agree = abs(loss - our_loss) <= 1e-3 * max(1.0, abs(loss))
             rows.append((name, ours, theirs, our_peak, peak / 2**20, base / 2**20,
                          "losses agree" if agree else f"LOSSES DIFFER ({our_loss} vs {loss})"))
 
         steps = step_rows(args, env, tmp)
 
-    date = datetime.date.today().isoformat()
+    date = common.today()
     lines = [f"# CPU training step (forward, loss, backward), {date}", "",
              f"CPU: {cpu_model()}; threads: {args.threads}; median after warm-up.",
-             f"PyTorch {torch.__version__} eager (Debian). Ratio = PyTorch time / Mithril time (> 1: Mithril faster).", "",
-             "| run | Mithril (ms) | PyTorch (ms) | ratio | Mithril peak RSS (MiB) | PyTorch peak RSS (MiB) | PyTorch before first step | note |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"PyTorch {torch.__version__} eager (Debian). Ratio = PyTorch time / Mithril time (> 1: Mithril faster).", ""]
+    cells = []
     for name, ours, theirs, mp, tp, tb, note in rows:
         if ours is None:
-            lines.append(f"| {name} | - | - | - | - | - | - | not run: {note} |")
+            cells.append((name, "-", "-", "-", "-", "-", "-", f"not run: {note}"))
         else:
-            lines.append(f"| {name} | {ours:.2f} | {theirs:.2f} | {theirs / ours:.2f}x | {mp:.0f} | {tp:.0f} | {tb:.0f} | {note} |")
-    lines += ["", f"## Training step with AdamW (forward, loss, backward, update), steps per second", "",
-              "| run | Mithril steps/s | PyTorch steps/s | ratio | Mithril peak RSS (MiB) | PyTorch peak RSS (MiB) | note |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+            cells.append((name, f"{ours:.2f}", f"{theirs:.2f}", f"{theirs / ours:.2f}x", f"{mp:.0f}", f"{tp:.0f}", f"{tb:.0f}", note))
+    lines += common.table(["run", "Mithril (ms)", "PyTorch (ms)", "ratio", "Mithril peak RSS (MiB)", "PyTorch peak RSS (MiB)",
+                           "PyTorch before first step", "note"], cells)
+    lines += ["", "## Training step with AdamW (forward, loss, backward, update), steps per second", ""]
+    cells = []
     for name, ours, theirs, mp, tp, note in steps:
         if ours is None:
-            lines.append(f"| {name} | - | - | - | - | - | not run: {note} |")
+            cells.append((name, "-", "-", "-", "-", "-", f"not run: {note}"))
         else:
-            lines.append(f"| {name} | {1e3 / ours:.2f} | {1e3 / theirs:.2f} | {theirs / ours:.2f}x | {mp:.0f} | {tp:.0f} | {note} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = os.path.join(HERE, "results", f"train-{date}.md")
-    with open(out, "w") as f:
-        f.write(text)
-    print("written to", os.path.relpath(out, ROOT))
+            cells.append((name, f"{1e3 / ours:.2f}", f"{1e3 / theirs:.2f}", f"{theirs / ours:.2f}x", f"{mp:.0f}", f"{tp:.0f}", note))
+    lines += common.table(["run", "Mithril steps/s", "PyTorch steps/s", "ratio", "Mithril peak RSS (MiB)", "PyTorch peak RSS (MiB)",
+                           "note"], cells)
+    common.write_results("train", lines, date)
 
 
 if __name__ == "__main__":

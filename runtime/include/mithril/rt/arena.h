@@ -30,6 +30,17 @@ public:
 
     std::size_t size() const { return size_; }
     std::byte* data() { return base_; }
+    const std::byte* data() const { return base_; }
+
+    // Another handle on the same memory, which stays alive while either exists
+    // (an evaluation pass reading the training step's weight block).
+    Arena alias() const {
+        Arena a;
+        a.size_ = size_;
+        a.storage_ = storage_;
+        a.base_ = base_;
+        return a;
+    }
 
     // Pointer to `count` elements of T at byte `offset`. Throws Error when the
     // range leaves the arena or the offset is misaligned for T.
@@ -43,6 +54,7 @@ public:
     Tensor view(std::size_t offset, DType dtype, const Shape& shape);
 
 private:
+    Arena() = default;
     void check_range(std::size_t offset, std::size_t count, std::size_t elem_size, std::size_t align) const;
 
     std::size_t size_ = 0;

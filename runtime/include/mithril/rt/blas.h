@@ -1,4 +1,5 @@
-// blas.h - thin, checked wrappers over CBLAS (OpenBLAS) for generated code.
+// blas.h - thin, checked wrappers over CBLAS (OpenBLAS, or BLIS when the
+// runtime is built with -DMITHRIL_BLAS=blis) for generated code.
 //
 // All matrices are row-major. Leading dimensions are in elements. Arguments
 // are validated (non-negative sizes, leading dimensions large enough) and
@@ -15,6 +16,9 @@ namespace mithril::rt {
 enum class Transpose : bool { No = false, Yes = true };
 
 // C = alpha * op(A) * op(B) + beta * C, op(A) is MxK, op(B) is KxN, C is MxN.
+// Chosen per shape: M == 1 or N == 1 with M*N*K >= 2^17 runs as gemv, where
+// OpenBLAS's gemm is weak; everything else as gemm (src/blas.cpp,
+// docs/performance.md "GEMM per shape").
 void gemm(Transpose trans_a, Transpose trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
           const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc);
 void gemm(Transpose trans_a, Transpose trans_b, std::int64_t M, std::int64_t N, std::int64_t K, double alpha,
@@ -38,5 +42,13 @@ void gemm_batched(Transpose trans_a, Transpose trans_b, std::int64_t batch, std:
                   std::int64_t K, double alpha, const double* A, std::int64_t lda, std::int64_t stride_a,
                   const double* B, std::int64_t ldb, std::int64_t stride_b, double beta, double* C,
                   std::int64_t ldc, std::int64_t stride_c);
+
+// The BLAS library's own thread count (openblas_set_num_threads or
+// bli_thread_set_num_threads); n < 1 counts as 1. Use set_num_threads
+// (threads.h), which also sets OpenMP's.
+void set_blas_num_threads(int n);
+
+// The BLAS library linked in: "openblas" or "blis".
+const char* blas_library();
 
 }  // namespace mithril::rt

@@ -5,10 +5,11 @@
 // relative to the byte buffer that follows) plus an optional "__metadata__"
 // object of string -> string, then the byte buffer.
 //
-// SafetensorsFile reads the file once and validates everything up front
-// (header length vs file size, dtypes, shapes, offsets inside the buffer and
-// consistent with dtype*shape, no overlaps). Every failure throws Error naming
-// the file and, where there is one, the tensor.
+// SafetensorsFile reads the header and validates everything up front (header
+// length vs file size, dtypes, shapes, offsets inside the buffer and consistent
+// with dtype*shape, no overlaps); tensor data is read when asked for, straight
+// into its destination (a model's weights are never held twice). Every failure
+// throws Error naming the file and, where there is one, the tensor.
 //
 //   mithril::rt::SafetensorsFile w("model.safetensors");
 //   w.load_into("block1.conv2.weight", dst, DType::Float32, {16, 16, 3, 3});
@@ -16,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -51,8 +53,7 @@ public:
     const TensorInfo& info(std::string_view name) const;
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
-    // Zero-copy view into the file buffer that keeps the buffer alive (a copy
-    // when the tensor's offset is misaligned for its dtype).
+    // The tensor, read into a new buffer.
     Tensor get(std::string_view name) const;
 
     // Copies the tensor into dst after checking it is exactly dtype[shape]:
@@ -61,11 +62,14 @@ public:
 
 private:
     std::string what() const;
+    // Reads bytes [begin, end) of the data buffer into dst.
+    void read_data(const TensorInfo& ti, void* dst) const;
 
     std::filesystem::path path_;
     std::map<std::string, TensorInfo, std::less<>> tensors_;
     std::map<std::string, std::string> metadata_;
-    std::shared_ptr<void> buffer_;  // 64-byte aligned copy of the data buffer
+    std::shared_ptr<std::FILE> file_;  // open for the data reads
+    std::size_t data_offset_ = 0;      // where the data buffer starts in the file
     std::size_t buffer_size_ = 0;
 };
 

@@ -47,7 +47,9 @@ Strides contiguous_strides(const Shape& shape);
 inline constexpr std::size_t kAlignment = 64;
 
 // A kAlignment (64-byte) aligned allocation of `bytes` (zero-filled unless zero == false),
-// freed when the last shared_ptr goes away.
+// freed when the last shared_ptr goes away. Zeroed buffers of kLazyZeroBytes or
+// more are mapped pages, page-aligned, resident only once written.
+inline constexpr std::size_t kLazyZeroBytes = std::size_t{1} << 20;
 std::shared_ptr<void> aligned_buffer(std::size_t bytes, bool zero = true);
 
 // C++ type -> DType (compile-time). Only types with a DType have a value.

@@ -1,7 +1,7 @@
-// threads.h - one thread count for OpenMP and OpenBLAS.
+// threads.h - one thread count for OpenMP and BLAS (OpenBLAS or BLIS).
 //
-// Generated kernels parallelise with OpenMP while gemm runs inside OpenBLAS's
-// own pool; if both use "all cores" they oversubscribe. set_num_threads sets
+// Generated kernels parallelise with OpenMP while gemm runs inside the BLAS
+// library's own pool; if both use "all cores" they oversubscribe. set_num_threads sets
 // both to the same value, and generated code calls BLAS only from serial
 // regions. The default comes from MITHRIL_NUM_THREADS, else OMP_NUM_THREADS,
 // else std::thread::hardware_concurrency().
@@ -16,7 +16,7 @@ namespace mithril::rt {
 // concurrency (at least 1).
 int default_num_threads();
 
-// Sets OpenBLAS and (when built with OpenMP) OpenMP to n threads; n <= 0
+// Sets BLAS (OpenBLAS or BLIS) and (when built with OpenMP) OpenMP to n threads; n <= 0
 // means default_num_threads(). Returns the count that was applied.
 int set_num_threads(int n);
 

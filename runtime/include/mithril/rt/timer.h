@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <vector>
 
 #include <sys/resource.h>
@@ -39,8 +40,19 @@ inline double median(std::vector<double> samples) {
     return (below + *mid) / 2;
 }
 
-// The process's peak resident memory so far, in bytes (Linux reports ru_maxrss in KiB).
+// The process's peak resident memory so far, in bytes: VmHWM of /proc/self/status
+// (the high-water mark of this program's own address space). ru_maxrss is only
+// the fallback: Linux carries it over from the parent across fork and exec, so a
+// program started by a large process would report that process's peak.
 inline long long peak_rss_bytes() {
+    if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        long long kib = -1;
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+        std::fclose(f);
+        if (kib >= 0) return kib * 1024;
+    }
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
     return static_cast<long long>(u.ru_maxrss) * 1024;

@@ -108,6 +108,7 @@ namespace detail {
 // Copies every weight of `Dst` from the same-named one of `Src` (the training step's weights into
 // the evaluation pass's; optimizer state stays behind).
 template <class Dst, class Src> void copy_weights(Dst& dst, Src& src) {
+    if (dst.weight_data() == src.weight_data()) return;  // shared (share_weights)
     static const std::vector<std::pair<std::int64_t, std::int64_t>> plan = [] {
         std::map<std::string, std::int64_t> at;
         for (auto& w : Src::weights()) at[w.name] = w.offset;
@@ -124,6 +125,21 @@ template <class Dst, class Src> void copy_weights(Dst& dst, Src& src) {
     }();
     for (std::size_t i = 0; i < plan.size(); i += 2)
         std::memcpy(dst.weight_data() + plan[i].first, src.weight_data() + plan[i].second, static_cast<std::size_t>(plan[i + 1].first));
+}
+
+// True when Src's weight block holds every weight of Dst at Dst's offset (same
+// name, dtype and shape): then Dst can read Src's block instead of a copy.
+template <class Dst, class Src> bool same_weight_layout() {
+    std::map<std::string, const typename Src::Weight*> at;
+    for (auto& w : Src::weights()) at[w.name] = &w;
+    if (Src::kWeightBytes < Dst::kWeightBytes) return false;
+    for (auto& w : Dst::weights()) {
+        auto it = at.find(w.name);
+        if (it == at.end() || it->second->offset != w.offset || it->second->dtype != w.dtype ||
+            it->second->shape != w.shape)
+            return false;
+    }
+    return true;
 }
 
 template <class M> std::vector<std::pair<std::string, Tensor>> weight_tensors(M& m, bool with_optimizer) {
@@ -268,6 +284,9 @@ template <class M, class E> int train_main(TrainConfig& cfg) {
         TrainData d = load_train_data(cfg, false);
         auto model = std::make_unique<M>();
         if (cfg.bench > 0) return bench_steps(*model, cfg, d, batch);
+        // The evaluation pass reads the training step's weights in place where their layouts
+        // agree (the compiler places the model's weights first in both): no second copy.
+        if (detail::same_weight_layout<E, M>()) eval->share_weights(model->weight_block());
         namespace fs = std::filesystem;
         std::error_code ec;
         fs::create_directories(cfg.rundir, ec);

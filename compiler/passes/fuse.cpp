@@ -1,0 +1,245 @@
+// The `fuse-elementwise` pass (passes/fuse.h).
+//
+// One walk in topological order. Every node with an element expression starts as a group of one
+// step; a group is a list of steps whose operands are graph values (external) or earlier steps.
+// At a consumer, each external value that a mergeable producer made is replaced by the producer's
+// steps; since producers come first, their groups are complete by then. Groups of more than one
+// step become FusedElementwise nodes at the consumer's place; the merged producers are dropped.
+#include "passes/fuse.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "ops/registry.h"
+
+namespace mithril {
+namespace {
+
+struct Operand {
+  bool step = false;  // an earlier step of the group, else a graph value
+  int index = -1;     // the step, or the value id
+};
+
+struct Step {
+  std::string op, name;
+  json args;
+  std::vector<std::pair<std::string, Operand>> inputs;  // per bound port, in port order
+};
+
+using Group = std::vector<Step>;
+
+bool is_fused(const Node& n) { return n.op->name == "FusedElementwise"; }
+
+// The node as a group: one step, or the body of a FusedElementwise node made earlier.
+std::optional<Group> group_of(const Node& n) {
+  if (n.outputs.size() != 1 || n.outputs[0].size() != 1) return std::nullopt;
+  Group g;
+  if (is_fused(n)) {
+    for (auto& s : parse_fused_body(n.attrs.at("body"))) {
+      Step step{s.op, s.name, s.args, {}};
+      for (auto& [port, ref] : s.inputs) {
+        bool is_step = ref[0] == 't';
+        int k = std::stoi(ref.substr(is_step ? 1 : 2));
+        Operand o = is_step ? Operand{true, k} : Operand{false, n.inputs.at(0).at(static_cast<size_t>(k))};
+        step.inputs.push_back({port, o});
+      }
+      g.push_back(std::move(step));
+    }
+    return g;
+  }
+  if (!n.op->scalar) return std::nullopt;
+  Step step{n.op->name, n.name, n.attrs, {}};
+  for (size_t p = 0; p < n.inputs.size(); ++p) {
+    if (n.inputs[p].empty()) continue;
+    if (n.inputs[p].size() != 1) return std::nullopt;  // elementwise ops bind one value per port
+    step.inputs.push_back({n.op->inputs[p].name, Operand{false, n.inputs[p][0]}});
+  }
+  g.push_back(std::move(step));
+  return g;
+}
+
+// The external values a group reads, in order of first use.
+std::vector<int> externals(const Group& g) {
+  std::vector<int> out;
+  for (auto& s : g)
+    for (auto& [port, o] : s.inputs)
+      if (!o.step && std::find(out.begin(), out.end(), o.index) == out.end()) out.push_back(o.index);
+  return out;
+}
+
+// Parameters and state a node may write when it runs: an optimizer update's inputs, the values
+// bound to state ports (BatchNorm's running statistics in training).
+std::vector<int> writes(const Graph& g, const Node& n) {
+  std::vector<int> out;
+  for (size_t p = 0; p < n.inputs.size(); ++p)
+    for (int v : n.inputs[p]) {
+      ValueKind k = g.value(v).kind;
+      bool written = n.op->has_trait("optimizer") || n.op->inputs[p].kind == PortKind::State;
+      if (written && (k == ValueKind::Param || k == ValueKind::State)) out.push_back(v);
+    }
+  return out;
+}
+
+}  // namespace
+
+Graph fuse_elementwise(Graph g) {
+  const size_t n = g.nodes.size();
+  const size_t forward = g.forward_nodes < 0 ? n : static_cast<size_t>(g.forward_nodes);
+  // How many nodes read each value (a node reading it at several ports counts once), and the
+  // values that must stay in memory.
+  std::vector<int> readers(g.values.size(), 0);
+  for (auto& node : g.nodes) {
+    std::set<int> seen;
+    for (auto& port : node.inputs)
+      for (int v : port)
+        if (seen.insert(v).second) ++readers[static_cast<size_t>(v)];
+  }
+  std::vector<bool> kept(g.values.size(), false);
+  for (int v : g.outputs) kept[static_cast<size_t>(v)] = true;
+  for (int v : g.grads) kept[static_cast<size_t>(v)] = true;
+  // The nodes that write parameters or state, in order, with what they write.
+  std::vector<std::pair<size_t, std::vector<int>>> writers;
+  for (size_t k = 0; k < n; ++k)
+    if (auto w = writes(g, g.nodes[k]); !w.empty()) writers.push_back({k, std::move(w)});
+  auto written_between = [&](size_t from, size_t to, const std::vector<int>& values) {
+    auto it = std::upper_bound(writers.begin(), writers.end(), from, [](size_t k, const auto& w) { return k < w.first; });
+    for (; it != writers.end() && it->first < to; ++it)
+      for (int v : it->second)
+        if (std::find(values.begin(), values.end(), v) != values.end()) return true;
+    return false;
+  };
+
+  // Where each parameter and state tensor is first read: the weight table lists them in that order
+  // (Graph::values_of_kind), so a read moved later must not pass another one's first read.
+  std::vector<int> weights = g.values_of_kind(ValueKind::Param), state = g.values_of_kind(ValueKind::State);
+  weights.insert(weights.end(), state.begin(), state.end());
+  std::map<int, std::multiset<size_t>> read_at;  // per parameter or state: the places of the nodes reading it
+  for (size_t k = 0; k < n; ++k) {
+    std::set<int> seen;
+    for (auto& port : g.nodes[k].inputs)
+      for (int v : port)
+        if (std::find(weights.begin(), weights.end(), v) != weights.end() && seen.insert(v).second) read_at[v].insert(k);
+  }
+  auto reorders_weights = [&](size_t from, size_t to, const std::vector<int>& values) {
+    bool moves_first_read = false;
+    for (int v : values) moves_first_read |= read_at.count(v) && *read_at.at(v).begin() == from;
+    if (!moves_first_read) return false;
+    for (auto& [v, at] : read_at)
+      if (*at.begin() > from && *at.begin() < to) return true;
+    return false;
+  };
+
+  std::vector<std::optional<Group>> groups(n);
+  std::vector<bool> merged_away(n, false), grew(n, false);
+  for (size_t c = 0; c < n; ++c) {
+    groups[c] = group_of(g.nodes[c]);
+    if (!groups[c]) continue;
+    const Value& out = g.value(g.nodes[c].outputs[0][0]);
+    // The producers merged into this node, in node order.
+    std::vector<size_t> producers;
+    for (int v : externals(*groups[c])) {
+      const Value& val = g.value(v);
+      const size_t vi = static_cast<size_t>(v);
+      if (val.producer < 0 || readers[vi] != 1 || kept[vi] || !(val.shape == out.shape)) continue;
+      size_t p = static_cast<size_t>(val.producer);
+      if (!groups[p] || (p < forward) != (c < forward)) continue;
+      const std::vector<int> reads = externals(*groups[p]);
+      if (written_between(p, c, reads)) continue;  // it would read them after the update
+      if (reorders_weights(p, c, reads)) continue;
+      producers.push_back(p);
+    }
+    if (producers.empty()) continue;
+    std::sort(producers.begin(), producers.end());
+    // The producers' steps first, then this node's, which read the producers' last steps.
+    Group merged;
+    std::map<int, int> result_of;  // a producer's output value -> its last step in `merged`
+    for (size_t p : producers) {
+      const int base = static_cast<int>(merged.size());
+      for (Step s : *groups[p]) {
+        for (auto& [port, o] : s.inputs)
+          if (o.step) o.index += base;
+        merged.push_back(std::move(s));
+      }
+      result_of[g.nodes[p].outputs[0][0]] = static_cast<int>(merged.size()) - 1;
+      for (int v : externals(*groups[p]))  // its reads now happen here
+        if (auto it = read_at.find(v); it != read_at.end()) {
+          it->second.erase(it->second.find(p));
+          it->second.insert(c);
+        }
+      merged_away[p] = true;
+      groups[p].reset();
+    }
+    const int base = static_cast<int>(merged.size());
+    for (Step s : *groups[c]) {
+      for (auto& [port, o] : s.inputs) {
+        if (o.step) o.index += base;
+        else if (auto it = result_of.find(o.index); it != result_of.end()) o = Operand{true, it->second};
+      }
+      merged.push_back(std::move(s));
+    }
+    groups[c] = std::move(merged);
+    grew[c] = true;
+  }
+
+  // The new node list: merged producers dropped, grown groups as FusedElementwise nodes.
+  const OpDef* fused = find_op("FusedElementwise");
+  if (!fused) throw std::logic_error("fuse-elementwise: no FusedElementwise op");
+  std::vector<Node> nodes;
+  int forward_kept = 0;
+  for (size_t k = 0; k < n; ++k) {
+    Node& old = g.nodes[k];
+    if (merged_away[k]) {
+      g.value(old.outputs[0][0]).producer = -1;  // an orphan value: never read, never planned
+      continue;
+    }
+    Node node = std::move(old);
+    if (grew[k]) {
+      const Group& grp = *groups[k];
+      std::vector<int> ins = externals(grp);
+      std::vector<FusedStep> steps;
+      std::string name;
+      for (auto& s : grp) {
+        FusedStep fs{s.op, s.name, s.args, {}};
+        for (auto& [port, o] : s.inputs) {
+          size_t at = static_cast<size_t>(std::find(ins.begin(), ins.end(), o.index) - ins.begin());
+          fs.inputs.push_back({port, o.step ? "t" + std::to_string(o.index) : "in" + std::to_string(at)});
+        }
+        steps.push_back(std::move(fs));
+        if (!s.name.empty()) name += (name.empty() ? "" : "+") + s.name;
+      }
+      Node f;
+      f.op = fused;
+      f.name = name;
+      f.loc = node.loc;
+      f.attrs = json::object();
+      f.attrs["body"] = fused_body_json(steps);
+      f.inputs = {ins};
+      f.outputs = {node.outputs.at(0)};
+      node = std::move(f);
+    }
+    node.id = static_cast<int>(nodes.size());
+    for (auto& port : node.outputs)
+      for (int v : port) g.value(v).producer = node.id;
+    if (k < forward) ++forward_kept;
+    nodes.push_back(std::move(node));
+  }
+  g.nodes = std::move(nodes);
+  if (g.forward_nodes >= 0) g.forward_nodes = forward_kept;
+
+  // The fused nodes' own rule must give the type the group's last op gave.
+  for (auto& node : g.nodes) {
+    if (!is_fused(node)) continue;
+    Value before = g.value(node.outputs[0][0]);
+    InferContext ctx(g, node.id);
+    node.op->infer(ctx);
+    const Value& after = g.value(node.outputs[0][0]);
+    if (after.dtype != before.dtype || !(after.shape == before.shape))
+      throw std::logic_error(fmt::format("fuse-elementwise: {} is typed {} fused, {} unfused", node.name,
+                                         type_str(after.dtype, after.shape), type_str(before.dtype, before.shape)));
+  }
+  return g;
+}
+
+}  // namespace mithril

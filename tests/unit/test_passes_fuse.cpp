@@ -1,0 +1,339 @@
+// The fuse-elementwise pass on its own: what fuses and what must not (values read twice, model
+// outputs, gradients, the forward/backward boundary, parameters updated in between, the weight
+// table's order), the FusedElementwise node's rule, and its generated loop.
+// (Numbers: tests/e2e/fuse_elementwise.py.)
+#include "codegen/cpu_target.h"
+#include "codegen/plan.h"
+#include "frontend/document.h"
+#include "helpers.h"
+#include "ops/grad.h"
+#include "passes/fuse.h"
+
+using namespace mithril;
+using Catch::Contains;
+
+namespace {
+
+// The front end without the pass (and, with `grad`, the backward pass for --grad-inputs x).
+Graph unfused(const std::string& text, bool grad = false) {
+  Program prog = program_from_model(parse_model(parse_document(text, "test.yaml", false), "test"));
+  CheckOptions opts;
+  opts.pipeline.disabled = {"fuse-elementwise"};
+  if (grad) {
+    opts.pipeline.grad.enabled = true;
+    opts.pipeline.grad.inputs = {"x"};
+  }
+  return check_program(prog, opts);
+}
+
+Graph fused(const std::string& text, bool grad = false) {
+  Graph g = fuse_elementwise(unfused(text, grad));
+  verify_graph(g);
+  return g;
+}
+
+std::vector<const Node*> nodes_of(const Graph& g, const std::string& op, size_t from = 0, size_t to = SIZE_MAX) {
+  std::vector<const Node*> out;
+  for (size_t k = from; k < std::min(to, g.nodes.size()); ++k)
+    if (g.nodes[k].op->name == op) out.push_back(&g.nodes[k]);
+  return out;
+}
+
+std::vector<std::string> step_ops(const Node& n) {
+  std::vector<std::string> out;
+  for (auto& s : parse_fused_body(n.attrs.at("body"))) out.push_back(s.op);
+  return out;
+}
+
+std::vector<std::string> input_names(const Graph& g, const Node& n) {
+  std::vector<std::string> out;
+  for (int v : n.inputs.at(0)) out.push_back(g.value(v).name);
+  return out;
+}
+
+const char* kChain = R"(
+name: chain
+inputs:
+  x: {shape: [N, 4]}
+  shift: {shape: [4]}
+outputs: [y]
+layers:
+  - {op: Linear, args: {dimension: 4}, name: fc, input: x, output: h}
+  - {op: Constant, args: {value: 2.0}, name: two, output: two}
+  - {op: Multiply, left: h, right: two, name: scale, output: s}
+  - {op: Add, left: s, right: shift, name: offset, output: a}
+  - {op: Relu, input: a, name: act, output: r}
+  - {op: Tanh, input: r, name: squash, output: y}
+)";
+
+}  // namespace
+
+TEST_CASE("fuse-elementwise: a chain becomes one node, broadcast operands stay inputs", "[fuse]") {
+  Graph before = unfused(kChain);
+  Graph g = fused(kChain);
+  auto f = nodes_of(g, "FusedElementwise");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0]->name == "scale+offset+act+squash");
+  CHECK(step_ops(*f[0]) == std::vector<std::string>{"Multiply", "Add", "Relu", "Tanh"});
+  // The Linear's output, the scalar constant and the [4] shift (broadcast against [N, 4]) are read
+  // from memory; the intermediates s, a and r are not.
+  CHECK(input_names(g, *f[0]) == std::vector<std::string>{"h", "two", "shift"});
+  CHECK(g.nodes.size() == before.nodes.size() - 3);
+  CHECK(g.value(g.outputs[0]).producer == f[0]->id);
+  CHECK(test::output_type(g, "y") == "float32[N, 4]");
+  for (auto& v : g.values)
+    if (v.name == "s" || v.name == "a" || v.name == "r") CHECK(v.producer == -1);
+  // The body names the layers and reads "inK" / "tJ".
+  auto body = parse_fused_body(f[0]->attrs.at("body"));
+  CHECK(body[1].name == "offset");
+  CHECK(body[1].inputs == std::vector<std::pair<std::string, std::string>>{{"left", "t0"}, {"right", "in2"}});
+  // A second run finds nothing more to do.
+  Graph again = fuse_elementwise(g);
+  CHECK(dump_ir(again) == dump_ir(g));
+  // The pipeline of code generation runs it last, after autodiff and the optimizer; --no-pass
+  // switches it off (`unfused`). `mithril check` (no codegen) shows the layers as written.
+  PipelineOptions opts;
+  opts.grad.enabled = true;
+  CHECK(frontend_passes(opts).back().name == "autodiff");
+  opts.codegen = true;
+  auto passes = frontend_passes(opts);
+  CHECK(passes.back().name == "fuse-elementwise");
+  CHECK(passes.back().optional);
+  CHECK(resolve_disabled_passes({"all"}, opts) ==
+        std::vector<std::string>{"simplify", "fold", "cse", "dce", "fuse-elementwise"});
+  CHECK_THROWS_AS(resolve_disabled_passes({"autodiff"}, opts), CompileError);
+  CHECK_THROWS_AS(resolve_disabled_passes({"fusion"}, opts), CompileError);
+  CHECK(nodes_of(before, "FusedElementwise").empty());
+}
+
+TEST_CASE("fuse-elementwise: a value read twice is not fused into either reader", "[fuse]") {
+  const char* twice = R"(
+name: twice
+inputs:
+  x: {shape: [N, 4]}
+layers:
+  - {op: Tanh, input: x, name: t, output: a}
+  - {op: Relu, input: a, name: r, output: b}
+  - {op: Sigmoid, input: a, name: s, output: c}
+  - {op: Multiply, left: b, right: c, name: m}
+)";
+  Graph g = fused(twice);
+  CHECK(nodes_of(g, "Tanh").size() == 1);
+  auto f = nodes_of(g, "FusedElementwise");
+  REQUIRE(f.size() == 1);
+  CHECK(step_ops(*f[0]) == std::vector<std::string>{"Relu", "Sigmoid", "Multiply"});
+  CHECK(input_names(g, *f[0]) == std::vector<std::string>{"a"});
+
+  // One node reading a value at two ports is one reader: x*x after Tanh fuses.
+  const char* square = R"(
+name: square
+inputs:
+  x: {shape: [3]}
+layers:
+  - {op: Tanh, input: x, name: t, output: a}
+  - {op: Multiply, left: a, right: a, name: sq}
+)";
+  Graph s = fused(square);
+  REQUIRE(s.nodes.size() == 1);
+  auto body = parse_fused_body(s.nodes[0].attrs.at("body"));
+  CHECK(body[1].inputs == std::vector<std::pair<std::string, std::string>>{{"left", "t0"}, {"right", "t0"}});
+}
+
+TEST_CASE("fuse-elementwise: model outputs and gradients stay in memory", "[fuse]") {
+  const char* outputs = R"(
+name: outs
+inputs:
+  x: {shape: [N, 4]}
+outputs: [h, y]
+layers:
+  - {op: Relu, input: x, name: r, output: h}
+  - {op: Tanh, input: h, name: t, output: y}
+)";
+  Graph g = fused(outputs);
+  CHECK(nodes_of(g, "FusedElementwise").empty());
+  CHECK(g.nodes.size() == 2);
+
+  // A gradient read by an elementwise node (here made so by hand) is not swallowed either.
+  Graph plain = unfused("name: p\ninputs: {x: {shape: [4]}}\nlayers:\n  - {op: Relu, name: r}\n  - {op: Tanh, name: t}\n");
+  CHECK(fuse_elementwise(plain).nodes.size() == 1);
+  plain.grads = {plain.nodes[0].outputs[0][0]};
+  plain.grad_of = {plain.inputs[0]};
+  Graph kept = fuse_elementwise(plain);
+  CHECK(kept.nodes.size() == 2);
+  CHECK(nodes_of(kept, "FusedElementwise").empty());
+
+  // Shapes differ: an intermediate that would be broadcast is not fused.
+  const char* widen = R"(
+name: widen
+inputs:
+  x: {shape: [4]}
+  m: {shape: [3, 4]}
+layers:
+  - {op: Exp, input: x, name: e, output: a}
+  - {op: Multiply, left: a, right: m, name: w}
+)";
+  CHECK(nodes_of(fused(widen), "FusedElementwise").empty());
+}
+
+TEST_CASE("fuse-elementwise: the forward/backward boundary", "[fuse]") {
+  // Forward: Multiply -> Tanh fuses (Tanh's gradient reads its output, not its input). Backward:
+  // TanhGrad -> the Multiply's input gradient (dy * 2) fuse; nothing crosses the boundary.
+  const char* model = R"(
+name: fb
+inputs:
+  x: {shape: [N, 4]}
+layers:
+  - {op: Constant, args: {value: 2.0}, name: two, output: two}
+  - {op: Multiply, left: x, right: two, name: scale, output: s}
+  - {op: Tanh, input: s, name: act}
+)";
+  Graph before = unfused(model, true);
+  Graph g = fused(model, true);
+  REQUIRE(before.forward_nodes == 3);
+  CHECK(g.forward_nodes == 2);
+  auto fwd = nodes_of(g, "FusedElementwise", 0, static_cast<size_t>(g.forward_nodes));
+  auto bwd = nodes_of(g, "FusedElementwise", static_cast<size_t>(g.forward_nodes));
+  REQUIRE(fwd.size() == 1);
+  REQUIRE(bwd.size() == 1);
+  CHECK(step_ops(*fwd[0]) == std::vector<std::string>{"Multiply", "Tanh"});
+  CHECK(step_ops(*bwd[0]) == std::vector<std::string>{"TanhGrad", "Multiply"});
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    INFO(g.nodes[k].name);
+    CHECK((g.nodes[k].name.find(".grad") == std::string::npos) == (k < static_cast<size_t>(g.forward_nodes)));
+  }
+  // The gradient of x is the fused node's output.
+  REQUIRE(g.grads.size() == 1);
+  CHECK(g.value(g.grads[0]).producer == bwd[0]->id);
+
+  // A chain split by the boundary (set here by hand) stays split.
+  Graph plain = unfused("name: p\ninputs: {x: {shape: [4]}}\nlayers:\n  - {op: Relu, name: r}\n  - {op: Tanh, name: t}\n");
+  plain.forward_nodes = 1;
+  Graph split = fuse_elementwise(plain);
+  CHECK(split.nodes.size() == 2);
+  CHECK(split.forward_nodes == 1);
+  plain.forward_nodes = 2;
+  Graph joined = fuse_elementwise(plain);
+  CHECK(joined.nodes.size() == 1);
+  CHECK(joined.forward_nodes == 1);
+}
+
+TEST_CASE("fuse-elementwise: a producer is not moved past an update of what it reads", "[fuse]") {
+  // m = x * w; an optimizer step updates w; y = Relu(m). Fused at Relu's place, the Multiply would
+  // read the updated w.
+  auto build = [](bool update_between) {
+    Graph g;
+    g.name = "upd";
+    Value x;
+    x.name = "x";
+    x.kind = ValueKind::Input;
+    x.shape = {Dim(4)};
+    x.typed = true;
+    g.inputs = {g.add_value(x)};
+    Value w = x;
+    w.name = "w";
+    w.kind = ValueKind::Param;
+    int wid = g.add_value(w);
+    Value st = x;
+    st.name = "w.momentum";
+    st.kind = ValueKind::State;
+    int sid = g.add_value(st);
+    auto update = [&] {
+      add_typed_node(g, "OptimizerStep", "w.update", {}, {{"param", {wid}}, {"grad", {g.inputs[0]}}, {"state", {sid}}},
+                     {{"kind", "sgd"}});
+    };
+    int m = add_typed_node(g, "Multiply", "m", {}, {{"left", {g.inputs[0]}}, {"right", {wid}}}).at(0);
+    if (update_between) update();
+    int y = add_typed_node(g, "Relu", "y", {}, {{"input", {m}}}).at(0);
+    if (!update_between) update();
+    g.outputs = {y};
+    g.output_names = {"y"};
+    verify_graph(g);
+    return g;
+  };
+  Graph between = fuse_elementwise(build(true));
+  CHECK(nodes_of(between, "FusedElementwise").empty());
+  Graph after = fuse_elementwise(build(false));
+  verify_graph(after);
+  CHECK(nodes_of(after, "FusedElementwise").size() == 1);
+}
+
+TEST_CASE("fuse-elementwise: the weight table keeps its order", "[fuse]") {
+  // Parameters are listed in order of first read; moving x * s past fc would list s after fc's.
+  auto names = [](const Graph& g) {
+    std::vector<std::string> out;
+    for (int v : g.values_of_kind(ValueKind::Param)) out.push_back(g.value(v).name);
+    return out;
+  };
+  const char* model = R"(
+name: order
+inputs:
+  x: {shape: [2, 4]}
+params:
+  s: {shape: [4]}
+layers:
+  - {op: Multiply, left: x, right: s, name: m, output: m}
+  - {op: Linear, args: {dimension: 4}, input: x, name: fc, output: h}
+  - {op: Add, left: m, right: h, name: y}
+)";
+  Graph g = fused(model);
+  CHECK(nodes_of(g, "FusedElementwise").empty());
+  CHECK(names(g) == std::vector<std::string>{"s", "fc.weight", "fc.bias"});
+  // With the Linear first, nothing is reordered: the Multiply fuses into the Add.
+  std::string linear_first = model;
+  auto at = linear_first.find("  - {op: Multiply");
+  auto end = linear_first.find("  - {op: Add");
+  std::string mul = linear_first.substr(at, linear_first.find("\n", at) + 1 - at);
+  linear_first.erase(at, mul.size());
+  linear_first.insert(end - mul.size(), mul);
+  Graph h = fused(linear_first);
+  CHECK(nodes_of(h, "FusedElementwise").size() == 1);
+  CHECK(names(h) == std::vector<std::string>{"fc.weight", "fc.bias", "s"});
+  CHECK(names(h) == names(unfused(linear_first)));
+}
+
+TEST_CASE("fuse-elementwise: FusedElementwise's rule and its one loop", "[fuse]") {
+  // The rule types the body with the steps' own rules, and refuses a malformed one.
+  CHECK(test::infer_op("FusedElementwise",
+                       R"({body: [{op: Greater, inputs: {left: in0, right: in1}}, {op: Not, inputs: {input: t0}}]})",
+                       {{"inputs", "float32[N, 3]"}, {"inputs", "float32[3]"}}) == std::vector<std::string>{"bool[N, 3]"});
+  CHECK_THAT(test::infer_op_error("FusedElementwise", "{body: [{op: Relu, inputs: {input: t0}}]}",
+                                  {{"inputs", "float32[3]"}}),
+             Contains("neither an input of the node nor an earlier step"));
+  CHECK_THAT(test::infer_op_error("FusedElementwise", "{body: [{op: MatMul, inputs: {left: in0, right: in0}}]}",
+                                  {{"inputs", "float32[3, 3]"}}),
+             Contains("MatMul is not an op with an element expression"));
+  CHECK_THAT(test::infer_op_error("FusedElementwise", "{body: [{op: Add, name: a, inputs: {left: in0, right: in1}}]}",
+                                  {{"inputs", "float32[3]"}, {"inputs", "float32[4]"}}),
+             Contains("'left' and 'right' of shapes"));
+
+  // One loop, one local per step, named after the layers; the broadcast shift indexed by its axis.
+  ProgramPlan p = plan_program(fused(kChain), {{"N", 8}});
+  auto files = emit_cpu_project(p, {"chain", "chain.yaml", "", false});
+  std::string src;
+  for (auto& f : files)
+    if (f.path == "chain.cpp") src = f.text;
+  CHECK_THAT(src, Contains("// scale+offset+act+squash (FusedElementwise)"));
+  CHECK_THAT(src, Contains("const float t0 = h[i] * two[0];  // scale (Multiply)"));
+  CHECK_THAT(src, Contains("const float t1 = t0 + shift[i1 * 1];  // offset (Add)"));
+  CHECK_THAT(src, Contains("const float t3 = std::tanh(t2);  // squash (Tanh)"));
+  CHECK_THAT(src, Contains("y[i] = t3;"));
+  // Locals never shadow the loop's arrays: values named t0 and t1 push them to t_0, t_1.
+  ProgramPlan named = plan_program(fused(R"(
+name: names
+inputs: {t0: {shape: [4]}}
+outputs: [t1]
+layers:
+  - {op: Relu, input: t0, name: r, output: a}
+  - {op: Tanh, input: a, name: s, output: t1}
+)"), {});
+  for (auto& f : emit_cpu_project(named, {"names", "names.yaml", "", false}))
+    if (f.path == "names.cpp") {
+      CHECK_THAT(f.text, Contains("const float t_0 = (t0[i] > float(0) ? t0[i] : float(0));  // r (Relu)"));
+      CHECK_THAT(f.text, Contains("t1[i] = t_1;"));
+    }
+  // Unfused ops keep their one-line loops.
+  ProgramPlan q = plan_program(unfused(kChain), {{"N", 8}});
+  for (auto& f : emit_cpu_project(q, {"chain", "chain.yaml", "", false}))
+    if (f.path == "chain.cpp")
+      CHECK_THAT(f.text, Contains("for (int64_t i = 0; i < (int64_t{4} * dim_N); ++i) y[i] = std::tanh(r[i]);"));
+}
