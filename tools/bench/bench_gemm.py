@@ -24,15 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIBS = [("openblas", "OpenBLAS"), ("blis", "BLIS")]
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import cpu_model  # noqa: E402
 
 
 def build(lib, build_dir):

@@ -207,6 +207,17 @@ void pack_images(T* MITHRIL_K_RESTRICT dst, const T* MITHRIL_K_RESTRICT src, int
 
 // The inverse of pack_images, plus an optional per-row bias:
 // dst[j*dst_stride + k*P + p] = src[k][j*P + p] (+ bias[k]).
+// The columns of m images side by side ([C*KH*KW, m*OH*OW]): im2col, or the images
+// themselves packed when the convolution is pointwise (then OH*OW == H*W).
+template <class T>
+void columns_images(T* MITHRIL_K_RESTRICT col, const T* MITHRIL_K_RESTRICT img, int64_t img_stride, int64_t m,
+                    int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
+                    int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t OH, int64_t OW,
+                    bool pointwise) {
+    if (pointwise) pack_images(col, img, img_stride, m, C, OH * OW);
+    else im2col_images(col, img, img_stride, m, C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW);
+}
+
 template <class T>
 void unpack_images(T* MITHRIL_K_RESTRICT dst, int64_t dst_stride, const T* MITHRIL_K_RESTRICT src,
                    const T* MITHRIL_K_RESTRICT bias, int64_t m, int64_t rows, int64_t P) {
@@ -681,10 +692,8 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
             const int64_t m = std::min(nb, N - n0), Q = m * P;
             for (int64_t g = 0; g < groups; ++g) {
                 const T* img = in + (n0 * C + g * Cg) * H * W;
-                if (pointwise) detail::pack_images(col, img, C * H * W, m, Cg, P);
-                else
-                    detail::im2col_images(col, img, C * H * W, m, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
-                                          dil_h, dil_w, OH, OW);
+                detail::columns_images(col, img, C * H * W, m, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                       dil_h, dil_w, OH, OW, pointwise);
                 gemm(Transpose::No, Transpose::No, Kg, Q, R, T(1), weight + g * Kg * R, R, col, Q, T(0), res, Q);
                 detail::unpack_images(out + (n0 * K + g * Kg) * P, K * P, res, bias ? bias + g * Kg : nullptr, m, Kg,
                                       P);
@@ -1013,10 +1022,8 @@ void conv2d_grad_weight(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_RESTRICT dy
             const int64_t m = std::min(nb, N - n0), Q = m * P;
             for (int64_t g = 0; g < groups; ++g) {
                 const T* img = x + (n0 * C + g * Cg) * H * W;
-                if (pointwise) detail::pack_images(col, img, C * H * W, m, Cg, P);
-                else
-                    detail::im2col_images(col, img, C * H * W, m, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
-                                          dil_h, dil_w, OH, OW);
+                detail::columns_images(col, img, C * H * W, m, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                                       dil_h, dil_w, OH, OW, pointwise);
                 detail::pack_images(dyp, dy + (n0 * K + g * Kg) * P, K * P, m, Kg, P);
                 gemm(Transpose::No, Transpose::Yes, Kg, R, Q, T(1), dyp, Q, col, Q, n0 == 0 ? T(0) : T(1),
                      dw + g * Kg * R, R);
