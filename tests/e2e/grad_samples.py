@@ -9,17 +9,20 @@ the model's one output is the scalar loss and `mithril run --grad` seeds it with
 (samples_cnn.py, samples_more.py, samples_gpt2.py), run in float64.
 
 Tolerance: per parameter, the norm-wise relative error against float64 PyTorch,
-||ours - torch64|| / max(||torch64||, 1e-3), must be below 1e-4, or, for deep
-networks where float32 itself cannot reach that (ResNet-18 at 224 x 224), no
-worse than 3x PyTorch's own float32 error on the same gradient, capped below
-at 1e-3 for ResNet-18: our float32 gradients there are within 2e-4..9e-4 of
-float64 while PyTorch's float32 gets within about 3e-5; the forward logits
-already differ at 1e-4 (samples_more.py), so accumulation order in the
-forward kernels is the suspect. A known gap, to close with the kernel work of
-issue 8. The floor
-1e-3 covers gradients that are exactly zero in theory (a conv bias before a
+||ours - torch64|| / max(||torch64||, 1e-3), must be below 1e-4. The floor 1e-3
+covers gradients that are exactly zero in theory (a conv bias before a
 train-mode BatchNorm), where any float32 run gives rounding noise. The loss
 itself must agree to 1e-5 relative.
+
+Max pooling's gradient is discontinuous where two values of a window tie: it
+goes to whichever one is larger. ResNet-18's stem pools 400k windows, and a
+random input gives a few whose two largest values differ by less than float32
+resolves (one seen at 4e-8 relative); float32 and float64 then route that
+window's gradient to different pixels, which moves conv1.weight's gradient by
+1e-4 while every other gradient agrees to 1e-6 (measured: with the reference
+routed the float32 way, conv1.weight agrees to 5.5e-7). That is the input,
+not the arithmetic, so the ResNet-18 input is drawn until no stem window's
+two largest values are within 1e-6 (relative) of each other.
 Samples: MLP, LeNet, tiny_resnet (BatchNorm in eval and in train mode),
 ResNet-18 (batch 2), GPT-2 in a small configuration (tied embedding), and
 two_tower (two outputs, both output gradients given, no loss).
@@ -61,9 +64,8 @@ def rel(a, ref):
     return np.linalg.norm(a.astype(np.float64) - ref) / max(np.linalg.norm(ref), 1e-3)
 
 
-def compare(r, name, grads, loss, net_params, ref_loss, peer=None):
-    """grads: ours ({"net.<param>": array}); net_params: {param: float64 torch tensor with .grad};
-    peer: {param: PyTorch's float32 gradient}, when float32 PyTorch was run too."""
+def compare(r, name, grads, loss, net_params, ref_loss):
+    """grads: ours ({"net.<param>": array}); net_params: {param: float64 torch tensor with .grad}."""
     if grads is None:
         return
     if abs(float(loss) - ref_loss) > 1e-5 * max(1.0, abs(ref_loss)):
@@ -83,14 +85,27 @@ def compare(r, name, grads, loss, net_params, ref_loss, peer=None):
             r.failures.append(f"{name}: d/d{k} has shape {g.shape}, torch {ref.shape}")
             continue
         err = rel(g, ref)
-        limit = REL if peer is None else max(1e-3, 3 * rel(peer[k], ref))
         worst = max(worst, (err, k))
-        if not err < limit:
-            r.failures.append(f"{name}: d/d{k}: relative error {err:.3g} (limit {limit:.3g})")
+        if not err < REL:
+            r.failures.append(f"{name}: d/d{k}: relative error {err:.3g} (limit {REL:.3g})")
     print(f"     {name}: {len(net_params)} parameter gradients, worst relative error {worst[0]:.2g} ({worst[1]})")
 
 
-def torch_case(r, root, name, net, sample, model_name, in_name, x, out_name, classes, mode="eval", extra=(), float32_peer=False):
+def stem_pool_near_ties(net, x, gap=1e-6):
+    """Windows of ResNet-18's stem max pooling (3x3, stride 2, padding 1, after conv1, bn1 and relu;
+    eval mode, float64) whose two largest values are positive and within `gap` relative."""
+    with torch.no_grad():
+        a = torch.relu(nn.functional.batch_norm(
+            nn.functional.conv2d(torch.from_numpy(x).double(), net.conv1.weight.double(), None, 2, 3),
+            net.bn1.running_mean.double(), net.bn1.running_var.double(), net.bn1.weight.double(),
+            net.bn1.bias.double(), False, 0.0, net.bn1.eps))
+        p = nn.functional.pad(a, (1, 1, 1, 1), value=-1.0)
+        windows = p.unfold(2, 3, 2).unfold(3, 3, 2).reshape(*a.shape[:2], -1, 9)
+        top = windows.topk(2, dim=-1).values
+        return int(((top[..., 0] > 0) & (top[..., 0] - top[..., 1] < gap * top[..., 0])).sum())
+
+
+def torch_case(r, root, name, net, sample, model_name, in_name, x, out_name, classes, mode="eval", extra=()):
     net = net.double()
     net.train(mode == "train")
     gen = np.random.default_rng(11)
@@ -101,18 +116,10 @@ def torch_case(r, root, name, net, sample, model_name, in_name, x, out_name, cla
     outs, grads = r.run_grad(text, {in_name: x, "labels": labels}, weights, extra=["--mode", mode, *extra], name=name)
     # The reference runs on the float32 weights, in float64.
     net.load_state_dict({k[4:]: torch.from_numpy(v.astype(np.float64)) for k, v in weights.items()}, strict=False)
-    peer = None
-    if float32_peer:  # PyTorch's own float32 error, the yardstick for deep networks
-        net.float()
-        nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(labels)).backward()
-        peer = {k: p.grad.double().numpy() for k, p in net.named_parameters()}
-        net.zero_grad(set_to_none=True)
-        net.double()
-        net.load_state_dict({k[4:]: torch.from_numpy(v.astype(np.float64)) for k, v in weights.items()}, strict=False)
     loss = nn.functional.cross_entropy(net(torch.from_numpy(x.astype(np.float64))), torch.from_numpy(labels))
     loss.backward()
     if outs is not None:
-        compare(r, name, grads, outs["loss"], dict(net.named_parameters()), loss.item(), peer)
+        compare(r, name, grads, outs["loss"], dict(net.named_parameters()), loss.item())
 
 
 def main():
@@ -143,8 +150,12 @@ def main():
                     m.bias.uniform_(-0.2, 0.2)
                     m.running_mean.uniform_(-0.2, 0.2)
                     m.running_var.uniform_(0.5, 1.5)
-        torch_case(r, root, "resnet18", net, "resnet18", "resnet18", "input",
-                   rng.standard_normal((2, 3, 224, 224)).astype(np.float32), "output", 1000, float32_peer=True)
+        for draw in range(1, 51):
+            x = rng.standard_normal((2, 3, 224, 224)).astype(np.float32)
+            if stem_pool_near_ties(net, x) == 0:
+                break
+        print(f"     resnet18: input draw {draw} has no near tie in the stem's max pooling")
+        torch_case(r, root, "resnet18", net, "resnet18", "resnet18", "input", x, "output", 1000)
 
         # GPT-2, small configuration, tied token embedding and head.
         g = samples_gpt2

@@ -3,8 +3,9 @@
 written here in PyTorch (Debian's python3-torch; torchvision's layout and
 state-dict names, eval mode, random weights and BatchNorm statistics), and
 samples/two_tower.yaml (two inputs, two outputs, a skip connection) against
-NumPy. References in float64; Mithril in float32. Tolerances: ResNet-18 rtol 1e-3
-atol 1e-4 (20 conv layers of float32 accumulation), two-tower rtol 1e-5 atol 1e-5.
+NumPy. References in float64; Mithril in float32. Tolerances: ResNet-18 rtol 1e-4
+atol 1e-5 (20 conv layers of float32 accumulation; measured norm-wise error 3e-7),
+two-tower rtol 1e-5 atol 1e-5.
 """
 import sys
 import tempfile
@@ -75,7 +76,7 @@ def main():
         if out is not None:
             with torch.no_grad():
                 ref = net.double()(torch.from_numpy(x).double()).numpy()
-            r.check("resnet18 logits", out["output"], ref, 1e-3, 1e-4)
+            r.check("resnet18 logits", out["output"], ref, 1e-4, 1e-5)
 
         f = lambda *s: (rng.standard_normal(s) * 0.3).astype(np.float32)
         w = {"query_proj.weight": f(64, 32), "query_proj.bias": f(64), "item_proj.weight": f(64, 48),
