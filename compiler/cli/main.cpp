@@ -172,6 +172,9 @@ int main(int argc, char** argv) {
   run->add_option("--seed", seed, "seed for initializing parameters when there are no --weights");
   run->add_option("--save-weights", save_weights, "write the parameters used to a safetensors file");
   run->add_option("--bench", bench, "also time N runs after a warm-up and print the median");
+  bool run_profile = false;
+  run->add_flag("--profile", run_profile, "with --bench: time every layer over the timed runs and print the table "
+                                          "(share, ms per run, GFLOP/s of matrix products and convolutions)");
   run->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
   std::vector<std::string> output_grads;
   bool check_grad = false;
@@ -283,6 +286,9 @@ int main(int argc, char** argv) {
   std::string train_bench;
   train->add_option("--bench", train_bench, "time N training steps on the first batch, print the median and peak memory; "
                                             "writes nothing");
+  bool train_profile = false;
+  train->add_flag("--profile", train_profile, "with --bench: time every layer (forward, backward, update) and print the "
+                                              "table: share, ms per step, GFLOP/s");
 
   // ops
   auto* ops = app.add_subcommand("ops", "List the primitive ops, or describe one.");
@@ -377,6 +383,10 @@ int main(int argc, char** argv) {
         args += " --evaluate " + quote(weights);
       } else {
         if (!train_bench.empty()) args += " --bench " + quote(train_bench);
+        if (train_profile) {
+          if (train_bench.empty()) fail(SourceLoc{"--profile", 0, 0}, "--profile times the --bench steps: add --bench N");
+          args += " --profile";
+        }
         if (!resume.empty()) {
           if (!rundir.empty() && rundir != resume) fail(SourceLoc{"--resume", 0, 0}, "give either -o or --resume (the run folder), not both");
           args += " --resume " + quote(resume);
@@ -441,6 +451,10 @@ int main(int argc, char** argv) {
       if (init_missing) args += " --init-missing";
       if (!save_weights.empty()) args += " --save-weights " + quote(save_weights);
       if (!bench.empty()) args += " --bench " + quote(bench);
+      if (run_profile) {
+        if (bench.empty()) fail(SourceLoc{"--profile", 0, 0}, "--profile times the --bench runs: add --bench N");
+        args += " --profile";
+      }
       if (!output_grads.empty() && !want_grad) fail(SourceLoc{"--output-grad", 0, 0}, "--output-grad needs --grad");
       if (want_grad) args += " --grad";
       if (check_grad) args += " --check-grad";

@@ -408,6 +408,11 @@ void {0}::save_weights(const std::string& path) const {{
       for (auto& port : n.outputs)
         for (int v : port) outs += (outs.empty() ? "" : ", ") + shape_str(g.value(v).shape);
       s += fmt::format("\n  // {} ({}) at {}: {} -> {}\n  {{\n", n.name, n.op->name, n.loc.str(), ins, outs);
+      // --profile: the layer's time (and FLOPs); one branch while profiling is off.
+      const char* pass = g.forward_nodes < 0 || k < g.forward_nodes ? "forward" : n.op->has_trait("optimizer") ? "update" : "backward";
+      s += fmt::format("    static constexpr rt::ProfileNode profile_node_{{{}, \"{}\", \"{}\"}};\n", json(n.name).dump(), n.op->name, pass);
+      s += fmt::format("    const rt::ProfileScope profile_(profile_node_, {});\n",
+                       n.op->flops ? fmt::format("static_cast<double>({})", EmitContext::dim(n.op->flops(n, g))) : "0");
       auto it = n.op->emitters.find("cpu");
       if (it == n.op->emitters.end())
         fail(n.loc, "layer '{}' ({}): the CPU code generator does not support {} yet", n.name, n.op->name, n.op->name);

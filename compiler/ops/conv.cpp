@@ -133,6 +133,14 @@ void conv_transpose_rule(InferContext& c, size_t spatial) {
   c.out("output", c.dtype("input"), out);
 }
 
+// The FLOPs of a convolution, forward or either gradient: every element of the side with K
+// channels (`y_side`: a forward convolution's output, a transposed one's input) is a sum of
+// (C/groups) * prod(kernel) products, the elements of one filter (`filter`: a weight or its
+// gradient, [K, C/groups, kernel...]).
+Dim conv_flops(const Shape& y_side, const Shape& filter) {
+  return product_flops(y_side, numel(Shape(filter.begin() + 1, filter.end())));
+}
+
 OpDef conv_def(const char* name, const char* summary, bool transposed) {
   OpDef d(name, "conv", summary);
   d.in("input").param("weight").param("bias", true).out().trait("conv");
@@ -146,6 +154,9 @@ OpDef conv_def(const char* name, const char* summary, bool transposed) {
   d.arg("dilation", ArgType::IntOrList, json(1), "spacing between kernel elements")
       .arg("groups", ArgType::Int, json(1), "split channels into groups convolved separately (in and out divisible)")
       .arg("bias", ArgType::Bool, json(true), "add a learned bias");
+  d.flop_count([transposed](const Node& n, const Graph& g) {
+    return conv_flops(transposed ? input_shape(n, g, "input") : output_shape(n, g), input_shape(n, g, "weight"));
+  });
   return d;
 }
 
@@ -330,6 +341,9 @@ void register_conv_grads() {
            "data gradient of Conv1d/Conv2d: a transposed convolution of grad to the size of like");
   gi.in("grad").in("weight").in("like").out().trait("internal");
   register_op(geometry_args(gi)
+                  .flop_count([](const Node& n, const Graph& g) {
+                    return conv_flops(input_shape(n, g, "grad"), input_shape(n, g, "weight"));
+                  })
                   .scratch_elems([](const Node& n, const Graph& g) {
                     const Shape& dx = port_value(n, g, "like").shape;
                     const Shape& dy = port_value(n, g, "grad").shape;
@@ -355,6 +369,9 @@ void register_conv_grads() {
            "data gradient of ConvTranspose2d: a convolution of grad to the size of like");
   gt.in("grad").in("weight").in("like").out().trait("internal");
   register_op(geometry_args(gt)
+                  .flop_count([](const Node& n, const Graph& g) {
+                    return conv_flops(input_shape(n, g, "like"), input_shape(n, g, "weight"));
+                  })
                   .scratch_elems([](const Node& n, const Graph& g) {
                     const Shape& dx = port_value(n, g, "like").shape;
                     const Shape& dy = port_value(n, g, "grad").shape;
@@ -382,6 +399,9 @@ void register_conv_grads() {
            "weight gradient of a convolution: sum over images of grad [N, K, ...] times im2col(input [N, C, ...])^T");
   gw.in("grad").in("input").out().trait("internal");
   register_op(geometry_args(gw)
+                  .flop_count([](const Node& n, const Graph& g) {
+                    return conv_flops(input_shape(n, g, "grad"), output_shape(n, g));
+                  })
                   .scratch_elems([](const Node& n, const Graph& g) {
                     const Shape& x = port_value(n, g, "input").shape;
                     const Shape& dy = port_value(n, g, "grad").shape;

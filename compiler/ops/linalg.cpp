@@ -90,6 +90,9 @@ void matmul_grad(GradContext& g) {
 MITHRIL_REGISTER_OPS(linalg) {
   register_op(OpDef("LinearGradWeight", "linalg", "dW = grad^T x over every leading axis: Linear's weight gradient, one gemm")
                   .in("grad").in("input").out().trait("internal")
+                  .flop_count([](const Node& n, const Graph& g) {
+                    return product_flops(input_shape(n, g, "grad"), input_shape(n, g, "input").back());
+                  })
                   .emit("cpu", [](EmitContext& e) {
                     const Shape& s = e.in("input").shape;
                     std::string K = EmitContext::dim(s.back()), M = EmitContext::numel(s, 0, s.size() - 1);
@@ -103,6 +106,9 @@ MITHRIL_REGISTER_OPS(linalg) {
 
   register_op(OpDef("MatMul", "linalg", "matrix product with NumPy semantics: batched, broadcasting, 1-D promoted")
                   .in("left").in("right").out().trait("gemm")
+                  .flop_count([](const Node& n, const Graph& g) {
+                    return product_flops(output_shape(n, g), input_shape(n, g, "left").back());
+                  })
                   .grad(matmul_grad)
                   .emit("cpu", emit_matmul)
                   .rule([](InferContext& c) {
@@ -129,6 +135,9 @@ MITHRIL_REGISTER_OPS(linalg) {
                   .in("input").param("weight").param("bias", true).out().trait("gemm")
                   .arg("dimension", ArgType::Int, std::nullopt, "output features")
                   .arg("bias", ArgType::Bool, json(true), "add a learned bias")
+                  .flop_count([](const Node& n, const Graph& g) {
+                    return product_flops(output_shape(n, g), input_shape(n, g, "input").back());
+                  })
                   .grad([](GradContext& g) {
                     int dy = g.dout(), x = g.in("input");
                     if (g.wants("input")) g.grad("input", g.op1("MatMul", {{"left", dy}, {"right", g.in("weight")}}));

@@ -270,6 +270,10 @@ MITHRIL_REGISTER_OPS(nn) {
                     "softmax(query key^T * scale + mask) value over [..., L, E], [..., S, E], [..., S, Ev] -> "
                     "[..., L, Ev]; batch dimensions broadcast")
                   .in("query").in("key").in("value").in("mask", true).out().trait("attention")
+                  .flop_count([](const Node& n, const Graph& g) {  // scores, then their product with value
+                    const Shape &q = input_shape(n, g, "query"), &k = input_shape(n, g, "key");
+                    return product_flops(q, k[k.size() - 2]) + product_flops(output_shape(n, g), k[k.size() - 2]);
+                  })
                   .arg("causal", ArgType::Bool, json(false), "query i attends to keys 0..i only (no mask allowed)")
                   .arg("scale", ArgType::Float, json(nullptr), "factor on the scores (default: 1/sqrt(E))")
                   .scratch_elems([](const Node& n, const Graph& g) { return attention_scratch(n, g, 1); })
@@ -341,6 +345,11 @@ MITHRIL_REGISTER_OPS(nn) {
                     "probabilities")
                   .in("grad").in("query").in("key").in("value").in("mask", true)
                   .out("query").out("key").out("value").trait("internal")
+                  .flop_count([](const Node& n, const Graph& g) {  // the scores again, dP, dV, dQ and dK
+                    const Shape &q = input_shape(n, g, "query"), &k = input_shape(n, g, "key");
+                    const Dim& S = k[k.size() - 2];
+                    return Dim(3) * product_flops(q, S) + Dim(2) * product_flops(input_shape(n, g, "grad"), S);
+                  })
                   .arg("causal", ArgType::Bool, json(false), "as the forward layer's")
                   .arg("scale", ArgType::Float, json(nullptr), "as the forward layer's")
                   .scratch_elems([](const Node& n, const Graph& g) { return attention_scratch(n, g, 2); })

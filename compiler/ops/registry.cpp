@@ -37,6 +37,14 @@ std::vector<std::string> op_names() {
   return out;
 }
 
+const Shape& input_shape(const Node& n, const Graph& g, const std::string& port) {
+  return g.value(n.inputs.at(static_cast<size_t>(n.op->input_index(port))).at(0)).shape;
+}
+
+const Shape& output_shape(const Node& n, const Graph& g, size_t i) { return g.value(n.outputs.at(i).at(0)).shape; }
+
+Dim product_flops(const Shape& out, const Dim& depth) { return Dim(2) * numel(out) * depth; }
+
 int OpDef::input_index(const std::string& port) const {
   for (size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i].name == port) return static_cast<int>(i);

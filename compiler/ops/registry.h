@@ -81,6 +81,9 @@ struct OpDef {
   // Working memory a node needs while it runs (im2col columns, attention scores), in elements of
   // its first output's dtype; the memory plan places it in the arena for that node only.
   std::function<Dim(const Node&, const Graph&)> scratch;
+  // Floating-point operations of one run of a node (matrix products and convolutions: two per
+  // multiply-add), for `--profile`'s GFLOP/s and its matrix-product share; none for other ops.
+  std::function<Dim(const Node&, const Graph&)> flops;
   // Reverse-mode rule (ops/grad.h): builds the gradients of the inputs from those of the outputs.
   // Ops without one either have the trait "no_gradient" (StopGradient, comparisons: nothing flows
   // through them) or stop training with an error naming the layer.
@@ -117,6 +120,7 @@ struct OpDef {
   OpDef& grad(GradFn f) { gradient = std::move(f); return *this; }
   OpDef& writes_in_place_of(std::string port) { in_place = std::move(port); return *this; }
   OpDef& scratch_elems(std::function<Dim(const Node&, const Graph&)> f) { scratch = std::move(f); return *this; }
+  OpDef& flop_count(std::function<Dim(const Node&, const Graph&)> f) { flops = std::move(f); return *this; }
 
   int input_index(const std::string& port) const;
   int output_index(const std::string& port) const;
@@ -133,6 +137,14 @@ struct OpDef {
 };
 
 void register_op(OpDef def);
+
+// For rules that see only the node and the graph (scratch_elems, flop_count): the shape of the
+// value bound to an input port (its first) and of an output.
+const Shape& input_shape(const Node& n, const Graph& g, const std::string& port);
+const Shape& output_shape(const Node& n, const Graph& g, size_t i = 0);
+// 2 * (elements of `out`) * depth: the FLOPs of a product whose every output element is a sum of
+// `depth` products.
+Dim product_flops(const Shape& out, const Dim& depth);
 const OpDef* find_op(const std::string& name);
 std::vector<const OpDef*> all_ops();  // sorted by family, then name
 std::vector<std::string> op_names();

@@ -72,6 +72,7 @@ void usage(const TrainConfig& c) {
                  "  --top-k K            top-k accuracy reported   [" << c.top_k << "]\n"
                  "  --threads T          0: all cores\n"
                  "  --bench N            time N training steps on the first batch and exit (nothing written)\n"
+                 "  --profile            with --bench: time every layer over the timed steps and print the table\n"
                  "  --progress / --no-progress   a progress bar (default: on a terminal)\n";
 }
 
@@ -128,6 +129,7 @@ void parse_train_args(int argc, char** argv, TrainConfig& c) {
         else if (a == "--top-k") c.top_k = to_int(a, value());
         else if (a == "--threads") c.threads = static_cast<int>(to_int(a, value()));
         else if (a == "--bench") c.bench = to_int(a, value());
+        else if (a == "--profile") c.profile = true;
         else if (a == "--progress") c.progress = 1;
         else if (a == "--no-progress") c.progress = 0;
         else throw Error("unknown option '" + a + "' (see --help)");
@@ -138,6 +140,7 @@ void parse_train_args(int argc, char** argv, TrainConfig& c) {
     if (c.hyper.lr <= 0 || !std::isfinite(c.hyper.lr)) throw Error("--lr must be a positive number");
     if (c.step_size < 1) throw Error("--step-size must be at least 1");
     if (c.keep < 1) throw Error("--keep must be at least 1");
+    if (c.profile && c.bench <= 0) throw Error("--profile times the --bench steps: add --bench N");
 }
 
 double scheduled_lr(const TrainConfig& c, std::int64_t step, std::int64_t epoch, std::int64_t total) {
@@ -289,6 +292,7 @@ void print_bench(std::vector<double>& times, const TrainConfig& c) {
                 *std::min_element(times.begin(), times.end()), *std::max_element(times.begin(), times.end()), times.size(),
                 static_cast<long long>(c.batch_size), c.optimizer.c_str(), cpu_device().describe().c_str());
     std::printf("peak resident memory %.1f MiB\n", static_cast<double>(peak_rss_bytes()) / (1 << 20));
+    if (c.profile) std::fputs(profile_report(static_cast<int>(times.size())).c_str(), stdout);
 }
 
 EpochRecord epoch_record(std::int64_t epoch, double train_loss, const ClassificationMetrics* val, double seconds, double lr,

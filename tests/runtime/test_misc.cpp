@@ -1,4 +1,4 @@
-// test_misc.cpp - threads, timer/median and atomic file writes.
+// test_misc.cpp - threads, timer/median, the per-layer profiler and atomic file writes.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -6,6 +6,7 @@
 
 #include "mithril/rt/device.h"
 #include "mithril/rt/file_io.h"
+#include "mithril/rt/profile.h"
 #include "mithril/rt/threads.h"
 #include "mithril/rt/timer.h"
 #include "test_support.h"
@@ -75,6 +76,47 @@ TEST_CASE("timer and median", "[timer]") {
     CHECK(median({3.0, 1.0, 2.0}) == 2.0);
     CHECK(median({4.0, 1.0, 3.0, 2.0}) == 2.5);
     REQUIRE_THROWS_WITH(median({}), Contains("empty"));
+}
+
+TEST_CASE("the profiler records layers only while on, and reports shares and GFLOP/s", "[profile]") {
+    static constexpr ProfileNode conv{"conv1", "Conv2d", "forward"};
+    static constexpr ProfileNode relu{"relu", "Relu", "forward"};
+    auto spin = [](double seconds) {
+        Timer t;
+        while (t.elapsed_s() < seconds) {
+        }
+    };
+    set_profiling(false);
+    { const ProfileScope p(conv, 1e9); spin(0.001); }
+    CHECK(profile_rows().empty());  // off: nothing recorded
+    set_profiling(true);
+    for (int run = 0; run < 3; ++run) {
+        { const ProfileScope p(conv, 2e6); spin(0.004); }
+        { const ProfileScope p(relu, 0); spin(0.001); }
+    }
+    set_profiling(false);
+    { const ProfileScope p(relu, 0); spin(0.001); }  // off again: not counted
+    auto rows = profile_rows();
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].name == "conv1");  // in the order they first ran
+    CHECK(rows[0].op == "Conv2d");
+    CHECK(rows[0].calls == 3);
+    CHECK(rows[1].calls == 3);
+    CHECK(rows[0].flops == 6e6);
+    CHECK(rows[0].seconds >= 0.012);
+    CHECK(rows[1].seconds >= 0.003);
+    CHECK(rows[0].seconds > rows[1].seconds);
+    std::string report = profile_report(3);
+    CHECK_THAT(report, Contains("profile: 2 layers"));
+    CHECK_THAT(report, Contains("conv1 (Conv2d, forward)"));
+    CHECK_THAT(report, Contains("Relu (forward): 1"));
+    CHECK_THAT(report, Contains("matrix products and convolutions:"));
+    CHECK_THAT(report, Contains("0.002 GFLOP per run"));
+    // The layer lines come by time: conv1 (longer) first.
+    CHECK(report.find("conv1 (Conv2d") < report.find("relu (Relu"));
+    set_profiling(true);  // turning it on starts afresh
+    CHECK(profile_rows().empty());
+    set_profiling(false);
 }
 
 TEST_CASE("atomic_write_file replaces the file only on success", "[file_io]") {

@@ -11,6 +11,7 @@
 #include "mithril/rt/init.h"
 #include "mithril/rt/kernels.h"
 #include "mithril/rt/npy.h"
+#include "mithril/rt/profile.h"
 #include "mithril/rt/safetensors.h"
 #include "mithril/rt/tensor.h"
 #include "mithril/rt/threads.h"

@@ -38,6 +38,7 @@
 #include "mithril/rt/error.h"
 #include "mithril/rt/kernels/optim.h"
 #include "mithril/rt/metrics.h"
+#include "mithril/rt/profile.h"
 #include "mithril/rt/progress.h"
 #include "mithril/rt/report.h"
 #include "mithril/rt/safetensors.h"
@@ -78,6 +79,7 @@ struct TrainConfig {
     std::string evaluate;             // evaluate these weights on `data` instead of training
     int threads = 0;
     std::int64_t bench = 0;           // > 0: time this many training steps (after a warm-up) and exit
+    bool profile = false;             // with bench: time every layer of the timed steps (profile.h)
     int progress = -1;                // -1: a bar on a terminal, plain lines otherwise; 0: lines; 1: bar
     // Compiled in.
     std::string model_name, fingerprint;
@@ -252,11 +254,13 @@ template <class M> int bench_steps(M& model, const TrainConfig& cfg, const Train
     auto dims = model.bind(in);
     std::vector<double> times;
     for (std::int64_t i = 0; i < std::max<std::int64_t>(1, cfg.bench / 10); ++i) model.run_train_step(in, dims);
+    set_profiling(cfg.profile);
     for (std::int64_t i = 0; i < cfg.bench; ++i) {
         Timer t;
         model.run_train_step(in, dims);
         times.push_back(t.elapsed_ms());
     }
+    set_profiling(false);
     print_bench(times, cfg);
     return 0;
 }
