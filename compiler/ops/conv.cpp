@@ -336,6 +336,25 @@ void conv_grad(GradContext& g, bool transposed) {
   if (g.has("bias") && g.wants("bias")) g.grad("bias", g.op1("ConvGradBias", {{"grad", dy}}));
 }
 
+// The scratch of a data gradient: ConvGradInput, or ConvTransposeGradInput when `transposed`
+// (dx is `like`'s side, dy `grad`'s). With known sizes, the planned kernel's; otherwise per image the
+// columns of the side the windows slide over: dx for a convolution, dy for a transposed one.
+std::function<Dim(const Node&, const Graph&)> grad_input_scratch(bool transposed) {
+  return [transposed](const Node& n, const Graph& g) {
+    const Shape& dx = port_value(n, g, "like").shape;
+    const Shape& dy = port_value(n, g, "grad").shape;
+    if (!auto_algo(dx, dy))
+      return transposed ? columns_scratch(n, dy, dx, same_spatial(dx, dy)) : columns_scratch(n, dx, dy, same_spatial(dx, dy));
+    auto i = hw_of(dx), o = hw_of(dy);
+    Geometry2d q = geometry2d(n.attrs, dx.size() - 2);
+    auto scratch = transposed ? rt::k::conv_transpose2d_grad_input_scratch : rt::k::conv2d_grad_input_scratch;
+    return elems(batch_scratch(dx[0], [&](int64_t nb) {
+      return scratch(nb, *dx[1].as_const(), i->first, i->second, *dy[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph, q.pw,
+                     q.dh, q.dw, q.groups, o->first, o->second, rt::k::ConvAlgo::Auto);
+    }));
+  };
+}
+
 void register_conv_grads() {
   OpDef gi("ConvGradInput", "conv",
            "data gradient of Conv1d/Conv2d: a transposed convolution of grad to the size of like");
@@ -344,18 +363,7 @@ void register_conv_grads() {
                   .flop_count([](const Node& n, const Graph& g) {
                     return conv_flops(input_shape(n, g, "grad"), input_shape(n, g, "weight"));
                   })
-                  .scratch_elems([](const Node& n, const Graph& g) {
-                    const Shape& dx = port_value(n, g, "like").shape;
-                    const Shape& dy = port_value(n, g, "grad").shape;
-                    if (!auto_algo(dx, dy)) return columns_scratch(n, dx, dy, same_spatial(dx, dy));
-                    auto i = hw_of(dx), o = hw_of(dy);
-                    Geometry2d q = geometry2d(n.attrs, dx.size() - 2);
-                    return elems(batch_scratch(dx[0], [&](int64_t nb) {
-                      return rt::k::conv2d_grad_input_scratch(
-                          nb, *dx[1].as_const(), i->first, i->second, *dy[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph,
-                          q.pw, q.dh, q.dw, q.groups, o->first, o->second, rt::k::ConvAlgo::Auto);
-                    }));
-                  })
+                  .scratch_elems(grad_input_scratch(false))
                   .emit("cpu", [](EmitContext& e) {
                     mark_shape_only(e);
                     const Shape& dx = e.in("like").shape;
@@ -372,18 +380,7 @@ void register_conv_grads() {
                   .flop_count([](const Node& n, const Graph& g) {
                     return conv_flops(input_shape(n, g, "like"), input_shape(n, g, "weight"));
                   })
-                  .scratch_elems([](const Node& n, const Graph& g) {
-                    const Shape& dx = port_value(n, g, "like").shape;
-                    const Shape& dy = port_value(n, g, "grad").shape;
-                    if (!auto_algo(dx, dy)) return columns_scratch(n, dy, dx, same_spatial(dx, dy));
-                    auto i = hw_of(dx), o = hw_of(dy);
-                    Geometry2d q = geometry2d(n.attrs, dx.size() - 2);
-                    return elems(batch_scratch(dx[0], [&](int64_t nb) {
-                      return rt::k::conv_transpose2d_grad_input_scratch(
-                          nb, *dx[1].as_const(), i->first, i->second, *dy[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph,
-                          q.pw, q.dh, q.dw, q.groups, o->first, o->second, rt::k::ConvAlgo::Auto);
-                    }));
-                  })
+                  .scratch_elems(grad_input_scratch(true))
                   .emit("cpu", [](EmitContext& e) {
                     // In conv2d's names the transposed convolution's output gradient is x.
                     mark_shape_only(e);

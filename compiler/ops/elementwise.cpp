@@ -55,7 +55,7 @@ const std::vector<UnaryRow>& unary_rows() {
       {"Cos", Domain::Float, "cosine", {}, [](auto&, S x, S) { return "std::cos(" + x + ")"; }, {Uses::X, [](auto&, S x, S) { return "-std::sin(" + x + ")"; }}},
       {"Tanh", Domain::Float, "hyperbolic tangent", {}, [](auto&, S x, S) { return "std::tanh(" + x + ")"; },
        {Uses::Y, [](auto&, S y, S T) { return fmt::format("({1}(1) - {0} * {0})", y, T); }}},
-      {"Sigmoid", Domain::Float, "1 / (1 + e^-x)", {}, [](auto&, S x, S T) { return fmt::format("{0}(1) / ({0}(1) + std::exp(-{1}))", T, x); },
+      {"Sigmoid", Domain::Float, "1 / (1 + e^-x)", {}, [](auto&, S x, S T) { return fmt::format("{0}(1) / ({0}(1) + rt::k::exp_(-{1}))", T, x); },
        {Uses::Y, [](auto&, S y, S T) { return fmt::format("{0} * ({1}(1) - {0})", y, T); }}},
       {"Relu", Domain::Numeric, "max(x, 0)", {}, [](auto&, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}(0))", x, T); },
        {Uses::X, [](auto&, S x, S T) { return fmt::format("({0} > {1}(0) ? {1}(1) : {1}(0))", x, T); }}},
@@ -68,22 +68,14 @@ const std::vector<UnaryRow>& unary_rows() {
        {Uses::X, [](auto& e, S x, S T) { return fmt::format("({0} > {1}(0) ? {1}(1) : {1}({2}) * std::exp({0}))", x, T, num(e.f("alpha"))); }}},
       {"Gelu", Domain::Float, "x * Phi(x); approximate: tanh uses the tanh formula",
        {{"approximate", ArgType::String, json("none"), {"none", "tanh"}, "none (exact, erf) or tanh"}},
-       [](auto& e, S x, S T) {
-         if (e.s("approximate") == "tanh")
-           return fmt::format("{1}(0.5) * {0} * ({1}(1) + std::tanh({1}(0.7978845608028654) * ({0} + {1}(0.044715) * {0} * {0} * {0})))", x, T);
-         return fmt::format("{1}(0.5) * {0} * ({1}(1) + std::erf({0} * {1}(0.7071067811865476)))", x, T);
-       },
-       {Uses::X, [](auto& e, S x, S T) {
-          if (e.s("approximate") == "tanh")
-            return fmt::format("[&] {{ const {1} t_ = std::tanh({1}(0.7978845608028654) * ({0} + {1}(0.044715) * {0} * {0} * {0})); "
-                               "return {1}(0.5) * ({1}(1) + t_) + {1}(0.5) * {0} * ({1}(1) - t_ * t_) * {1}(0.7978845608028654) * "
-                               "({1}(1) + {1}(0.134145) * {0} * {0}); }}()", x, T);
-          return fmt::format("({1}(0.5) * ({1}(1) + std::erf({0} * {1}(0.7071067811865476))) + {0} * {1}(0.3989422804014327) * "
-                             "std::exp({1}(-0.5) * {0} * {0}))", x, T);
+       // kernels/scalar.h: call-free in float, so the loops vectorize.
+       [](auto& e, S x, S) { return fmt::format("rt::k::{}({})", e.s("approximate") == "tanh" ? "gelu_tanh" : "gelu", x); },
+       {Uses::X, [](auto& e, S x, S) {
+          return fmt::format("rt::k::{}({})", e.s("approximate") == "tanh" ? "gelu_tanh_grad" : "gelu_grad", x);
         }}},
-      {"Silu", Domain::Float, "x * sigmoid(x)", {}, [](auto&, S x, S T) { return fmt::format("{0} / ({1}(1) + std::exp(-{0}))", x, T); },
+      {"Silu", Domain::Float, "x * sigmoid(x)", {}, [](auto&, S x, S T) { return fmt::format("{0} / ({1}(1) + rt::k::exp_(-{0}))", x, T); },
        {Uses::X, [](auto&, S x, S T) {
-          return fmt::format("[&] {{ const {1} s_ = {1}(1) / ({1}(1) + std::exp(-{0})); return s_ * ({1}(1) + {0} * ({1}(1) - s_)); }}()", x, T);
+          return fmt::format("[&] {{ const {1} s_ = {1}(1) / ({1}(1) + rt::k::exp_(-{0})); return s_ * ({1}(1) + {0} * ({1}(1) - s_)); }}()", x, T);
         }}},
       {"Softplus", Domain::Float, "log(1 + e^(beta x)) / beta; linear above threshold",
        {{"beta", ArgType::Float, json(1.0), {}, ""}, {"threshold", ArgType::Float, json(20.0), {}, ""}},

@@ -22,15 +22,9 @@ import tempfile
 
 import numpy as np
 
-from harness import save_safetensors
+from harness import mlp_reference, mlp_weights, save_safetensors
 
 SKIP = 77
-
-
-def reference(x, w):
-    h = np.maximum(x.astype(np.float64) @ w["0.weight"].T + w["0.bias"], 0)
-    h = np.maximum(h @ w["2.weight"].T + w["2.bias"], 0)
-    return h @ w["4.weight"].T + w["4.bias"]
 
 
 def main():
@@ -41,11 +35,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         cache = os.path.join(tmp, "cache")
         env = dict(os.environ, MITHRIL_CACHE_DIR=cache)
-        w = {}
-        for layer, (fan_in, fan_out) in zip([0, 2, 4], [(784, 512), (512, 512), (512, 10)]):
-            bound = 1 / np.sqrt(fan_in)
-            w[f"{layer}.weight"] = rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)
-            w[f"{layer}.bias"] = rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)
+        w = mlp_weights(rng)
         wpath = os.path.join(tmp, "w.safetensors")
         save_safetensors(wpath, w)
 
@@ -73,7 +63,7 @@ def main():
             x = rng.standard_normal((batch, 784)).astype(np.float32)
             xpath = os.path.join(tmp, f"x{batch}.npy")
             np.save(xpath, x)
-            ref = reference(x, w)
+            ref = mlp_reference(x, w)
             outs = {}
             for blas in ("openblas", "blis"):
                 before = set(glob.glob(os.path.join(cache, "*", "build", "mlp")))

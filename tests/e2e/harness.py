@@ -48,6 +48,24 @@ def load_safetensors(path):
     return out
 
 
+def mlp_weights(rng):
+    """Weights for samples/mlp.yaml (784-512-512-10, PyTorch names and layouts), drawn as PyTorch's
+    Linear initializes them: uniform within 1/sqrt(fan_in)."""
+    w = {}
+    for layer, (fan_in, fan_out) in zip([0, 2, 4], [(784, 512), (512, 512), (512, 10)]):
+        bound = 1 / np.sqrt(fan_in)
+        w[f"{layer}.weight"] = rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)
+        w[f"{layer}.bias"] = rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)
+    return w
+
+
+def mlp_reference(x, w):
+    """samples/mlp.yaml in NumPy float64, from the model's meaning (Linear is x @ W.T + b)."""
+    h = np.maximum(x.astype(np.float64) @ w["0.weight"].T + w["0.bias"], 0)
+    h = np.maximum(h @ w["2.weight"].T + w["2.bias"], 0)
+    return h @ w["4.weight"].T + w["4.bias"]
+
+
 def model_yaml(name, inputs, layers, outputs):
     """A model file: `inputs` maps names to example arrays (their shapes and dtypes are declared),
     `layers` are YAML flow mappings, one per layer."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End to end: `mithril run samples/mlp.yaml` against NumPy on the same weights.
 
-The reference is written here from the model's meaning (Linear is x @ W.T + b,
+The reference (harness.mlp_reference) is written from the model's meaning (Linear is x @ W.T + b,
 PyTorch layout), not from anything Mithril generates. The weights file is
 written with struct + json (the safetensors layout), independently of the
 runtime's writer. Tolerance: float32, rtol 1e-5, atol 1e-5 (BLAS summation order).
@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-from harness import save_safetensors
+from harness import mlp_reference, mlp_weights, save_safetensors
 
 
 def main():
@@ -26,12 +26,7 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
-        sizes = [(784, 512), (512, 512), (512, 10)]
-        w = {}
-        for layer, (fan_in, fan_out) in zip([0, 2, 4], sizes):
-            bound = 1 / np.sqrt(fan_in)
-            w[f"{layer}.weight"] = rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)
-            w[f"{layer}.bias"] = rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)
+        w = mlp_weights(rng)
         wpath = os.path.join(tmp, "w.safetensors")
         save_safetensors(wpath, w)
 
@@ -47,9 +42,7 @@ def main():
             if p.returncode != 0:
                 failures.append(f"batch {batch}: exit {p.returncode}\n{p.stderr}")
                 continue
-            h = np.maximum(x.astype(np.float64) @ w["0.weight"].T + w["0.bias"], 0)
-            h = np.maximum(h @ w["2.weight"].T + w["2.bias"], 0)
-            ref = h @ w["4.weight"].T + w["4.bias"]
+            ref = mlp_reference(x, w)
             got = np.load(os.path.join(out, "output.npy"))
             if got.shape != ref.shape or got.dtype != np.float32 or not np.allclose(got, ref, rtol=1e-5, atol=1e-5):
                 failures.append(f"batch {batch}: outputs differ, max abs error {np.abs(got - ref).max()}")

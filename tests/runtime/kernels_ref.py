@@ -469,6 +469,10 @@ def k_scalar(c):
         "mish": x * np.tanh(np.log1p(np.exp(x))),
         "rsqrt": 1 / np.sqrt(np.abs(x) + 0.5),
         "sign": np.sign(x),
+        "exp": np.exp(x),
+        "gelu_grad": 0.5 * (1 + erf(x / math.sqrt(2))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi),
+        "gelu_tanh_grad": (lambda t: 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x))(
+            np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
     }
     if torch is not None:
         tx = T(x)

@@ -956,6 +956,9 @@ TEST_CASE("kernels: scalar activation functions", "[kernels]") {
             {"mish", [](T v) { return k::mish(v); }},
             {"rsqrt", [](T v) { return k::rsqrt(std::fabs(v) + T(0.5)); }},
             {"sign", [](T v) { return k::sign(v); }},
+            {"exp", [](T v) { return k::exp_(v); }},
+            {"gelu_grad", [](T v) { return k::gelu_grad(v); }},
+            {"gelu_tanh_grad", [](T v) { return k::gelu_tanh_grad(v); }},
         };
         for (const auto& [name, f] : fns) {
             std::vector<T> out(x.size());
