@@ -10,12 +10,32 @@
 #pragma once
 
 #include "mithril/rt/kernels/common.h"
+#include "mithril/rt/kernels/scalar.h"
 
 namespace mithril::rt::k {
 
 enum class Reduction { None, Mean, Sum, BatchMean /* kl_div only: sum / batch */ };
 
 namespace detail {
+// sum over c < n of e^(x[c] - m) for contiguous x, in acc_t<T>: the exponentials in T through
+// exp_ (vectorized for float) into `out` when given (the backward pass keeps them), else into a
+// block on the stack, then summed over 8 lanes (sum_contig).
+template <class T>
+inline acc_t<T> sum_exp_contig(const T* MITHRIL_K_RESTRICT x, T m, int64_t n, T* MITHRIL_K_RESTRICT out) {
+    if (out) {
+        for (int64_t c = 0; c < n; ++c) out[c] = exp_(x[c] - m);
+        return sum_contig(out, n);
+    }
+    constexpr int64_t kBlock = 1024;
+    T block[kBlock];
+    acc_t<T> s = 0;
+    for (int64_t c0 = 0; c0 < n; c0 += kBlock) {
+        const int64_t len = std::min(kBlock, n - c0);
+        for (int64_t c = 0; c < len; ++c) block[c] = exp_(x[c0 + c] - m);
+        s += sum_contig(block, len);
+    }
+    return s;
+}
 template <class T>
 inline void finish_elementwise(T* out, acc_t<T> sum, int64_t n, Reduction r) {
     if (r == Reduction::Mean) out[0] = static_cast<T>(sum / static_cast<acc_t<T>>(n));
@@ -74,7 +94,11 @@ void cross_entropy(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT logits
                 T m = neg_inf<T>();
                 for (int64_t c = 0; c < C; ++c) m = (x[c * inner] > m || is_nan(x[c * inner])) ? x[c * inner] : m;
                 A s = 0;
-                for (int64_t c = 0; c < C; ++c) s += std::exp(static_cast<A>(x[c * inner]) - static_cast<A>(m));
+                if (inner == 1 && !is_nan(m) && m != neg_inf<T>()) {
+                    s = detail::sum_exp_contig(x, m, C, static_cast<T*>(nullptr));
+                } else {
+                    for (int64_t c = 0; c < C; ++c) s += std::exp(static_cast<A>(x[c * inner]) - static_cast<A>(m));
+                }
                 const A lse = static_cast<A>(m) + std::log(s);
                 const A w = weight_or_null ? static_cast<A>(weight_or_null[t]) : 1;
                 l = -(1 - ls) * w * (static_cast<A>(x[t * inner]) - lse);
@@ -285,10 +309,14 @@ void cross_entropy_backward(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRIC
         T m = neg_inf<T>();
         for (int64_t c = 0; c < C; ++c) m = (x[c * inner] > m || is_nan(x[c * inner])) ? x[c * inner] : m;
         A s = 0;
-        for (int64_t c = 0; c < C; ++c) {
-            const A e = std::exp(static_cast<A>(x[c * inner]) - static_cast<A>(m));
-            d[c * inner] = static_cast<T>(e);
-            s += e;
+        if (inner == 1 && !is_nan(m) && m != neg_inf<T>()) {
+            s = detail::sum_exp_contig(x, m, C, d);
+        } else {
+            for (int64_t c = 0; c < C; ++c) {
+                const A e = std::exp(static_cast<A>(x[c * inner]) - static_cast<A>(m));
+                d[c * inner] = static_cast<T>(e);
+                s += e;
+            }
         }
         const A gr = g(r), inv = 1 / s;
         for (int64_t c = 0; c < C; ++c) d[c * inner] = static_cast<T>(gr * (static_cast<A>(d[c * inner]) * inv - off));

@@ -19,6 +19,8 @@
 #include <initializer_list>
 #include <utility>
 
+#include "mithril/rt/kernels/common.h"
+
 namespace mithril::rt {
 
 struct OptimHyper {
@@ -54,9 +56,11 @@ void sgd_step(const OptimHyper& h, T* __restrict w, const T* __restrict g, T* __
     const T damp = static_cast<T>(1.0 - h.dampening), s = static_cast<T>(scale);
     const bool first = h.step <= 1, nesterov = h.nesterov;
     if (!buf || h.momentum == 0.0) {
+        MITHRIL_K_PARFOR(n >= kParallelWork)
         for (std::int64_t i = 0; i < n; ++i) w[i] -= lr * (g[i] * s + wd * w[i]);
         return;
     }
+    MITHRIL_K_PARFOR(n >= kParallelWork)
     for (std::int64_t i = 0; i < n; ++i) {
         const T d = g[i] * s + wd * w[i];
         const T b = first ? d : mu * buf[i] + damp * d;
@@ -75,6 +79,9 @@ void adam_step(const OptimHyper& h, bool decoupled, T* __restrict w, const T* __
     const T eps = static_cast<T>(h.eps), s = static_cast<T>(scale);
     const T wd = decoupled ? T(0) : static_cast<T>(h.weight_decay);
     const T shrink = decoupled ? static_cast<T>(1.0 - h.lr * h.weight_decay) : T(1);
+    // Elementwise, so threads change no result; vectorized (std::sqrt needs -fno-math-errno,
+    // which generated projects pass).
+    MITHRIL_K_PARFOR(n >= kParallelWork)
     for (std::int64_t i = 0; i < n; ++i) {
         const T wi = w[i] * shrink;
         const T gi = g[i] * s + wd * wi;

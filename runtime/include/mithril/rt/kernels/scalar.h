@@ -17,14 +17,14 @@ namespace mithril::rt::k {
 
 // e^x. float: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two, so n ln2 is exact), e^r
 // by its Taylor series to r^7 (truncation below 6e-9), times 2^n made in the exponent
-// bits. Arguments are clamped to [-87, 88] (e^88 = 1.7e38; below e^-87 = 1.6e-38 the
-// result stays there instead of going to 0 or denormals).
+// bits. Below -87 the result is 0 (e^-87 = 1.6e-38: no denormals); above 88 it stays at
+// e^88 = 1.7e38 instead of overflowing; NaN stays NaN.
 inline float exp_(float x) {
-    x = std::min(std::max(x, -87.0f), 88.0f);
-    const float t = x * 1.44269504088896341f;  // rounded to n by conversion (std::floor would not vectorize)
+    const float c = std::min(std::max(x, -87.0f), 88.0f);
+    const float t = c * 1.44269504088896341f;  // rounded to n by conversion (std::floor would not vectorize)
     const std::int32_t i = static_cast<std::int32_t>(t + (t < 0.0f ? -0.5f : 0.5f));
     const float n = static_cast<float>(i);
-    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    const float r = (c - n * 0.693359375f) + n * 2.12194440e-4f;
     float p = 1.0f / 5040;
     p = p * r + 1.0f / 720;
     p = p * r + 1.0f / 120;
@@ -33,7 +33,8 @@ inline float exp_(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    return p * std::bit_cast<float>((i + 127) << 23);
+    const float e = p * std::bit_cast<float>((i + 127) << 23);
+    return e * static_cast<float>(!(x < -87.0f));  // a multiply, not a select: it vectorizes
 }
 inline double exp_(double x) { return std::exp(x); }
 
