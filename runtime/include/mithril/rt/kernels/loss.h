@@ -18,22 +18,21 @@ enum class Reduction { None, Mean, Sum, BatchMean /* kl_div only: sum / batch */
 
 namespace detail {
 // sum over c < n of e^(x[c] - m) for contiguous x, in acc_t<T>: the exponentials in T through
-// exp_ (vectorized for float) into `out` when given (the backward pass keeps them), else into a
-// block on the stack, then summed over 8 lanes (sum_contig).
+// exp_ (vectorized for float) into `out` when given (the backward pass keeps them), summed over
+// 8 lanes (sum_contig), or without `out` straight into the 8 lanes.
 template <class T>
 inline acc_t<T> sum_exp_contig(const T* MITHRIL_K_RESTRICT x, T m, int64_t n, T* MITHRIL_K_RESTRICT out) {
     if (out) {
         for (int64_t c = 0; c < n; ++c) out[c] = exp_(x[c] - m);
         return sum_contig(out, n);
     }
-    constexpr int64_t kBlock = 1024;
-    T block[kBlock];
-    acc_t<T> s = 0;
-    for (int64_t c0 = 0; c0 < n; c0 += kBlock) {
-        const int64_t len = std::min(kBlock, n - c0);
-        for (int64_t c = 0; c < len; ++c) block[c] = exp_(x[c0 + c] - m);
-        s += sum_contig(block, len);
-    }
+    using A = acc_t<T>;
+    A lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int j = 0; j < 8; ++j) lane[j] += static_cast<A>(exp_(x[c + j] - m));
+    A s = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (; c < n; ++c) s += static_cast<A>(exp_(x[c] - m));
     return s;
 }
 template <class T>
