@@ -20,6 +20,12 @@ namespace detail {
 // sum over c < n of e^(x[c] - m) for contiguous x, in acc_t<T>: the exponentials in T through
 // exp_ (vectorized for float) into `out` when given (the backward pass keeps them), summed over
 // 8 lanes (sum_contig), or without `out` straight into the 8 lanes.
+// GCC 12 warns (-Waggressive-loop-optimizations) about an iteration near 2^62 of the lane loop
+// once it is inlined with a constant class count; no real n gets there.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"
+#endif
 template <class T>
 inline acc_t<T> sum_exp_contig(const T* MITHRIL_K_RESTRICT x, T m, int64_t n, T* MITHRIL_K_RESTRICT out) {
     if (out) {
@@ -35,6 +41,9 @@ inline acc_t<T> sum_exp_contig(const T* MITHRIL_K_RESTRICT x, T m, int64_t n, T*
     for (; c < n; ++c) s += static_cast<A>(exp_(x[c] - m));
     return s;
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 template <class T>
 inline void finish_elementwise(T* out, acc_t<T> sum, int64_t n, Reduction r) {
     if (r == Reduction::Mean) out[0] = static_cast<T>(sum / static_cast<acc_t<T>>(n));
