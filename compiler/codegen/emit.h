@@ -38,6 +38,11 @@ class EmitContext {
   std::string name(const Value& v) const { return plan_.ident[v.id]; }
   std::string x(const std::string& port, size_t i = 0) const { return name(in(port, i)); }
   std::string y(const std::string& port = "output", size_t i = 0) const { return name(out(port, i)); }
+  // The packed copy of the parameter at `port` (OpDef::packed_param; a `const float*` laid out by
+  // mithril::rt::k::pack_b), or "" when the plan keeps none.
+  std::string packed(const std::string& port) const {
+    return has(port) && plan_.is_packed(in(port).id) ? name(in(port)) + "__packed" : "";
+  }
   static const char* ctype(DType t);
   std::string ctype_of(const std::string& port) const { return ctype(in(port).dtype); }
 

@@ -67,7 +67,7 @@ class Arena {
 
 }  // namespace
 
-ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
+ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, bool pack_weights) {
   ProgramPlan p;
   const size_t nv = g.values.size();
   p.ident.resize(nv);
@@ -179,8 +179,26 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max) {
         if (last_use[v] < 0) arena.release(p.offset[v], p.bytes[v]);
   }
   p.arena_bytes = arena.peak();
+
+  // Packed copies of GEMM weights: only where nothing updates the weights between runs.
+  if (pack_weights && g.forward_nodes < 0 && !training_step)
+    for (auto& n : g.nodes) {
+      if (n.op->packed_param.empty()) continue;
+      int port = n.op->input_index(n.op->packed_param);
+      if (port < 0 || n.inputs[port].size() != 1) continue;
+      const Value& w = g.value(n.inputs[port][0]);
+      if (w.kind != ValueKind::Param || w.dtype != DType::f32 || w.shape.size() != 2) continue;
+      if (!w.shape[0].is_const() || !w.shape[1].is_const()) continue;
+      if (!p.is_packed(w.id)) p.packed.push_back(w.id);
+    }
   p.graph = std::move(g);
   return p;
 }
+
+bool packs_weights(const PipelineOptions& opts) {
+  return std::find(opts.disabled.begin(), opts.disabled.end(), "pack-weights") == opts.disabled.end();
+}
+
+bool ProgramPlan::is_packed(int value) const { return std::find(packed.begin(), packed.end(), value) != packed.end(); }
 
 }  // namespace mithril

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "passes/passes.h"
 
 namespace mithril {
 
@@ -25,11 +26,20 @@ struct ProgramPlan {
   std::vector<int> weights;            // parameters then state, in first-use order
   std::vector<int64_t> scratch_offset; // per node: arena offset of its working memory, -1 when none
   std::vector<Dim> scratch_elems;      // per node: its size in elements (of the first output's dtype)
+  // Parameters kept packed for the GEMM kernel (OpDef::packed_param), programs without gradients
+  // only; each is [N, K] float32. Their sizes depend on the target's vector width, so the generated
+  // code computes the offsets (mithril::rt::k::packed_b_size).
+  std::vector<int> packed;
+  bool is_packed(int value) const;
 };
 
 // Plans `g` (checked, ordered). Every symbolic dim still in the graph needs a bound in `max`;
-// a missing one is a CompileError naming it (`--max N=256`).
-ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max);
+// a missing one is a CompileError naming it (`--max N=256`). `pack_weights` false keeps every
+// product on the BLAS (`--no-pass pack-weights`).
+ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, bool pack_weights = true);
+
+// False when `--no-pass pack-weights` (or all) switched weight packing off.
+bool packs_weights(const PipelineOptions& opts);
 
 // `block1.conv2` -> `block1_conv2`; identifiers are made unique by the planner.
 std::string c_identifier(const std::string& name);

@@ -41,7 +41,7 @@ static std::vector<GeneratedFile> generate(const std::string& model_path, const 
       if (!opts.check.pipeline.shapes.inputs.count(g.value(id).name))
         fail(SourceLoc{model_path, 0, 0}, "missing input '{}': pass --input {}=FILE.npy", g.value(id).name, g.value(id).name);
   name = c_identifier(opts.name.empty() ? g.name : opts.name);
-  ProgramPlan plan = plan_program(std::move(g), opts.max);
+  ProgramPlan plan = plan_program(std::move(g), opts.max, packs_weights(opts.check.pipeline));
   plan.training = opts.training;
   CpuOptions co{name, fs::path(model_path).filename().string(), opts.weights, opts.embed_weights};
   co.blas = opts.blas;

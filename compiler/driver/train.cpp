@@ -309,7 +309,7 @@ Plans plan_training(const std::string& model_path, const CompileOptions& opts, c
   p.name = c_identifier(opts.name.empty() ? eg.name : opts.name);
   p.train = plan_program(std::move(tg), max);
   p.train.training = true;
-  p.eval = plan_program(std::move(eg), max);
+  p.eval = plan_program(std::move(eg), max, packs_weights(base.check.pipeline));
   p.eval.training = false;
 
   // The program's defaults.

@@ -144,24 +144,37 @@ MITHRIL_REGISTER_OPS(linalg) {
                     if (g.wants("weight")) g.grad("weight", g.op1("LinearGradWeight", {{"grad", dy}, {"input", x}}));
                     if (g.has("bias") && g.wants("bias")) g.grad("bias", g.sum_like(dy, g.in("bias")));
                   })
+                  .packs("weight")
                   .emit("cpu", [](EmitContext& e) {
-                    // y[M, dim] = x[M, K] W[dim, K]^T (+ b): one gemm, or a gemv for a single row,
-                    // which OpenBLAS runs several times faster than an M=1 gemm.
+                    // y[M, dim] = x[M, K] W[dim, K]^T (+ b). Where the plan keeps W packed (programs
+                    // without gradients), Mithril's GEMM kernel with the bias in its epilogue; else one
+                    // BLAS gemm, or a gemv for a single row, which OpenBLAS runs several times faster
+                    // than an M=1 gemm, and the bias in a second pass.
                     const Shape& s = e.in("input").shape;
                     std::string K = EmitContext::dim(s.back());
                     std::string M = EmitContext::numel(s, 0, s.size() - 1);
                     std::string D = std::to_string(e.i("dimension"));
                     bool bias = e.has("bias");
+                    std::string packed = e.packed("weight"), indent;
+                    if (!packed.empty()) {
+                      e.line("if constexpr (mithril::rt::k::kPackedGemm) {{");
+                      e.line("  mithril::rt::k::gemm_packed({}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"), packed,
+                             bias ? e.x("bias") : "nullptr", M, D, K, K, D);
+                      e.line("}} else {{");
+                      indent = "  ";
+                    }
                     if (M == "1") {
-                      e.line("mithril::rt::gemv(mithril::rt::Transpose::No, {}, {}, 1, {}, {}, {}, 1, 0, {}, 1);", D, K, e.x("weight"), K, e.x("input"), e.y());
+                      e.line("{}mithril::rt::gemv(mithril::rt::Transpose::No, {}, {}, 1, {}, {}, {}, 1, 0, {}, 1);", indent, D, K, e.x("weight"), K,
+                             e.x("input"), e.y());
                     } else {
-                      e.line("mithril::rt::gemm(mithril::rt::Transpose::No, mithril::rt::Transpose::Yes, {}, {}, {}, 1, {}, {}, {}, {}, 0, {}, {});",
-                             M, D, K, e.x("input"), K, e.x("weight"), K, e.y(), D);
+                      e.line("{}mithril::rt::gemm(mithril::rt::Transpose::No, mithril::rt::Transpose::Yes, {}, {}, {}, 1, {}, {}, {}, {}, 0, {}, {});",
+                             indent, M, D, K, e.x("input"), K, e.x("weight"), K, e.y(), D);
                     }
                     if (bias) {
-                      e.line("for (int64_t m = 0; m < {}; ++m)", M);
-                      e.line("  for (int64_t j = 0; j < {}; ++j) {}[m * {} + j] += {}[j];", D, e.y(), D, e.x("bias"));
+                      e.line("{}for (int64_t m = 0; m < {}; ++m)", indent, M);
+                      e.line("{}  for (int64_t j = 0; j < {}; ++j) {}[m * {} + j] += {}[j];", indent, D, e.y(), D, e.x("bias"));
                     }
+                    if (!packed.empty()) e.line("}}");
                   })
                   .rule([](InferContext& c) {
                     c.expect_float("input");

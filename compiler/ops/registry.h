@@ -91,6 +91,11 @@ struct OpDef {
   // An input port whose buffer the output may take over when this node is that value's last
   // reader and both have the same size (the memory plan then writes the result in place).
   std::string in_place;
+  // A parameter port the op reads as the right operand of a matrix product, stored transposed
+  // ([N, K]: a Linear weight). In programs without gradients the memory plan keeps a copy of that
+  // parameter packed for the runtime's GEMM kernel (kernels/gemm.h), made again whenever the
+  // weights change; the emitter finds it with EmitContext::packed(port).
+  std::string packed_param;
 
   OpDef() = default;
   OpDef(std::string n, std::string fam, std::string sum)
@@ -119,6 +124,7 @@ struct OpDef {
   OpDef& scalar_expr(ScalarFn f) { scalar = std::move(f); return *this; }
   OpDef& grad(GradFn f) { gradient = std::move(f); return *this; }
   OpDef& writes_in_place_of(std::string port) { in_place = std::move(port); return *this; }
+  OpDef& packs(std::string port) { packed_param = std::move(port); return *this; }
   OpDef& scratch_elems(std::function<Dim(const Node&, const Graph&)> f) { scratch = std::move(f); return *this; }
   OpDef& flop_count(std::function<Dim(const Node&, const Graph&)> f) { flops = std::move(f); return *this; }
 

@@ -1,12 +1,27 @@
 // arena.cpp - Arena allocation and bounds checks.
 #include "mithril/rt/arena.h"
 
+#include <atomic>
 #include <limits>
 
 namespace mithril::rt {
 
+namespace {
+std::uint64_t next_generation() {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+}
+}  // namespace
+
 Arena::Arena(std::size_t bytes)
-    : size_(bytes), storage_(aligned_buffer(bytes)), base_(static_cast<std::byte*>(storage_.get())) {}
+    : size_(bytes),
+      storage_(aligned_buffer(bytes)),
+      base_(static_cast<std::byte*>(storage_.get())),
+      generation_(std::make_shared<std::uint64_t>(next_generation())) {}
+
+void Arena::touch() {
+    if (generation_) *generation_ = next_generation();
+}
 
 void Arena::check_range(std::size_t offset, std::size_t count, std::size_t elem_size, std::size_t align) const {
     const bool overflow = count != 0 && elem_size > std::numeric_limits<std::size_t>::max() / count;

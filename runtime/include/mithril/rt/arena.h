@@ -33,14 +33,23 @@ public:
     const std::byte* data() const { return base_; }
 
     // Another handle on the same memory, which stays alive while either exists
-    // (an evaluation pass reading the training step's weight block).
+    // (an evaluation pass reading the training step's weight block). Handles share
+    // the generation too.
     Arena alias() const {
         Arena a;
         a.size_ = size_;
         a.storage_ = storage_;
         a.base_ = base_;
+        a.generation_ = generation_;
         return a;
     }
+
+    // A number that changes whenever the contents are marked changed (touch()),
+    // unique across every arena of the process: a program keeps copies derived
+    // from its weights (packed for the GEMM kernel) and redoes them when the
+    // weight block's generation is no longer the one they were made from.
+    std::uint64_t generation() const { return generation_ ? *generation_ : 0; }
+    void touch();
 
     // Pointer to `count` elements of T at byte `offset`. Throws Error when the
     // range leaves the arena or the offset is misaligned for T.
@@ -60,6 +69,7 @@ private:
     std::size_t size_ = 0;
     std::shared_ptr<void> storage_;
     std::byte* base_ = nullptr;
+    std::shared_ptr<std::uint64_t> generation_;
 };
 
 }  // namespace mithril::rt

@@ -1,0 +1,114 @@
+// test_gemm.cpp - Mithril's packed GEMM (mithril/rt/kernels/gemm.h) against a
+// float64 loop, over shapes that exercise every edge of the tiling: rows short
+// of a tile, a last panel of one vector or of two, K = 0 and 1, leading
+// dimensions larger than the rows, products large enough to run threaded.
+// Also the weight-block generations that tell a program its packed copy is stale.
+//
+// Tolerance: |got - want| <= 1e-5 + 1e-4 * |want| + 1e-6 * sum_k |a_ik b_kj| (test_kernels.cpp's
+// gemm convention plus a term for cancellation: float32 sums of K products err by up to about
+// K * 6e-8 times that sum; measured worst here 2e-8 of it), `want` computed in double from the
+// same float inputs.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "mithril/rt/arena.h"
+#include "mithril/rt/kernels/gemm.h"
+
+using namespace mithril::rt;
+
+namespace {
+
+std::vector<float> random_floats(std::size_t n, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(gen);
+    return v;
+}
+
+// C = act(A B + bias) through pack_b + gemm_packed, against double; B given as
+// [N, K] (transposed, a Linear weight) or [K, N]. Entries of C beyond N in each
+// row (ldc > N) must stay untouched.
+void check(std::int64_t M, std::int64_t N, std::int64_t K, bool transposed, bool with_bias, bool relu) {
+    INFO("M=" << M << " N=" << N << " K=" << K << " transposed=" << transposed << " bias=" << with_bias << " relu=" << relu);
+    const std::int64_t lda = K + 3, ldb = (transposed ? K : N) + 2, ldc = N + 5;
+    const auto A = random_floats(std::size_t(M * lda), 1);
+    const auto B = random_floats(std::size_t((transposed ? N : K) * ldb), 2);
+    const auto bias = random_floats(std::size_t(N), 3);
+    std::vector<float> P(std::size_t(k::packed_b_size(N, K)), -7.f);
+    k::pack_b(P.data(), B.data(), N, K, ldb, transposed);
+    std::vector<float> C(std::size_t(M * ldc), 42.f);
+    const float* b = with_bias ? bias.data() : nullptr;
+    if (relu) k::gemm_packed(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc, k::Relu{});
+    else k::gemm_packed(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc);
+    for (std::int64_t i = 0; i < M; ++i) {
+        for (std::int64_t j = 0; j < N; ++j) {
+            double want = with_bias ? bias[std::size_t(j)] : 0.0, sum_abs = 0;
+            for (std::int64_t q = 0; q < K; ++q) {
+                const double ab = double(A[std::size_t(i * lda + q)]) *
+                                  double(transposed ? B[std::size_t(j * ldb + q)] : B[std::size_t(q * ldb + j)]);
+                want += ab;
+                sum_abs += std::abs(ab);
+            }
+            if (relu && want < 0) want = 0;
+            const double got = C[std::size_t(i * ldc + j)];
+            INFO("C[" << i << ", " << j << "] = " << got << ", want " << want);
+            REQUIRE(std::abs(got - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-6 * sum_abs);
+        }
+        for (std::int64_t j = N; j < ldc; ++j) REQUIRE(C[std::size_t(i * ldc + j)] == 42.f);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("packed gemm matches a float64 loop on every tiling edge", "[gemm]") {
+    const std::int64_t mr = k::gemm_tile_rows(), nr = k::gemm_panel_width(), vec = nr / 2;
+    for (std::int64_t M : {std::int64_t{1}, mr - 1, mr, 2 * mr + 3})
+        for (std::int64_t N : {std::int64_t{1}, vec - 1, vec, vec + 1, nr, nr + 1, nr + vec, 3 * nr + vec + 2})
+            for (std::int64_t K : {0, 1, 7, 64})
+                for (bool transposed : {true, false}) check(M, N, K, transposed, (M + N + K) % 2 == 0, (M + K) % 3 == 0);
+}
+
+TEST_CASE("packed gemm: products large enough to run on every thread", "[gemm]") {
+    check(70, 519, 300, true, true, true);   // several row tiles per panel, a two-vector last panel
+    check(64, 10, 512, true, true, false);   // a 10-class head: one narrow panel
+    check(300, 40, 2500, false, false, false);
+}
+
+TEST_CASE("pack_b: whole panels, zero-padded, a narrow last panel", "[gemm]") {
+    const std::int64_t nr = k::gemm_panel_width(), vec = nr / 2, K = 3;
+    CHECK(k::packed_b_size(0, K) == 0);
+    CHECK(k::packed_b_size(nr, K) == nr * K);
+    CHECK(k::packed_b_size(nr + 1, K) == (nr + vec) * K);       // last panel: one vector
+    CHECK(k::packed_b_size(nr + vec + 1, K) == 2 * nr * K);     // last panel: two vectors
+    const std::int64_t N = nr + 2;
+    std::vector<float> W(std::size_t(N * K));
+    for (std::size_t i = 0; i < W.size(); ++i) W[i] = float(i + 1);
+    std::vector<float> P(std::size_t(k::packed_b_size(N, K)), -1.f);
+    k::pack_b(P.data(), W.data(), N, K, K, true);
+    // Panel 0, row k holds W[0..nr, k]; the last panel holds columns nr, nr+1, then zeros.
+    for (std::int64_t q = 0; q < K; ++q) {
+        for (std::int64_t j = 0; j < nr; ++j) REQUIRE(P[std::size_t(q * nr + j)] == W[std::size_t(j * K + q)]);
+        const float* last = P.data() + nr * K + q * vec;
+        REQUIRE(last[0] == W[std::size_t(nr * K + q)]);
+        REQUIRE(last[1] == W[std::size_t((nr + 1) * K + q)]);
+        for (std::int64_t j = 2; j < vec; ++j) REQUIRE(last[j] == 0.f);
+    }
+}
+
+TEST_CASE("arena generations: unique per arena, shared by aliases, changed by touch", "[gemm][arena]") {
+    Arena a(64), b(64);
+    CHECK(a.generation() != 0);
+    CHECK(a.generation() != b.generation());
+    Arena alias = a.alias();
+    CHECK(alias.generation() == a.generation());
+    const auto before = a.generation();
+    alias.touch();
+    CHECK(a.generation() != before);           // the weights changed through the other handle
+    CHECK(a.generation() == alias.generation());
+    CHECK(a.generation() != b.generation());   // never equal to another arena's, touched or not
+}
