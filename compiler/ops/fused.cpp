@@ -140,6 +140,38 @@ std::vector<Value> type_steps(const std::vector<FusedStep>& steps, const std::ve
   return types;
 }
 
+// The statements computing every step into a local `<t>J`, for the node's inputs' element
+// expressions `elems` (of types `inputs`; `types` from type_steps).
+std::vector<std::string> step_statements(const EmitContext& e, const std::vector<FusedStep>& steps,
+                                         const std::vector<const Value*>& inputs, const std::vector<Value>& types,
+                                         const std::vector<std::string>& elems, const std::string& t) {
+  std::vector<std::string> out;
+  for (size_t j = 0; j < steps.size(); ++j) {
+    const FusedStep& s = steps[j];
+    const OpDef& op = *find_op(s.op);
+    // The step as a node of its own, so that its expression reads its arguments as usual.
+    Node step;
+    step.op = &op;
+    step.name = s.name;
+    step.loc = e.node().loc;
+    step.attrs = resolve_args(op, s.args, {}, e.node().loc, s.name);
+    step.inputs.resize(op.inputs.size());
+    step.outputs.resize(op.outputs.size());
+    std::string unused;
+    EmitContext se(e.plan(), step, unused);
+    std::vector<std::string> operands;
+    std::vector<DType> dtypes;
+    for (int o : step_operands(s, j, inputs.size())) {
+      size_t k = static_cast<size_t>(o >= 0 ? o : -1 - o);
+      operands.push_back(o >= 0 ? elems[k] : t + std::to_string(k));
+      dtypes.push_back(o >= 0 ? inputs[k]->dtype : types[k].dtype);
+    }
+    out.push_back(fmt::format("const {} {}{} = {};  // {} ({})", EmitContext::ctype(types[j].dtype), t, j,
+                              op.scalar(se, operands, dtypes), s.name, s.op));
+  }
+  return out;
+}
+
 void emit_fused(EmitContext& e) {
   const Node& n = e.node();
   const std::vector<FusedStep> steps = parse_fused_body(e.arg("body"));
@@ -155,35 +187,28 @@ void emit_fused(EmitContext& e) {
   while (clashes()) t += "_";
   emit_elementwise_values(e, inputs, [&](const std::vector<std::string>& elems) {
     ElementwiseCode code;
-    for (size_t j = 0; j < steps.size(); ++j) {
-      const FusedStep& s = steps[j];
-      const OpDef& op = *find_op(s.op);
-      // The step as a node of its own, so that its expression reads its arguments as usual.
-      Node step;
-      step.op = &op;
-      step.name = s.name;
-      step.loc = n.loc;
-      step.attrs = resolve_args(op, s.args, {}, n.loc, s.name);
-      step.inputs.resize(op.inputs.size());
-      step.outputs.resize(op.outputs.size());
-      std::string unused;
-      EmitContext se(e.plan(), step, unused);
-      std::vector<std::string> operands;
-      std::vector<DType> dtypes;
-      for (int o : step_operands(s, j, inputs.size())) {
-        size_t k = static_cast<size_t>(o >= 0 ? o : -1 - o);
-        operands.push_back(o >= 0 ? elems[k] : t + std::to_string(k));
-        dtypes.push_back(o >= 0 ? inputs[k]->dtype : types[k].dtype);
-      }
-      code.statements.push_back(fmt::format("const {} {}{} = {};  // {} ({})", EmitContext::ctype(types[j].dtype), t, j,
-                                            op.scalar(se, operands, dtypes), s.name, s.op));
-    }
+    code.statements = step_statements(e, steps, inputs, types, elems, t);
     code.value = t + std::to_string(steps.size() - 1);
     return code;
   });
 }
 
 }  // namespace
+
+bool emit_epilogue(EmitContext& e, const std::string& name) {
+  const Node& n = e.node();
+  if (!n.attrs.contains("epilogue")) return false;
+  const std::vector<FusedStep> steps = parse_fused_body(n.attrs.at("epilogue"));
+  // The raw result has the output's type (fuse-epilogue keeps only such chains).
+  const Value& out = e.out();
+  const std::vector<const Value*> inputs = {&out};
+  const std::vector<Value> types = type_steps(steps, inputs, n.loc);
+  e.line("const auto {} = []({} v) {{", name, EmitContext::ctype(out.dtype));
+  for (auto& st : step_statements(e, steps, inputs, types, {"v"}, "t")) e.line("  {}", st);
+  e.line("  return t{};", steps.size() - 1);
+  e.line("}};");
+  return true;
+}
 
 MITHRIL_REGISTER_OPS(fused) {
   register_op(OpDef("FusedElementwise", "elementwise",

@@ -2,6 +2,7 @@
 #include "codegen/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
+#include "passes/fuse.h"
 
 namespace mithril {
 
@@ -132,7 +133,7 @@ MITHRIL_REGISTER_OPS(linalg) {
                   }));
 
   register_op(OpDef("Linear", "linalg", "y = x W^T + b over the last axis; W is [dimension, in] as in PyTorch")
-                  .in("input").param("weight").param("bias", true).out().trait("gemm")
+                  .in("input").param("weight").param("bias", true).out().trait("gemm").trait("epilogue")
                   .arg("dimension", ArgType::Int, std::nullopt, "output features")
                   .arg("bias", ArgType::Bool, json(true), "add a learned bias")
                   .flop_count([](const Node& n, const Graph& g) {
@@ -155,11 +156,12 @@ MITHRIL_REGISTER_OPS(linalg) {
                     std::string M = EmitContext::numel(s, 0, s.size() - 1);
                     std::string D = std::to_string(e.i("dimension"));
                     bool bias = e.has("bias");
+                    bool epilogue = emit_epilogue(e, "epilogue");  // activations fused by fuse-epilogue
                     std::string packed = e.packed("weight"), indent;
                     if (!packed.empty()) {
                       e.line("if constexpr (mithril::rt::k::kPackedGemm) {{");
-                      e.line("  mithril::rt::k::gemm_packed({}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"), packed,
-                             bias ? e.x("bias") : "nullptr", M, D, K, K, D);
+                      e.line("  mithril::rt::k::gemm_packed({}, {}, {}, {}, {}, {}, {}, {}, {}{});", e.y(), e.x("input"), packed,
+                             bias ? e.x("bias") : "nullptr", M, D, K, K, D, epilogue ? ", epilogue" : "");
                       e.line("}} else {{");
                       indent = "  ";
                     }
@@ -174,6 +176,7 @@ MITHRIL_REGISTER_OPS(linalg) {
                       e.line("{}for (int64_t m = 0; m < {}; ++m)", indent, M);
                       e.line("{}  for (int64_t j = 0; j < {}; ++j) {}[m * {} + j] += {}[j];", indent, D, e.y(), D, e.x("bias"));
                     }
+                    if (epilogue) e.line("{}for (int64_t i = 0; i < {} * {}; ++i) {}[i] = epilogue({}[i]);", indent, M, D, e.y(), e.y());
                     if (!packed.empty()) e.line("}}");
                   })
                   .rule([](InferContext& c) {

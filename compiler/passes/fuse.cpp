@@ -242,4 +242,57 @@ Graph fuse_elementwise(Graph g) {
   return g;
 }
 
+Graph fuse_epilogue(Graph g) {
+  if (g.forward_nodes >= 0) return g;  // programs without gradients only
+  const size_t n = g.nodes.size();
+  std::vector<int> readers(g.values.size(), 0), reader(g.values.size(), -1);
+  for (auto& node : g.nodes) {
+    std::set<int> seen;
+    for (auto& port : node.inputs)
+      for (int v : port)
+        if (seen.insert(v).second) {
+          ++readers[static_cast<size_t>(v)];
+          reader[static_cast<size_t>(v)] = node.id;
+        }
+  }
+  std::vector<bool> kept(g.values.size(), false);
+  for (int v : g.outputs) kept[static_cast<size_t>(v)] = true;
+  std::vector<bool> dropped(n, false);
+  for (size_t k = 0; k < n; ++k) {
+    Node& op = g.nodes[k];
+    if (!op.op->has_trait("epilogue") || op.attrs.contains("epilogue")) continue;
+    if (op.outputs.size() != 1 || op.outputs[0].size() != 1) continue;
+    const int v = op.outputs[0][0];
+    const size_t vi = static_cast<size_t>(v);
+    if (kept[vi] || readers[vi] != 1) continue;
+    const size_t c = static_cast<size_t>(reader[vi]);
+    if (dropped[c]) continue;
+    std::optional<Group> grp = group_of(g.nodes[c]);
+    if (!grp || externals(*grp) != std::vector<int>{v}) continue;
+    const int w = g.nodes[c].outputs[0][0];
+    if (g.value(w).dtype != g.value(v).dtype || !(g.value(w).shape == g.value(v).shape)) continue;
+    std::vector<FusedStep> steps;
+    for (auto& st : *grp) {
+      FusedStep fs{st.op, st.name, st.args, {}};
+      for (auto& [port, o] : st.inputs) fs.inputs.push_back({port, o.step ? "t" + std::to_string(o.index) : "in0"});
+      steps.push_back(std::move(fs));
+    }
+    op.attrs["epilogue"] = fused_body_json(steps);
+    op.outputs[0][0] = w;
+    g.value(v).producer = -1;  // an orphan value: never read, never planned
+    dropped[c] = true;
+  }
+  std::vector<Node> nodes;
+  for (size_t k = 0; k < n; ++k) {
+    if (dropped[k]) continue;
+    Node node = std::move(g.nodes[k]);
+    node.id = static_cast<int>(nodes.size());
+    for (auto& port : node.outputs)
+      for (int v : port) g.value(v).producer = node.id;
+    nodes.push_back(std::move(node));
+  }
+  g.nodes = std::move(nodes);
+  return g;
+}
+
 }  // namespace mithril

@@ -28,6 +28,14 @@ namespace mithril {
 
 Graph fuse_elementwise(Graph g);
 
+// The `fuse-epilogue` pass, after fuse-elementwise, in programs without gradients: an op with the
+// trait "epilogue" (Linear) whose one output is read only by an elementwise node (or a
+// FusedElementwise one) that reads nothing else and gives the same type, takes that node's steps
+// as its `epilogue` attribute (a FusedElementwise body whose "in0" is the op's raw result) and its
+// output; the elementwise node goes. The op's emitter applies the steps to each result as it is
+// written (emit_epilogue): one pass over memory fewer.
+Graph fuse_epilogue(Graph g);
+
 // One step of a FusedElementwise body: an op with an element expression, its arguments, and per
 // bound input port (in port order) its operand: "inK" (the node's K-th input) or "tJ" (the result
 // of step J, an earlier step). The last step's result is the node's output. As JSON:
@@ -42,5 +50,10 @@ struct FusedStep {
 // shape rule reports it); the ops, ports and references are checked by FusedElementwise's rule.
 std::vector<FusedStep> parse_fused_body(const json& body, std::string* error = nullptr);
 json fused_body_json(const std::vector<FusedStep>& steps);
+
+class EmitContext;
+// For a node with an `epilogue` attribute: emits `const auto NAME = [](float v) { ...; return tJ; };`
+// (the steps on one element) and returns true; false (nothing emitted) without one.
+bool emit_epilogue(EmitContext& e, const std::string& name);
 
 }  // namespace mithril

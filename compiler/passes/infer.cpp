@@ -134,6 +134,9 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
   if (opts.codegen || opts.dump_after == "fuse-elementwise")
     passes.push_back({"fuse-elementwise", "chains of elementwise ops in one loop", true,
                       [](Graph g) { return fuse_elementwise(std::move(g)); }});
+  if (opts.codegen || opts.dump_after == "fuse-epilogue")
+    passes.push_back({"fuse-epilogue", "activations into the epilogue of a Linear (programs without gradients)", true,
+                      [](Graph g) { return fuse_epilogue(std::move(g)); }});
   // Applied by the memory plan (codegen/plan.h), not to the graph: listed so that it can be switched off.
   if (opts.codegen)
     passes.push_back({"pack-weights", "GEMM weights kept packed for the CPU kernel (programs without gradients)", true,

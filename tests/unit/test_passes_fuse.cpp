@@ -90,17 +90,21 @@ TEST_CASE("fuse-elementwise: a chain becomes one node, broadcast operands stay i
   // A second run finds nothing more to do.
   Graph again = fuse_elementwise(g);
   CHECK(dump_ir(again) == dump_ir(g));
-  // The pipeline of code generation runs it last, after autodiff and the optimizer; --no-pass
-  // switches it off (`unfused`). `mithril check` (no codegen) shows the layers as written.
+  // The pipeline of code generation runs it after autodiff and the optimizer, followed only by
+  // fuse-epilogue and pack-weights; --no-pass switches it off (`unfused`). `mithril check` (no
+  // codegen) shows the layers as written.
   PipelineOptions opts;
   opts.grad.enabled = true;
   CHECK(frontend_passes(opts).back().name == "autodiff");
   opts.codegen = true;
   auto passes = frontend_passes(opts);
-  CHECK(passes.back().name == "fuse-elementwise");
-  CHECK(passes.back().optional);
+  REQUIRE(passes.size() >= 3);
+  CHECK(passes[passes.size() - 3].name == "fuse-elementwise");
+  CHECK(passes[passes.size() - 2].name == "fuse-epilogue");
+  CHECK(passes.back().name == "pack-weights");
+  for (size_t k = passes.size() - 3; k < passes.size(); ++k) CHECK(passes[k].optional);
   CHECK(resolve_disabled_passes({"all"}, opts) ==
-        std::vector<std::string>{"simplify", "fold", "cse", "dce", "fuse-elementwise"});
+        std::vector<std::string>{"simplify", "fold", "cse", "dce", "fuse-elementwise", "fuse-epilogue", "pack-weights"});
   CHECK_THROWS_AS(resolve_disabled_passes({"autodiff"}, opts), CompileError);
   CHECK_THROWS_AS(resolve_disabled_passes({"fusion"}, opts), CompileError);
   CHECK(nodes_of(before, "FusedElementwise").empty());
@@ -336,4 +340,56 @@ layers:
   for (auto& f : emit_cpu_project(q, {"chain", "chain.yaml", "", false}))
     if (f.path == "chain.cpp")
       CHECK_THAT(f.text, Contains("for (int64_t i = 0; i < (int64_t{4} * dim_N); ++i) y[i] = std::tanh(r[i]);"));
+}
+
+TEST_CASE("fuse-epilogue: an activation read only from a Linear goes into its epilogue", "[fuse]") {
+  const char* text = R"(
+name: head
+inputs: {x: {shape: [N, 8]}}
+outputs: [y, z, w]
+layers:
+  - {op: Linear, name: fc1, args: {dimension: 6}, input: x, output: h}
+  - {op: Gelu, name: act1, input: h, output: a}
+  - {op: Tanh, name: squash, input: a, output: b}
+  - {op: Linear, name: fc2, args: {dimension: 4}, input: b, output: p}
+  - {op: Relu, name: act2, input: p, output: y}
+  - {op: Linear, name: fc3, args: {dimension: 4}, input: b, output: q}
+  - {op: Sigmoid, name: s, input: q, output: z}
+  - {op: Add, name: twice, left: q, right: z, output: w}
+)";
+  Graph g = fuse_epilogue(fused(text));
+  verify_graph(g);
+  // fc1 takes the fused Gelu+Tanh chain, fc2 its Relu (the model output y is the Relu's); fc3's
+  // output is read twice (Sigmoid and Add): it stays as it is.
+  auto linears = nodes_of(g, "Linear");
+  REQUIRE(linears.size() == 3);
+  REQUIRE(linears[0]->attrs.contains("epilogue"));
+  std::vector<std::string> ops;
+  for (auto& s : parse_fused_body(linears[0]->attrs.at("epilogue"))) ops.push_back(s.op);
+  CHECK(ops == std::vector<std::string>{"Gelu", "Tanh"});
+  CHECK(g.value(linears[0]->outputs[0][0]).name == "b");
+  REQUIRE(linears[1]->attrs.contains("epilogue"));
+  CHECK(g.value(linears[1]->outputs[0][0]).name == "y");
+  CHECK_FALSE(linears[2]->attrs.contains("epilogue"));
+  CHECK(nodes_of(g, "Relu").empty());
+  CHECK(nodes_of(g, "Sigmoid").size() == 1);
+  CHECK(nodes_of(g, "FusedElementwise").empty());
+
+  // The generated Linear applies it as it writes; with gradients the pass leaves the graph alone.
+  ProgramPlan p = plan_program(g, {{"N", 2}});
+  for (auto& f : emit_cpu_project(p, {"head", "head.yaml", "", false}))
+    if (f.path == "head.cpp") {
+      CHECK_THAT(f.text, Contains("const auto epilogue = [](float v) {"));
+      CHECK_THAT(f.text, Contains("const float t1 = std::tanh(t0);  // squash (Tanh)"));
+      CHECK_THAT(f.text, Contains(", epilogue);"));
+    }
+  Graph with_grad = fused(R"(
+name: g
+inputs: {x: {shape: [2, 8]}}
+layers:
+  - {op: Linear, name: fc, args: {dimension: 4}}
+  - {op: Relu, name: act}
+)", true);
+  Graph same = fuse_epilogue(with_grad);
+  CHECK(same.nodes.size() == with_grad.nodes.size());
 }
