@@ -79,6 +79,71 @@ TEST_CASE("packed gemm: products large enough to run on every thread", "[gemm]")
     check(300, 40, 2500, false, false, false);
 }
 
+namespace {
+
+// C = act(A B + row_bias) through gemm_nn (B read in place), against double.
+void check_nn(std::int64_t M, std::int64_t N, std::int64_t K, bool with_bias, bool relu) {
+    INFO("gemm_nn M=" << M << " N=" << N << " K=" << K << " bias=" << with_bias << " relu=" << relu);
+    const std::int64_t lda = K + 1, ldb = N + 3, ldc = N + 2;
+    const auto A = random_floats(std::size_t(M * lda), 4);
+    const auto B = random_floats(std::size_t(K * ldb), 5);
+    const auto bias = random_floats(std::size_t(M), 6);
+    std::vector<float> C(std::size_t(M * ldc), 42.f);
+    const float* b = with_bias ? bias.data() : nullptr;
+    if (relu) k::gemm_nn(C.data(), A.data(), B.data(), b, M, N, K, lda, ldb, ldc, k::Relu{});
+    else k::gemm_nn(C.data(), A.data(), B.data(), b, M, N, K, lda, ldb, ldc);
+    for (std::int64_t i = 0; i < M; ++i) {
+        for (std::int64_t j = 0; j < N; ++j) {
+            double want = with_bias ? bias[std::size_t(i)] : 0.0, sum_abs = 0;
+            for (std::int64_t q = 0; q < K; ++q) {
+                const double ab = double(A[std::size_t(i * lda + q)]) * double(B[std::size_t(q * ldb + j)]);
+                want += ab;
+                sum_abs += std::abs(ab);
+            }
+            if (relu && want < 0) want = 0;
+            const double got = C[std::size_t(i * ldc + j)];
+            INFO("C[" << i << ", " << j << "] = " << got << ", want " << want);
+            REQUIRE(std::abs(got - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-6 * sum_abs);
+        }
+        for (std::int64_t j = N; j < ldc; ++j) REQUIRE(C[std::size_t(i * ldc + j)] == 42.f);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("gemm_nn (B read in place, a partial last panel copied) matches a float64 loop", "[gemm]") {
+    const std::int64_t mr = k::gemm_tile_rows(), nr = k::gemm_panel_width(), vec = nr / 2;
+    for (std::int64_t M : {std::int64_t{1}, mr + 1, 3 * mr})
+        for (std::int64_t N : {std::int64_t{1}, vec, vec + 1, nr, 2 * nr + 3})
+            for (std::int64_t K : {0, 3, 40}) check_nn(M, N, K, (M + N) % 2 == 1, K % 2 == 1);
+    check_nn(512, 49, 600, true, false);   // ResNet-18's last stage: two panels, the second copied
+    check_nn(70, 300, 200, false, true);
+    // Called from inside a parallel region (convolutions over images): runs on the calling
+    // thread, each thread with its own copy of the last panel.
+    std::vector<int> ok(4, 0);
+#pragma omp parallel for num_threads(2)
+    for (int t = 0; t < 4; ++t) {
+        const std::int64_t M = 20 + t, N = 37 + t, K = 500;
+        const auto A = random_floats(std::size_t(M * K), 10 + unsigned(t));
+        const auto B = random_floats(std::size_t(K * N), 20 + unsigned(t));
+        std::vector<float> C(std::size_t(M * N));
+        k::gemm_nn(C.data(), A.data(), B.data(), nullptr, M, N, K, K, N, N);
+        bool good = true;
+        for (std::int64_t i = 0; i < M; ++i)
+            for (std::int64_t j = 0; j < N; ++j) {
+                double want = 0, sum_abs = 0;
+                for (std::int64_t q = 0; q < K; ++q) {
+                    const double ab = double(A[std::size_t(i * K + q)]) * double(B[std::size_t(q * N + j)]);
+                    want += ab;
+                    sum_abs += std::abs(ab);
+                }
+                good = good && std::abs(C[std::size_t(i * N + j)] - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-6 * sum_abs;
+            }
+        ok[std::size_t(t)] = good;
+    }
+    for (int t = 0; t < 4; ++t) CHECK(ok[std::size_t(t)] == 1);
+}
+
 TEST_CASE("pack_b: whole panels, zero-padded, a narrow last panel", "[gemm]") {
     const std::int64_t nr = k::gemm_panel_width(), vec = nr / 2, K = 3;
     CHECK(k::packed_b_size(0, K) == 0);

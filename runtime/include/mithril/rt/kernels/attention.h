@@ -2,7 +2,9 @@
 #pragma once
 
 #include "mithril/rt/kernels/common.h"
+#include "mithril/rt/kernels/gemm.h"
 #include "mithril/rt/kernels/reduce.h"
+#include "mithril/rt/kernels/scalar.h"
 
 namespace mithril::rt::k {
 
@@ -38,13 +40,9 @@ void attention_probs(T* MITHRIL_K_RESTRICT p, const T* MITHRIL_K_RESTRICT q, con
             for (int64_t j = 0; j < S; ++j) row[j] = T(0);
             continue;
         }
-        acc_t<T> s = 0;
-        for (int64_t j = 0; j < S; ++j) {
-            const T e = std::exp(row[j] - m);
-            row[j] = e;
-            s += static_cast<acc_t<T>>(e);
-        }
-        const T r = static_cast<T>(1 / s);
+        // exp_: float exponentials without a call per element (scalar.h), summed in 8 lanes.
+        for (int64_t j = 0; j < S; ++j) row[j] = exp_(row[j] - m);
+        const T r = static_cast<T>(1 / sum_contig(row, S));
         for (int64_t j = 0; j < S; ++j) row[j] *= r;
     }
 }
@@ -76,7 +74,7 @@ void scaled_dot_product_attention(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_
         detail::attention_probs(scratch, q + b * L * E, k + b * S * E,
                                 mask_or_null ? mask_or_null + b * L * S : nullptr,
                                 bias_or_null ? bias_or_null + b * L * S : nullptr, L, S, E, scale, causal);
-        gemm(Transpose::No, Transpose::No, L, Ev, S, T(1), scratch, S, v + b * S * Ev, Ev, T(0), o, Ev);
+        gemm_ab(o, scratch, v + b * S * Ev, L, Ev, S, S, Ev, Ev);
     }
 }
 
@@ -169,7 +167,7 @@ void matmul(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT a, const T* M
         return;
     }
     if (nbb == 1 && a_full) {  // [B, M, K] x [K, N]: one tall gemm
-        gemm(Transpose::No, Transpose::No, nb * M, N, K, T(1), a, K, b, N, T(0), out, N);
+        gemm_ab(out, a, b, nb * M, N, K, K, N, N);
         return;
     }
     if ((a_full || na == 1) && (b_full || nbb == 1)) {
@@ -186,8 +184,7 @@ void matmul(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT a, const T* M
             ao = ao * a_batch[d] + (a_batch[d] == 1 ? 0 : idx[d]);
             bo = bo * b_batch[d] + (b_batch[d] == 1 ? 0 : idx[d]);
         }
-        gemm(Transpose::No, Transpose::No, M, N, K, T(1), a + ao * M * K, K, b + bo * K * N, N, T(0), out + t * M * N,
-             N);
+        gemm_ab(out + t * M * N, a + ao * M * K, b + bo * K * N, M, N, K, K, N, N);
         for (int64_t d = batch_rank - 1; d >= 0; --d) {
             if (++idx[d] < out_batch[d]) break;
             idx[d] = 0;

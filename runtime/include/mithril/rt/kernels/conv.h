@@ -28,6 +28,7 @@
 #endif
 
 #include "mithril/rt/kernels/common.h"
+#include "mithril/rt/kernels/gemm.h"
 
 namespace mithril::rt::k {
 
@@ -524,8 +525,7 @@ void conv2d_winograd(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, 
         const int64_t m = std::min(nb, N - n0), Tm = m * tiles;
         winograd_input(V, in + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
         for (int64_t xi = 0; xi < 16; ++xi)
-            gemm(Transpose::No, Transpose::No, K, Tm, C, T(1), U + xi * K * C, C, V + xi * C * Tm, Tm, T(0),
-                 M + xi * K * Tm, Tm);
+            gemm_ab(M + xi * K * Tm, U + xi * K * C, V + xi * C * Tm, K, Tm, C, C, Tm, Tm);
         winograd_output(out + n0 * K * OH * OW, K * OH * OW, M, bias, m, K, OH, OW, TH, TW);
     }
 }
@@ -694,7 +694,7 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
                 const T* img = in + (n0 * C + g * Cg) * H * W;
                 detail::columns_images(col, img, C * H * W, m, Cg, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
                                        dil_h, dil_w, OH, OW, pointwise);
-                gemm(Transpose::No, Transpose::No, Kg, Q, R, T(1), weight + g * Kg * R, R, col, Q, T(0), res, Q);
+                gemm_ab(res, weight + g * Kg * R, col, Kg, Q, R, R, Q, Q);
                 detail::unpack_images(out + (n0 * K + g * Kg) * P, K * P, res, bias ? bias + g * Kg : nullptr, m, Kg,
                                       P);
             }
@@ -722,7 +722,7 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
             if (R == 0) {
                 for (int64_t i = 0; i < Kg * P; ++i) dst[i] = T(0);
             } else if (Kg > 0 && P > 0) {
-                gemm(Transpose::No, Transpose::No, Kg, P, R, T(1), weight + g * Kg * R, R, col, P, T(0), dst, P);
+                gemm_ab(dst, weight + g * Kg * R, col, Kg, P, R, R, P, P);
             }
         }
         if (bias) {

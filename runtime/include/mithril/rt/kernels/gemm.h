@@ -22,9 +22,27 @@
 //   k::gemm_packed(C, X, P.data(), bias, M, N, K, K, k::Relu{});
 #pragma once
 
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "mithril/rt/kernels/common.h"
 
+// Everything below depends on the vector width, so it lives in an inline namespace named
+// after it: translation units built with different -march flags (the runtime's tests) get
+// distinct functions instead of one silently replacing the other at link time.
+#if defined(__AVX512F__)
+#define MITHRIL_K_GEMM_ABI gemm_v16
+#elif defined(__AVX__)
+#define MITHRIL_K_GEMM_ABI gemm_v8
+#else
+#define MITHRIL_K_GEMM_ABI gemm_v4
+#endif
+
 namespace mithril::rt::k {
+inline namespace MITHRIL_K_GEMM_ABI {
 
 namespace gemm_detail {
 #if defined(__AVX512F__)
@@ -125,10 +143,12 @@ inline void pack_b(float* MITHRIL_K_RESTRICT P, const float* MITHRIL_K_RESTRICT 
 namespace gemm_detail {
 
 // One tile: R rows of C (R <= kMR) by one panel of NV vectors (cols <= NV * kVec
-// valid columns). A is read as A[i * lda + k]; bias (or null) is the panel's slice.
+// valid columns), the panel's row k at panel + k * ps. A is read as A[i * lda + k];
+// col_bias (or null) is the panel's slice of a per-column bias, row_bias (or null)
+// the tile's slice of a per-row one.
 template <int R, int NV, class Act>
-inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const float* panel, int64_t K, int64_t cols,
-                 const float* bias, const Act& act) {
+inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const float* panel, int64_t ps, int64_t K,
+                 int64_t cols, const float* col_bias, const float* row_bias, const Act& act) {
     vec acc[R][NV];
     for (int i = 0; i < R; ++i)
         for (int v = 0; v < NV; ++v) acc[i][v] = vec{};
@@ -136,7 +156,7 @@ inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const float
     for (int i = 0; i < R; ++i) a[i] = A + i * lda;
     for (int64_t k = 0; k < K; ++k) {
         vec b[NV];
-        for (int v = 0; v < NV; ++v) b[v] = load(panel + (k * NV + v) * kVec);
+        for (int v = 0; v < NV; ++v) b[v] = load(panel + k * ps + v * kVec);
 #pragma GCC unroll 16
         for (int i = 0; i < R; ++i) {
             const float x = a[i][k];
@@ -147,20 +167,61 @@ inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const float
     for (int i = 0; i < R; ++i) {
         for (int v = 0; v < NV; ++v) store(row + v * kVec, acc[i][v]);
         float* c = C + i * ldc;
-        if (bias)
-            for (int64_t j = 0; j < cols; ++j) c[j] = act(row[j] + bias[j]);
+        const float rb = row_bias ? row_bias[i] : 0.f;
+        if (col_bias)
+            for (int64_t j = 0; j < cols; ++j) c[j] = act(row[j] + col_bias[j] + rb);
         else
-            for (int64_t j = 0; j < cols; ++j) c[j] = act(row[j]);
+            for (int64_t j = 0; j < cols; ++j) c[j] = act(row[j] + rb);
     }
 }
 
 template <int R, class Act>
-inline void tile_rows(int rows, float* C, int64_t ldc, const float* A, int64_t lda, const float* panel, int64_t K,
-                      int64_t cols, const float* bias, const Act& act) {
+inline void tile_rows(int rows, float* C, int64_t ldc, const float* A, int64_t lda, const float* panel, int64_t ps,
+                      int64_t K, int64_t cols, const float* col_bias, const float* row_bias, const Act& act) {
     if constexpr (R > 1)
-        if (rows < R) return tile_rows<R - 1>(rows, C, ldc, A, lda, panel, K, cols, bias, act);
-    if (cols > kVec) tile<R, 2>(C, ldc, A, lda, panel, K, cols, bias, act);
-    else tile<R, 1>(C, ldc, A, lda, panel, K, cols, bias, act);
+        if (rows < R) return tile_rows<R - 1>(rows, C, ldc, A, lda, panel, ps, K, cols, col_bias, row_bias, act);
+    if (cols > kVec) tile<R, 2>(C, ldc, A, lda, panel, ps, K, cols, col_bias, row_bias, act);
+    else tile<R, 1>(C, ldc, A, lda, panel, ps, K, cols, col_bias, row_bias, act);
+}
+
+// Every tile of C[M, N] = act(A B + biases), panel p of B at panel(p) with row stride
+// stride(p): tiles panel-major within blocks of rows, threaded unless small or already
+// inside a parallel region.
+template <class Panel, class Stride, class Act>
+inline void run_tiles(float* C, const float* A, const Panel& panel, const Stride& stride, const float* col_bias,
+                      const float* row_bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc, const Act& act) {
+    if (M <= 0 || N <= 0) return;
+    const int64_t panels = (N + kNR - 1) / kNR;
+    // Rows per block: every panel is read from memory once per block and then stays in
+    // the core's cache while the block's rows pass over it, from the shared cache: up to
+    // 4 MiB of A per block. (Blocks as small as L2 would read a large B several times
+    // from memory: 64 x 768 x 3072 ran 20% slower at 256 KiB.)
+    const int64_t block_rows = std::max<int64_t>(kMR, (int64_t{1} << 20) / std::max<int64_t>(K, 1) / kMR * kMR);
+    const int64_t blocks = (M + block_rows - 1) / block_rows;
+    const int64_t tiles_per_block = (std::min(block_rows, M) + kMR - 1) / kMR;
+    const int64_t tiles = blocks * panels * tiles_per_block;
+    auto run = [&](int64_t t) {
+        const int64_t block = t / (panels * tiles_per_block), rest = t % (panels * tiles_per_block);
+        const int64_t p = rest / tiles_per_block;
+        const int64_t m0 = block * block_rows + rest % tiles_per_block * kMR;
+        if (m0 >= M || m0 >= (block + 1) * block_rows) return;
+        const int rows = static_cast<int>(std::min<int64_t>(kMR, M - m0));
+        const int64_t n0 = p * kNR;
+        tile_rows<kMR>(rows, C + m0 * ldc + n0, ldc, A + m0 * lda, lda, panel(p), stride(p), K,
+                       std::min<int64_t>(kNR, N - n0), col_bias ? col_bias + n0 : nullptr,
+                       row_bias ? row_bias + m0 : nullptr, act);
+    };
+    // Small products stay serial: even a one-thread OpenMP team costs a few hundred ns.
+    bool serial = M * N * K < kParallelWork * 8;
+#ifdef _OPENMP
+    serial = serial || omp_in_parallel();
+#endif
+    if (serial) {
+        for (int64_t t = 0; t < tiles; ++t) run(t);
+        return;
+    }
+    MITHRIL_K_PARFOR(true)
+    for (int64_t t = 0; t < tiles; ++t) run(t);
 }
 
 }  // namespace gemm_detail
@@ -172,34 +233,61 @@ inline void gemm_packed(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_REST
                         opt<const float*> bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc,
                         const Act& act = Act{}) {
     using namespace gemm_detail;
-    if (M <= 0 || N <= 0) return;
-    const int64_t panels = (N + kNR - 1) / kNR;
-    // Rows per block: every panel is read from memory once per block and then stays in
-    // the core's cache while the block's rows pass over it, from the shared cache: up to
-    // 4 MiB of A per block. (Blocks as small as L2 would read a large B several times
-    // from memory: 64 x 768 x 3072 ran 20% slower at 256 KiB.)
-    const int64_t block_rows =
-        std::max<int64_t>(kMR, (int64_t{1} << 20) / std::max<int64_t>(K, 1) / kMR * kMR);
-    const int64_t blocks = (M + block_rows - 1) / block_rows;
-    const int64_t tiles_per_block = (std::min(block_rows, M) + kMR - 1) / kMR;
-    const int64_t tiles = blocks * panels * tiles_per_block;
-    auto run = [&](int64_t t) {
-        const int64_t block = t / (panels * tiles_per_block), rest = t % (panels * tiles_per_block);
-        const int64_t p = rest / tiles_per_block;
-        const int64_t m0 = block * block_rows + rest % tiles_per_block * kMR;
-        if (m0 >= M || m0 >= (block + 1) * block_rows) return;
-        const int rows = static_cast<int>(std::min<int64_t>(kMR, M - m0));
-        const int64_t n0 = p * kNR;
-        tile_rows<kMR>(rows, C + m0 * ldc + n0, ldc, A + m0 * lda, lda, P + p * K * kNR, K,
-                       std::min<int64_t>(kNR, N - n0), bias ? bias + n0 : nullptr, act);
-    };
-    // Small products stay serial: even a one-thread OpenMP team costs a few hundred ns.
-    if (M * N * K < kParallelWork * 8) {
-        for (int64_t t = 0; t < tiles; ++t) run(t);
-        return;
-    }
-    MITHRIL_K_PARFOR(true)
-    for (int64_t t = 0; t < tiles; ++t) run(t);
+    run_tiles(
+        C, A, [&](int64_t p) { return P + p * K * kNR; }, [&](int64_t p) { return panel_cols(N, p); }, bias, nullptr, M,
+        N, K, lda, ldc, act);
 }
 
+// C[M, N] = act(A[M, K] B[K, N] + row_bias) for a B that changes from call to call
+// (convolution columns): whole panels are read from B in place (leading dimension
+// ldb), only a last partial panel is copied, into a buffer of the calling thread
+// that grows to the largest K seen and is then reused. row_bias has M floats or is
+// null. Inside an OpenMP parallel region it runs on the calling thread.
+template <class Act = Identity>
+inline void gemm_nn(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT B,
+                    opt<const float*> row_bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                    const Act& act = Act{}) {
+    using namespace gemm_detail;
+    if (M <= 0 || N <= 0) return;
+    const int64_t full = N / kNR, rest = N - full * kNR;
+    const float* tail = nullptr;
+    int64_t tail_width = 0;
+    if (rest > 0) {
+        static thread_local std::vector<float> buffer;
+        tail_width = panel_cols(N, full);
+        if (static_cast<int64_t>(buffer.size()) < K * tail_width) buffer.resize(static_cast<std::size_t>(K * tail_width));
+        for (int64_t k = 0; k < K; ++k) {
+            float* dst = buffer.data() + k * tail_width;
+            std::memcpy(dst, B + k * ldb + full * kNR, static_cast<std::size_t>(rest) * sizeof(float));
+            std::fill(dst + rest, dst + tail_width, 0.f);
+        }
+        tail = buffer.data();
+    }
+    run_tiles(
+        C, A, [&](int64_t p) { return p < full ? B + p * kNR : tail; },
+        [&](int64_t p) { return p < full ? ldb : tail_width; }, nullptr, row_bias, M, N, K, lda, ldc, act);
+}
+
+// Products from this many multiply-adds on go to gemm_nn in gemm_ab. Below, the
+// BLAS's small-matrix code is faster (LeNet's 6 x 784 x 25 and 16 x 100 x 150:
+// 0.6-0.8x), above the kernel wins (1.1-1.7x on ResNet-18's convolutions, 2 threads).
+inline constexpr int64_t kOwnGemmMacs = int64_t{1} << 18;
+
+// C[M, N] = A[M, K] B[K, N], row-major, no transposes, for kernels whose right
+// operand changes every call (convolution columns, a matmul's second input):
+// gemm_nn for float products of at least kOwnGemmMacs multiply-adds where the
+// build has kPackedGemm, mithril::rt::gemm otherwise.
+template <class T>
+inline void gemm_ab(T* C, const T* A, const T* B, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
+                    int64_t ldc) {
+    if constexpr (std::is_same_v<T, float> && kPackedGemm) {
+        if (M * N * K >= kOwnGemmMacs) {
+            gemm_nn(C, A, B, nullptr, M, N, K, lda, ldb, ldc);
+            return;
+        }
+    }
+    gemm(Transpose::No, Transpose::No, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc);
+}
+
+}  // namespace MITHRIL_K_GEMM_ABI
 }  // namespace mithril::rt::k
