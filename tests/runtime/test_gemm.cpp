@@ -77,6 +77,8 @@ TEST_CASE("packed gemm: products large enough to run on every thread", "[gemm]")
     check(70, 519, 300, true, true, true);   // several row tiles per panel, a two-vector last panel
     check(64, 10, 512, true, true, false);   // a 10-class head: one narrow panel
     check(300, 40, 2500, false, false, false);
+    // Nine panels (panel-major order) and K large enough that the rows come in two blocks.
+    check(56, 9 * k::gemm_panel_width() - 3, 20000, true, true, false);
 }
 
 namespace {

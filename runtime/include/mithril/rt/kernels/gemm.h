@@ -41,6 +41,10 @@
 #define MITHRIL_K_GEMM_ABI gemm_v4
 #endif
 
+#ifndef MITHRIL_K_GEMM_ROWS_OUTER
+#define MITHRIL_K_GEMM_ROWS_OUTER 8
+#endif
+
 namespace mithril::rt::k {
 inline namespace MITHRIL_K_GEMM_ABI {
 
@@ -199,12 +203,23 @@ inline void run_tiles(float* C, const float* A, const Panel& panel, const Stride
     const int64_t block_rows = std::max<int64_t>(kMR, (int64_t{1} << 20) / std::max<int64_t>(K, 1) / kMR * kMR);
     const int64_t blocks = (M + block_rows - 1) / block_rows;
     const int64_t tiles_per_block = (std::min(block_rows, M) + kMR - 1) / kMR;
-    const int64_t tiles = blocks * panels * tiles_per_block;
+    // Few panels (a convolution with few output positions: ResNet-18's 512 x 49 x 4608):
+    // row tiles outermost instead, so that each tile's rows of A (the weights) come from
+    // memory once and serve every panel from cache.
+    const bool rows_outer = panels <= MITHRIL_K_GEMM_ROWS_OUTER;
+    const int64_t row_tiles = (M + kMR - 1) / kMR;
+    const int64_t tiles = rows_outer ? row_tiles * panels : blocks * panels * tiles_per_block;
     auto run = [&](int64_t t) {
-        const int64_t block = t / (panels * tiles_per_block), rest = t % (panels * tiles_per_block);
-        const int64_t p = rest / tiles_per_block;
-        const int64_t m0 = block * block_rows + rest % tiles_per_block * kMR;
-        if (m0 >= M || m0 >= (block + 1) * block_rows) return;
+        int64_t p, m0;
+        if (rows_outer) {
+            p = t % panels;
+            m0 = t / panels * kMR;
+        } else {
+            const int64_t block = t / (panels * tiles_per_block), rest = t % (panels * tiles_per_block);
+            p = rest / tiles_per_block;
+            m0 = block * block_rows + rest % tiles_per_block * kMR;
+            if (m0 >= M || m0 >= (block + 1) * block_rows) return;
+        }
         const int rows = static_cast<int>(std::min<int64_t>(kMR, M - m0));
         const int64_t n0 = p * kNR;
         tile_rows<kMR>(rows, C + m0 * ldc + n0, ldc, A + m0 * lda, lda, panel(p), stride(p), K,
@@ -281,7 +296,11 @@ template <class T>
 inline void gemm_ab(T* C, const T* A, const T* B, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
                     int64_t ldc) {
     if constexpr (std::is_same_v<T, float> && kPackedGemm) {
-        if (M * N * K >= kOwnGemmMacs) {
+        // The kernel keeps a K x panel-width slice of B in the core's cache while row
+        // tiles pass over it; past about 640 KiB (K = 5120 at AVX-512's 32 columns) it
+        // would stream it from memory per tile, where the BLAS blocks K (GPT-2's
+        // 256 x 768 x 50257 head gradient: 15% of a training step slower).
+        if (M * N * K >= kOwnGemmMacs && K * gemm_detail::kNR * int64_t{sizeof(float)} <= (int64_t{640} << 10)) {
             gemm_nn(C, A, B, nullptr, M, N, K, lda, ldb, ldc);
             return;
         }
