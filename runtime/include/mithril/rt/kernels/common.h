@@ -11,7 +11,9 @@
 //   * bad arguments that depend on data (indices out of range) throw
 //     mithril::rt::Error; shapes are trusted (the compiler checked them);
 //   * gemm goes through mithril::rt::gemm (OpenBLAS) and is only called from
-//     serial code, OpenMP loops only wrap our own loops (see threads.h).
+//     serial code, OpenMP loops only wrap our own loops (see threads.h);
+//     Mithril's own GEMM (gemm.h) threads its tiles itself, or runs on the
+//     calling thread inside a parallel region.
 #pragma once
 
 #include <algorithm>
