@@ -12,20 +12,14 @@
 #include "mithril/rt/blas.h"
 #include "mithril/rt/error.h"
 #include "mithril/rt/threads.h"
+#include "test_support.h"
 
 using namespace mithril::rt;
 using Catch::Contains;
 
 namespace {
 
-template <class T>
-std::vector<T> random_vector(std::size_t n, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<T> dist(-1, 1);
-    std::vector<T> v(n);
-    for (auto& x : v) x = dist(gen);
-    return v;
-}
+using rt_test::random_vector;
 
 // Row-major element (r, c) of op(X) where X has leading dimension ld.
 template <class T>

@@ -12,22 +12,44 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
+#include <string>
 #include <vector>
 
 #include "mithril/rt/arena.h"
 #include "mithril/rt/kernels/gemm.h"
+#include "test_support.h"
 
 using namespace mithril::rt;
 
 namespace {
 
-std::vector<float> random_floats(std::size_t n, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(-1.f, 1.f);
-    std::vector<float> v(n);
-    for (auto& x : v) x = dist(gen);
-    return v;
+using rt_test::random_vector;
+
+// "" when C (M x N, leading dimension ldc) holds act(sum_q a(i, q) b(q, j) + bias(i, j)) within the
+// tolerance (act: ReLU or none) and its entries past N in each row still hold 42; else a message
+// naming the first wrong entry. a, b and bias give the float inputs by index; the sums are double.
+template <class A, class B, class Bias>
+std::string product_error(const std::vector<float>& C, std::int64_t M, std::int64_t N, std::int64_t K,
+                          std::int64_t ldc, const A& a, const B& b, const Bias& bias, bool relu) {
+    for (std::int64_t i = 0; i < M; ++i) {
+        for (std::int64_t j = 0; j < N; ++j) {
+            double want = bias(i, j), sum_abs = 0;
+            for (std::int64_t q = 0; q < K; ++q) {
+                const double ab = double(a(i, q)) * double(b(q, j));
+                want += ab;
+                sum_abs += std::abs(ab);
+            }
+            if (relu && want < 0) want = 0;
+            const double got = C[std::size_t(i * ldc + j)];
+            if (!(std::abs(got - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-6 * sum_abs))
+                return "C[" + std::to_string(i) + ", " + std::to_string(j) + "] = " + std::to_string(got) + ", want " +
+                       std::to_string(want);
+        }
+        for (std::int64_t j = N; j < ldc; ++j)
+            if (C[std::size_t(i * ldc + j)] != 42.f)
+                return "C[" + std::to_string(i) + ", " + std::to_string(j) + "] past N was written";
+    }
+    return "";
 }
 
 // C = act(A B + bias) through pack_b + gemm_packed, against double; B given as
@@ -36,31 +58,22 @@ std::vector<float> random_floats(std::size_t n, unsigned seed) {
 void check(std::int64_t M, std::int64_t N, std::int64_t K, bool transposed, bool with_bias, bool relu) {
     INFO("M=" << M << " N=" << N << " K=" << K << " transposed=" << transposed << " bias=" << with_bias << " relu=" << relu);
     const std::int64_t lda = K + 3, ldb = (transposed ? K : N) + 2, ldc = N + 5;
-    const auto A = random_floats(std::size_t(M * lda), 1);
-    const auto B = random_floats(std::size_t((transposed ? N : K) * ldb), 2);
-    const auto bias = random_floats(std::size_t(N), 3);
+    const auto A = random_vector<float>(std::size_t(M * lda), 1);
+    const auto B = random_vector<float>(std::size_t((transposed ? N : K) * ldb), 2);
+    const auto bias = random_vector<float>(std::size_t(N), 3);
     std::vector<float> P(std::size_t(k::packed_b_size(N, K)), -7.f);
     k::pack_b(P.data(), B.data(), N, K, ldb, transposed);
     std::vector<float> C(std::size_t(M * ldc), 42.f);
     const float* b = with_bias ? bias.data() : nullptr;
     if (relu) k::gemm_packed(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc, k::Relu{});
     else k::gemm_packed(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc);
-    for (std::int64_t i = 0; i < M; ++i) {
-        for (std::int64_t j = 0; j < N; ++j) {
-            double want = with_bias ? bias[std::size_t(j)] : 0.0, sum_abs = 0;
-            for (std::int64_t q = 0; q < K; ++q) {
-                const double ab = double(A[std::size_t(i * lda + q)]) *
-                                  double(transposed ? B[std::size_t(j * ldb + q)] : B[std::size_t(q * ldb + j)]);
-                want += ab;
-                sum_abs += std::abs(ab);
-            }
-            if (relu && want < 0) want = 0;
-            const double got = C[std::size_t(i * ldc + j)];
-            INFO("C[" << i << ", " << j << "] = " << got << ", want " << want);
-            REQUIRE(std::abs(got - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-6 * sum_abs);
-        }
-        for (std::int64_t j = N; j < ldc; ++j) REQUIRE(C[std::size_t(i * ldc + j)] == 42.f);
-    }
+    REQUIRE(product_error(
+                C, M, N, K, ldc, [&](std::int64_t i, std::int64_t q) { return A[std::size_t(i * lda + q)]; },
+                [&](std::int64_t q, std::int64_t j) {
+                    return transposed ? B[std::size_t(j * ldb + q)] : B[std::size_t(q * ldb + j)];
+                },
+                [&](std::int64_t, std::int64_t j) { return with_bias ? double(bias[std::size_t(j)]) : 0.0; },
+                relu) == "");
 }
 
 }  // namespace
@@ -87,28 +100,18 @@ namespace {
 void check_nn(std::int64_t M, std::int64_t N, std::int64_t K, bool with_bias, bool relu) {
     INFO("gemm_nn M=" << M << " N=" << N << " K=" << K << " bias=" << with_bias << " relu=" << relu);
     const std::int64_t lda = K + 1, ldb = N + 3, ldc = N + 2;
-    const auto A = random_floats(std::size_t(M * lda), 4);
-    const auto B = random_floats(std::size_t(K * ldb), 5);
-    const auto bias = random_floats(std::size_t(M), 6);
+    const auto A = random_vector<float>(std::size_t(M * lda), 4);
+    const auto B = random_vector<float>(std::size_t(K * ldb), 5);
+    const auto bias = random_vector<float>(std::size_t(M), 6);
     std::vector<float> C(std::size_t(M * ldc), 42.f);
     const float* b = with_bias ? bias.data() : nullptr;
     if (relu) k::gemm_nn(C.data(), A.data(), B.data(), b, M, N, K, lda, ldb, ldc, k::Relu{});
     else k::gemm_nn(C.data(), A.data(), B.data(), b, M, N, K, lda, ldb, ldc);
-    for (std::int64_t i = 0; i < M; ++i) {
-        for (std::int64_t j = 0; j < N; ++j) {
-            double want = with_bias ? bias[std::size_t(i)] : 0.0, sum_abs = 0;
-            for (std::int64_t q = 0; q < K; ++q) {
-                const double ab = double(A[std::size_t(i * lda + q)]) * double(B[std::size_t(q * ldb + j)]);
-                want += ab;
-                sum_abs += std::abs(ab);
-            }
-            if (relu && want < 0) want = 0;
-            const double got = C[std::size_t(i * ldc + j)];
-            INFO("C[" << i << ", " << j << "] = " << got << ", want " << want);
-            REQUIRE(std::abs(got - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-6 * sum_abs);
-        }
-        for (std::int64_t j = N; j < ldc; ++j) REQUIRE(C[std::size_t(i * ldc + j)] == 42.f);
-    }
+    REQUIRE(product_error(
+                C, M, N, K, ldc, [&](std::int64_t i, std::int64_t q) { return A[std::size_t(i * lda + q)]; },
+                [&](std::int64_t q, std::int64_t j) { return B[std::size_t(q * ldb + j)]; },
+                [&](std::int64_t i, std::int64_t) { return with_bias ? double(bias[std::size_t(i)]) : 0.0; },
+                relu) == "");
 }
 
 }  // namespace
@@ -122,28 +125,20 @@ TEST_CASE("gemm_nn (B read in place, a partial last panel copied) matches a floa
     check_nn(70, 300, 200, false, true);
     // Called from inside a parallel region (convolutions over images): runs on the calling
     // thread, each thread with its own copy of the last panel.
-    std::vector<int> ok(4, 0);
+    std::vector<std::string> errors(4);
 #pragma omp parallel for num_threads(2)
     for (int t = 0; t < 4; ++t) {
         const std::int64_t M = 20 + t, N = 37 + t, K = 500;
-        const auto A = random_floats(std::size_t(M * K), 10 + unsigned(t));
-        const auto B = random_floats(std::size_t(K * N), 20 + unsigned(t));
+        const auto A = random_vector<float>(std::size_t(M * K), 10 + unsigned(t));
+        const auto B = random_vector<float>(std::size_t(K * N), 20 + unsigned(t));
         std::vector<float> C(std::size_t(M * N));
         k::gemm_nn(C.data(), A.data(), B.data(), nullptr, M, N, K, K, N, N);
-        bool good = true;
-        for (std::int64_t i = 0; i < M; ++i)
-            for (std::int64_t j = 0; j < N; ++j) {
-                double want = 0, sum_abs = 0;
-                for (std::int64_t q = 0; q < K; ++q) {
-                    const double ab = double(A[std::size_t(i * K + q)]) * double(B[std::size_t(q * N + j)]);
-                    want += ab;
-                    sum_abs += std::abs(ab);
-                }
-                good = good && std::abs(C[std::size_t(i * N + j)] - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-6 * sum_abs;
-            }
-        ok[std::size_t(t)] = good;
+        errors[std::size_t(t)] = product_error(
+            C, M, N, K, N, [&](std::int64_t i, std::int64_t q) { return A[std::size_t(i * K + q)]; },
+            [&](std::int64_t q, std::int64_t j) { return B[std::size_t(q * N + j)]; },
+            [](std::int64_t, std::int64_t) { return 0.0; }, false);
     }
-    for (int t = 0; t < 4; ++t) CHECK(ok[std::size_t(t)] == 1);
+    for (int t = 0; t < 4; ++t) CHECK(errors[std::size_t(t)] == "");
 }
 
 TEST_CASE("pack_b: whole panels, zero-padded, a narrow last panel", "[gemm]") {

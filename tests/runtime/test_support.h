@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,16 @@ namespace rt_test {
 
 namespace fs = std::filesystem;
 using mithril::rt::DType;
+
+// n values uniform in [-1, 1), the same for the same seed.
+template <class T>
+std::vector<T> random_vector(std::size_t n, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<T> dist(-1, 1);
+    std::vector<T> v(n);
+    for (auto& x : v) x = dist(gen);
+    return v;
+}
 
 // A fresh empty folder, removed with its contents on destruction.
 class TempDir {
