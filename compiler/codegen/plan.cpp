@@ -180,8 +180,9 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
   }
   p.arena_bytes = arena.peak();
 
-  // Packed copies of GEMM weights: only where nothing updates the weights between runs.
-  if (pack_weights && g.forward_nodes < 0 && !training_step)
+  // Packed copies of GEMM weights: only without a backward pass (so without optimizer updates),
+  // where nothing changes the weights between runs.
+  if (pack_weights && g.forward_nodes < 0)
     for (auto& n : g.nodes) {
       if (n.op->packed_param.empty()) continue;
       int port = n.op->input_index(n.op->packed_param);

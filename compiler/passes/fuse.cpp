@@ -13,6 +13,7 @@
 #include <set>
 
 #include "ops/registry.h"
+#include "passes/optimize.h"
 
 namespace mithril {
 namespace {
@@ -257,7 +258,7 @@ Graph fuse_epilogue(Graph g) {
   }
   std::vector<bool> kept(g.values.size(), false);
   for (int v : g.outputs) kept[static_cast<size_t>(v)] = true;
-  std::vector<bool> dropped(n, false);
+  std::vector<bool> keep(n, true);
   for (size_t k = 0; k < n; ++k) {
     Node& op = g.nodes[k];
     if (!op.op->has_trait("epilogue") || op.attrs.contains("epilogue")) continue;
@@ -266,7 +267,7 @@ Graph fuse_epilogue(Graph g) {
     const size_t vi = static_cast<size_t>(v);
     if (kept[vi] || readers[vi] != 1) continue;
     const size_t c = static_cast<size_t>(reader[vi]);
-    if (dropped[c]) continue;
+    if (!keep[c]) continue;
     std::optional<Group> grp = group_of(g.nodes[c]);
     if (!grp || externals(*grp) != std::vector<int>{v}) continue;
     const int w = g.nodes[c].outputs[0][0];
@@ -279,19 +280,11 @@ Graph fuse_epilogue(Graph g) {
     }
     op.attrs["epilogue"] = fused_body_json(steps);
     op.outputs[0][0] = w;
+    g.nodes[c].outputs[0].clear();  // w is the op's now: dropping the node must not orphan it
     g.value(v).producer = -1;  // an orphan value: never read, never planned
-    dropped[c] = true;
+    keep[c] = false;
   }
-  std::vector<Node> nodes;
-  for (size_t k = 0; k < n; ++k) {
-    if (dropped[k]) continue;
-    Node node = std::move(g.nodes[k]);
-    node.id = static_cast<int>(nodes.size());
-    for (auto& port : node.outputs)
-      for (int v : port) g.value(v).producer = node.id;
-    nodes.push_back(std::move(node));
-  }
-  g.nodes = std::move(nodes);
+  remove_nodes(g, keep);
   return g;
 }
 

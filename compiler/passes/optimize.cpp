@@ -64,23 +64,6 @@ bool has_side_effects(const Graph& g, const Node& n) {
   return reads_kind(g, n, ValueKind::State) || n.op->has_trait("optimizer");
 }
 
-// Drops the nodes with keep[k] false; the others keep their order and are renumbered.
-void remove_nodes(Graph& g, const std::vector<bool>& keep) {
-  std::vector<Node> nodes;
-  for (size_t k = 0; k < g.nodes.size(); ++k) {
-    if (!keep[k]) {
-      for (auto& port : g.nodes[k].outputs)
-        for (int v : port) g.value(v).producer = -1;  // an orphan value: never read, never planned
-      continue;
-    }
-    Node n = std::move(g.nodes[k]);
-    n.id = static_cast<int>(nodes.size());
-    for (auto& port : n.outputs)
-      for (int v : port) g.value(v).producer = n.id;
-    nodes.push_back(std::move(n));
-  }
-  g.nodes = std::move(nodes);
-}
 
 // Turns node k into `op` with these arguments and inputs; its output values stay. Runs the op's
 // shape rule; when it fails or types an output differently, the node is left as it was and the
@@ -327,6 +310,23 @@ json nested(const std::vector<double>& x, DType t, const Shape& s, size_t axis, 
 }
 
 }  // namespace
+
+void remove_nodes(Graph& g, const std::vector<bool>& keep) {
+  std::vector<Node> nodes;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    if (!keep[k]) {
+      for (auto& port : g.nodes[k].outputs)
+        for (int v : port) g.value(v).producer = -1;  // an orphan value: never read, never planned
+      continue;
+    }
+    Node n = std::move(g.nodes[k]);
+    n.id = static_cast<int>(nodes.size());
+    for (auto& port : n.outputs)
+      for (int v : port) g.value(v).producer = n.id;
+    nodes.push_back(std::move(n));
+  }
+  g.nodes = std::move(nodes);
+}
 
 std::vector<double> broadcast_elements(const std::vector<double>& x, const Shape& from, const Shape& to) {
   const size_t r = to.size(), lead = r - from.size();

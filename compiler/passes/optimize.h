@@ -36,6 +36,10 @@ Graph cse(Graph g);
 // in the graph, so the weight table and weights files are the same with and without the pass.
 Graph dce(Graph g);
 
+// Drops the nodes with keep[k] false (their outputs left orphans: producer -1); the others keep
+// their order and are renumbered. For the passes that remove nodes (these, fuse-epilogue).
+void remove_nodes(Graph& g, const std::vector<bool>& keep);
+
 // For fold rules: the elements of a tensor of constant shape `from` broadcast (NumPy rules) to
 // the constant shape `to`, row-major.
 std::vector<double> broadcast_elements(const std::vector<double>& x, const Shape& from, const Shape& to);
