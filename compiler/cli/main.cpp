@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   check->add_flag("--ir", show_ir, "print the final graph IR instead of the summary");
   check->add_option("--dump-ir", dump_after, "print the graph IR after pass NAME (bind-shapes, order, infer-shapes)")
       ->type_name("PASS");
-  check->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
+  check->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fold-batchnorm, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
                                           "repeatable")->type_name("PASS");
   std::vector<std::string> max_dims;
   check->add_option("--max", max_dims, "upper bound of a dim left to run time (N=256), for the planned memory")
@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
         ->type_name("PATTERN");
   }
   for (auto* sub : {compile, run})
-    sub->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
+    sub->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fold-batchnorm, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
                                           "repeatable")->type_name("PASS");
   std::string mode = "eval";
   for (auto* sub : {compile, run})
@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     sub->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
   }
   train->add_option("--freeze", freeze, "parameters not trained: a name or a glob; repeatable")->type_name("PATTERN");
-  train->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
+  train->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fold-batchnorm, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
                                           "repeatable")->type_name("PASS");
   bool progress = false, no_progress = false;
   train->add_flag("--progress", progress, "a progress bar even when the output is not a terminal");

@@ -35,6 +35,7 @@ static std::vector<GeneratedFile> generate(const std::string& model_path, const 
   check_blas_choice(opts.blas);
   CheckOptions check = opts.check;
   check.pipeline.codegen = true;
+  check.pipeline.training = opts.training;
   Graph g = check_model(model_path, check);
   if (opts.require_all_inputs)
     for (int id : g.inputs)

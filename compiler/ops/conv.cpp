@@ -21,6 +21,7 @@
 #include "mithril/rt/kernels/conv.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
+#include "passes/fuse.h"
 
 namespace mithril {
 namespace {
@@ -79,6 +80,8 @@ void add_conv_params(InferContext& c, int64_t dim0, int64_t dim1, const std::vec
 }
 
 void conv_rule(InferContext& c, size_t spatial) {
+  if (c.count("epilogue_inputs") > 0 && !c.node().attrs.contains("batchnorm") && !c.node().attrs.contains("epilogue"))
+    c.fail("'epilogue_inputs' is bound by the fold-batchnorm and fuse-epilogue passes only");
   int64_t in_ch = conv_input_channels(c, spatial);
   int64_t out_ch = c.i("out_channels");
   check_groups(c, in_ch, out_ch);
@@ -143,7 +146,11 @@ Dim conv_flops(const Shape& y_side, const Shape& filter) {
 
 OpDef conv_def(const char* name, const char* summary, bool transposed) {
   OpDef d(name, "conv", summary);
-  d.in("input").param("weight").param("bias", true).out().trait("conv");
+  d.in("input").param("weight").param("bias", true);
+  // Bound only by the fold-batchnorm and fuse-epilogue passes (programs without gradients): the
+  // values the epilogue reads (passes/fuse.h).
+  if (!transposed) d.in_list("epilogue_inputs", true).trait("epilogue").trait("epilogue_inputs");
+  d.out().trait("conv");
   d.arg("out_channels", ArgType::Int, std::nullopt, "output channels")
       .arg("kernel_size", ArgType::IntOrList, std::nullopt, "window size, one value or one per spatial axis")
       .arg("stride", ArgType::IntOrList, json(1), "step between windows")
@@ -287,6 +294,52 @@ std::string conv_sizes(EmitContext& e, const Shape& x, const Shape& y) {
                      D(y[spatial + 1]));
 }
 
+// What the fold-batchnorm and fuse-epilogue passes gave a convolution (attributes `batchnorm`:
+// {eps, weight, bias}, whose parameters and running statistics come first in `epilogue_inputs`,
+// and `epilogue`, whose steps read the result as "in0" and the rest of `epilogue_inputs`, each of
+// the output's shape, as "in1", ...), emitted as the lambda `epilogue` that conv2d applies to each
+// output row (kernels/conv.h): BatchNorm's per-channel scale and shift, then the steps. False
+// (nothing emitted) when the node has neither.
+bool emit_conv_epilogue(EmitContext& e) {
+  const json& attrs = e.node().attrs;
+  const bool bn = attrs.contains("batchnorm"), steps = attrs.contains("epilogue");
+  if (!bn && !steps) return false;
+  const Value& y = e.out();
+  const std::string T = EmitContext::ctype(y.dtype), K = EmitContext::dim(y.shape[1]);
+  const size_t bound = e.node().inputs.at(static_cast<size_t>(e.op().input_index("epilogue_inputs"))).size();
+  size_t next = 0;
+  if (bn) {
+    // BatchNorm in evaluation: y = x * scale[k] + shift[k] (kernels/norm.h), from the running statistics.
+    const json& b = attrs.at("batchnorm");
+    std::string w = b.at("weight").get<bool>() ? e.x("epilogue_inputs", next++) : "nullptr";
+    std::string bb = b.at("bias").get<bool>() ? e.x("epilogue_inputs", next++) : "nullptr";
+    std::string mean = e.x("epilogue_inputs", next++), var = e.x("epilogue_inputs", next++);
+    e.line("{} bn_scale[{}], bn_shift[{}];  // {} folded in", T, K, K, b.at("name").get<std::string>());
+    e.line("for (int64_t k = 0; k < {}; ++k)", K);
+    e.line("  rt::k::batch_norm_scale_shift(bn_scale[k], bn_shift[k], k, {}, {}, {}, {}, {});", mean, var, w, bb,
+           fmt::format("{}", b.at("eps").get<double>()));
+  }
+  std::vector<const Value*> inputs = {&y};
+  std::vector<std::string> elems = {"v"};
+  for (size_t j = next; j < bound; ++j) {
+    inputs.push_back(&e.in("epilogue_inputs", j));
+    elems.push_back(fmt::format("in{}_[p]", inputs.size() - 1));
+  }
+  const bool reads = inputs.size() > 1;
+  e.line("const auto epilogue = [&]({}* row, int64_t{}, int64_t{}, int64_t P) {{", T, reads ? " n" : "",
+         reads || bn ? " k" : "");
+  for (size_t j = 1; j < inputs.size(); ++j)
+    e.line("  const {}* in{}_ = {} + (n * {} + k) * P;", T, j, e.name(*inputs[j]), K);
+  if (bn) e.line("  const {} scale = bn_scale[k], shift = bn_shift[k];", T);
+  e.line("  for (int64_t p = 0; p < P; ++p) {{");
+  e.line("    const {} v = {};", T, bn ? "row[p] * scale + shift" : "row[p]");
+  const std::string result = steps ? epilogue_statements(e, inputs, elems, "    ") : "v";
+  e.line("    row[p] = {};", result);
+  e.line("  }}");
+  e.line("}};");
+  return true;
+}
+
 void emit_conv(EmitContext& e, bool transposed) {
   std::string bias = e.has("bias") ? e.x("bias") : "nullptr";
   if (transposed) {
@@ -295,9 +348,10 @@ void emit_conv(EmitContext& e, bool transposed) {
     return;
   }
   // The algorithm decides the scratch size: as conv_scratch.
-  e.line("rt::k::conv2d({}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("weight"), bias,
+  const bool epilogue = emit_conv_epilogue(e);
+  e.line("rt::k::conv2d({}, {}, {}, {}, {}, {}, {}{});", e.y(), e.x("input"), e.x("weight"), bias,
          conv_sizes(e, e.in("input").shape, e.out().shape), scratch_arg(e),
-         algo_arg(auto_algo(e.in("input").shape, e.out().shape)));
+         algo_arg(auto_algo(e.in("input").shape, e.out().shape)), epilogue ? ", epilogue" : "");
 }
 
 // ---- gradients -------------------------------------------------------------

@@ -210,6 +210,15 @@ bool emit_epilogue(EmitContext& e, const std::string& name) {
   return true;
 }
 
+std::string epilogue_statements(EmitContext& e, const std::vector<const Value*>& inputs,
+                                const std::vector<std::string>& elems, const std::string& indent) {
+  const Node& n = e.node();
+  const std::vector<FusedStep> steps = parse_fused_body(n.attrs.at("epilogue"));
+  const std::vector<Value> types = type_steps(steps, inputs, n.loc);
+  for (auto& st : step_statements(e, steps, inputs, types, elems, "t")) e.line("{}{}", indent, st);
+  return "t" + std::to_string(steps.size() - 1);
+}
+
 MITHRIL_REGISTER_OPS(fused) {
   register_op(OpDef("FusedElementwise", "elementwise",
                     "a chain of elementwise ops in one loop (made by the fuse-elementwise pass); the output is the "

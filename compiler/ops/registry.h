@@ -103,7 +103,7 @@ struct OpDef {
 
   // Builder helpers, so each definition reads as one statement.
   OpDef& in(std::string port, bool optional = false) { return add_in(std::move(port), PortKind::Data, optional, false); }
-  OpDef& in_list(std::string port) { return add_in(std::move(port), PortKind::Data, false, true); }
+  OpDef& in_list(std::string port, bool optional = false) { return add_in(std::move(port), PortKind::Data, optional, true); }
   OpDef& param(std::string port, bool optional = false) { return add_in(std::move(port), PortKind::Param, optional, false); }
   OpDef& state(std::string port) { return add_in(std::move(port), PortKind::State, true, false); }
   OpDef& out(std::string port = "output") { outputs.push_back({std::move(port), PortKind::Data, false, false}); return *this; }

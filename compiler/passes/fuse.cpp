@@ -243,10 +243,13 @@ Graph fuse_elementwise(Graph g) {
   return g;
 }
 
-Graph fuse_epilogue(Graph g) {
-  if (g.forward_nodes >= 0) return g;  // programs without gradients only
-  const size_t n = g.nodes.size();
-  std::vector<int> readers(g.values.size(), 0), reader(g.values.size(), -1);
+namespace {
+
+// How many nodes read each value (a node reading it at several ports counts once), and the last
+// of them.
+void count_readers(const Graph& g, std::vector<int>& readers, std::vector<int>& reader) {
+  readers.assign(g.values.size(), 0);
+  reader.assign(g.values.size(), -1);
   for (auto& node : g.nodes) {
     std::set<int> seen;
     for (auto& port : node.inputs)
@@ -256,6 +259,68 @@ Graph fuse_epilogue(Graph g) {
           reader[static_cast<size_t>(v)] = node.id;
         }
   }
+}
+
+bool is_weight(const Value& v) { return v.kind == ValueKind::Param || v.kind == ValueKind::State; }
+
+}  // namespace
+
+Graph fold_batchnorm(Graph g) {
+  if (g.forward_nodes >= 0) return g;  // programs without gradients only
+  const size_t n = g.nodes.size();
+  std::vector<int> readers, reader;
+  count_readers(g, readers, reader);
+  std::vector<bool> kept(g.values.size(), false);
+  for (int v : g.outputs) kept[static_cast<size_t>(v)] = true;
+  // The node that first reads each parameter or state tensor (the weight table's order).
+  std::map<int, size_t> first_read;
+  for (size_t k = 0; k < n; ++k)
+    for (auto& port : g.nodes[k].inputs)
+      for (int v : port)
+        if (is_weight(g.value(v))) first_read.emplace(v, k);
+  std::vector<bool> keep(n, true);
+  for (size_t b = 0; b < n; ++b) {
+    Node& bn = g.nodes[b];
+    if (bn.op->name != "BatchNorm2d" || bn.outputs.size() != 1 || bn.outputs[0].size() != 1) continue;
+    auto port = [&](const char* name) -> int {
+      const auto& vals = bn.inputs.at(static_cast<size_t>(bn.op->input_index(name)));
+      return vals.empty() ? -1 : vals[0];
+    };
+    const int v = port("input");
+    const size_t vi = static_cast<size_t>(v);
+    if (kept[vi] || readers[vi] != 1 || g.value(v).producer < 0) continue;
+    const size_t p = static_cast<size_t>(g.value(v).producer);
+    Node& conv = g.nodes[p];
+    if (conv.op->name != "Conv2d" || conv.attrs.contains("batchnorm") || conv.attrs.contains("epilogue")) continue;
+    // Its parameters are read at the convolution now: no other one may be read first in between.
+    bool between = false;
+    for (auto& [w, at] : first_read) between |= at > p && at < b;
+    if (between) continue;
+    const int weight = port("weight"), bias = port("bias");
+    conv.attrs["batchnorm"] = {{"name", bn.name},
+                               {"eps", bn.attrs.value("eps", 1e-5)},
+                               {"weight", weight >= 0},
+                               {"bias", bias >= 0}};
+    auto& list = conv.inputs.at(static_cast<size_t>(conv.op->input_index("epilogue_inputs")));
+    for (int w : {weight, bias, port("running_mean"), port("running_var")})
+      if (w >= 0) {
+        list.push_back(w);
+        if (first_read.at(w) == b) first_read[w] = p;
+      }
+    conv.outputs[0][0] = bn.outputs[0][0];
+    bn.outputs[0].clear();     // the output is the convolution's now
+    g.value(v).producer = -1;  // an orphan value: never read, never planned
+    keep[b] = false;
+  }
+  remove_nodes(g, keep);
+  return g;
+}
+
+Graph fuse_epilogue(Graph g) {
+  if (g.forward_nodes >= 0) return g;  // programs without gradients only
+  const size_t n = g.nodes.size();
+  std::vector<int> readers, reader;
+  count_readers(g, readers, reader);
   std::vector<bool> kept(g.values.size(), false);
   for (int v : g.outputs) kept[static_cast<size_t>(v)] = true;
   std::vector<bool> keep(n, true);
@@ -269,14 +334,40 @@ Graph fuse_epilogue(Graph g) {
     const size_t c = static_cast<size_t>(reader[vi]);
     if (!keep[c]) continue;
     std::optional<Group> grp = group_of(g.nodes[c]);
-    if (!grp || externals(*grp) != std::vector<int>{v}) continue;
+    if (!grp) continue;
     const int w = g.nodes[c].outputs[0][0];
     if (g.value(w).dtype != g.value(v).dtype || !(g.value(w).shape == g.value(v).shape)) continue;
+    // The chain's other operands ("in1", ...): only for ops that read them element by element,
+    // of the result's type, computed before the op (which stays where it is), and not weights (the
+    // weight table lists them in order of first read).
+    std::vector<int> others;
+    for (int x : externals(*grp))
+      if (x != v) others.push_back(x);
+    if (!others.empty()) {
+      if (!op.op->has_trait("epilogue_inputs")) continue;
+      bool ok = true;
+      for (int x : others) {
+        const Value& xv = g.value(x);
+        ok &= !is_weight(xv) && xv.dtype == g.value(v).dtype && xv.shape == g.value(v).shape &&
+              xv.producer < static_cast<int>(k);
+      }
+      if (!ok) continue;
+    }
     std::vector<FusedStep> steps;
     for (auto& st : *grp) {
       FusedStep fs{st.op, st.name, st.args, {}};
-      for (auto& [port, o] : st.inputs) fs.inputs.push_back({port, o.step ? "t" + std::to_string(o.index) : "in0"});
+      for (auto& [port, o] : st.inputs) {
+        std::string ref = "in0";
+        if (o.step) ref = "t" + std::to_string(o.index);
+        else if (o.index != v)
+          ref = "in" + std::to_string(std::find(others.begin(), others.end(), o.index) - others.begin() + 1);
+        fs.inputs.push_back({port, ref});
+      }
       steps.push_back(std::move(fs));
+    }
+    if (!others.empty()) {
+      auto& list = op.inputs.at(static_cast<size_t>(op.op->input_index("epilogue_inputs")));
+      list.insert(list.end(), others.begin(), others.end());
     }
     op.attrs["epilogue"] = fused_body_json(steps);
     op.outputs[0][0] = w;

@@ -28,12 +28,26 @@ namespace mithril {
 
 Graph fuse_elementwise(Graph g);
 
+// The `fold-batchnorm` pass, before fuse-elementwise, in programs without gradients whose
+// BatchNorm uses its running statistics (not --mode train): a BatchNorm2d whose input is a Conv2d's
+// output read by nothing else goes into the convolution: the convolution takes its output, the
+// attribute `batchnorm` ({name, eps, weight, bias}: which of BatchNorm's parameters are bound) and
+// BatchNorm's weight, bias, running mean and variance as the first `epilogue_inputs`. The
+// convolution's emitter computes BatchNorm's per-channel scale and shift once per run (K values,
+// so loading or updating the weights needs no refolding) and applies them to each output row
+// while it is in cache: the separate pass over the activations is gone. Not done when another
+// parameter is first read between the two nodes (the weight table's order stays the same).
+Graph fold_batchnorm(Graph g);
+
 // The `fuse-epilogue` pass, after fuse-elementwise, in programs without gradients: an op with the
-// trait "epilogue" (Linear) whose one output is read only by an elementwise node (or a
-// FusedElementwise one) that reads nothing else and gives the same type, takes that node's steps
-// as its `epilogue` attribute (a FusedElementwise body whose "in0" is the op's raw result) and its
-// output; the elementwise node goes. The op's emitter applies the steps to each result as it is
-// written (emit_epilogue): one pass over memory fewer.
+// trait "epilogue" (Linear, Conv1d, Conv2d) whose one output is read only by an elementwise node
+// (or a FusedElementwise one) of the same type takes that node's steps as its `epilogue` attribute
+// (a FusedElementwise body whose "in0" is the op's raw result) and its output; the elementwise node
+// goes. For Linear the chain may read nothing else; ops with the trait "epilogue_inputs" (the
+// convolutions) also take chains reading other values of the output's type and shape that are
+// computed before the op and are not parameters (ResNet's residual add and ReLU): they are
+// appended to `epilogue_inputs` and read as "in1", "in2", ... The op's emitter applies the steps
+// to each result as it is written (emit_epilogue, epilogue_statements): one pass over memory fewer.
 Graph fuse_epilogue(Graph g);
 
 // One step of a FusedElementwise body: an op with an element expression, its arguments, and per
@@ -55,5 +69,11 @@ class EmitContext;
 // For a node with an `epilogue` attribute: emits `const auto NAME = [](float v) { ...; return tJ; };`
 // (the steps on one element) and returns true; false (nothing emitted) without one.
 bool emit_epilogue(EmitContext& e, const std::string& name);
+// The same steps for ops whose epilogue also reads other values element by element (Conv2d:
+// trait "epilogue_inputs"): emits, each line prefixed with `indent`, the statements computing one
+// element into locals t0, t1, ... from `elems`, the C++ expressions of the steps' inputs "in0"
+// (the op's result), "in1", ... (of types `inputs`); returns the last local's name.
+std::string epilogue_statements(EmitContext& e, const std::vector<const Value*>& inputs,
+                                const std::vector<std::string>& elems, const std::string& indent);
 
 }  // namespace mithril

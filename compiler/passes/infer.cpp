@@ -130,12 +130,22 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
     passes.push_back({"optimizer", "the parameter updates of the training step", false,
                       [spec = *opts.train](Graph g) { return add_optimizer(std::move(g), spec); }});
   // Last, so that the backward pass and the optimizer's chains fuse too (passes/fuse.h). Only for
-  // code generation (and when asked to dump it): `mithril check` summarizes the layers as written.
-  if (opts.codegen || opts.dump_after == "fuse-elementwise")
+  // code generation (and when asked to dump one of them, with those before it): `mithril check`
+  // summarizes the layers as written.
+  const std::vector<std::string> late = {"fold-batchnorm", "fuse-elementwise", "fuse-epilogue"};
+  auto dumped_at = std::find(late.begin(), late.end(), opts.dump_after);
+  auto wanted = [&](const std::string& name) {
+    return opts.codegen ||
+           (dumped_at != late.end() && std::find(late.begin(), dumped_at + 1, name) != dumped_at + 1);
+  };
+  if (wanted("fold-batchnorm"))
+    passes.push_back({"fold-batchnorm", "BatchNorm2d into the preceding Conv2d (programs without gradients, eval mode)",
+                      true, [training = opts.training](Graph g) { return training ? g : fold_batchnorm(std::move(g)); }});
+  if (wanted("fuse-elementwise"))
     passes.push_back({"fuse-elementwise", "chains of elementwise ops in one loop", true,
                       [](Graph g) { return fuse_elementwise(std::move(g)); }});
-  if (opts.codegen || opts.dump_after == "fuse-epilogue")
-    passes.push_back({"fuse-epilogue", "activations into the epilogue of a Linear (programs without gradients)", true,
+  if (wanted("fuse-epilogue"))
+    passes.push_back({"fuse-epilogue", "activations (and residual adds) into the epilogue of a Linear or convolution (programs without gradients)", true,
                       [](Graph g) { return fuse_epilogue(std::move(g)); }});
   // Applied by the memory plan (codegen/plan.h), not to the graph: listed so that it can be switched off.
   if (opts.codegen)

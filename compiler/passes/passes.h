@@ -47,6 +47,7 @@ struct PipelineOptions {
   GradOptions grad;                     // --grad, --grad-inputs, --freeze: the autodiff pass
   const TrainSpec* train = nullptr;     // a training program: the loss pass (and, with grad, the optimizer pass)
   bool codegen = false;                 // the graph goes on to code generation: adds fuse-elementwise
+  bool training = false;                // --mode train: BatchNorm normalizes with batch statistics (not folded)
   std::string dump_after;               // --dump-ir
   std::function<void(const std::string& pass, const Graph&)> on_dump;
 };

@@ -4,9 +4,12 @@
 Usage: passes_off.py MITHRIL ROOT
 
 The sample models, compiled with all passes on (the default) and with all optional passes off
-(`--no-pass all`: simplify, fold, cse, dce, fuse-elementwise), on the same weights and inputs:
+(`--no-pass all`: simplify, fold, cse, dce, fold-batchnorm, fuse-elementwise, fuse-epilogue,
+pack-weights), on the same weights and inputs:
   - outputs and the gradients of every parameter (`mithril run --grad`, dL/d(output) = ones), in
     eval mode and, for the BatchNorm model, in train mode;
+  - the outputs of the forward program alone (no --grad: where fold-batchnorm, fuse-epilogue and
+    pack-weights act) against the outputs of the run with every pass off;
   - a short training run (digits MLP, one epoch, same seed): the trained weights.
 The samples give the passes little to do, so one more model is written to give each of them work
 (x * 1, constant arithmetic, a repeated subexpression, a Reshape chain, Log(Softmax), elementwise
@@ -134,10 +137,14 @@ def main():
             try:
                 run(mithril, ["run", model, "--grad", "--seed", "3", "--save-weights", w, "-o", os.path.join(d, "on")] + args + extra, env)
                 run(mithril, ["run", model, "--grad", "--weights", w, "--no-pass", "all", "-o", os.path.join(d, "off")] + args + extra, env)
+                run(mithril, ["run", model, "--weights", w, "-o", os.path.join(d, "forward")] + args + extra, env)
             except RuntimeError as e:
                 failures.append(f"{what}: {e}")
                 continue
-            compare(what, load_dir(os.path.join(d, "on")), load_dir(os.path.join(d, "off")), failures)
+            off = load_dir(os.path.join(d, "off"))
+            compare(what, load_dir(os.path.join(d, "on")), off, failures)
+            compare(what + ", forward program", load_dir(os.path.join(d, "forward")),
+                    {n: a for n, a in off.items() if "/" not in n}, failures)
 
         # A short training run: the same seed, data order and steps give the same weights.
         trained = {}

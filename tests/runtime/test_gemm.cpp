@@ -2,7 +2,9 @@
 // float64 loop, over shapes that exercise every edge of the tiling: rows short
 // of a tile, a last panel of one vector or of two, K = 0 and 1, leading
 // dimensions larger than the rows, products large enough to run threaded.
-// Also the weight-block generations that tell a program its packed copy is stale.
+// Also the weight-block generations that tell a program its packed copy is stale, and conv2d with
+// an epilogue in each of its plans (images grouped per product, per image, batched, Winograd: the
+// groups of images only run where the kernel does, so they are tested here, at -march=native).
 //
 // Tolerance: |got - want| <= 1e-5 + 1e-4 * |want| + 1e-6 * sum_k |a_ik b_kj| (test_kernels.cpp's
 // gemm convention plus a term for cancellation: float32 sums of K products err by up to about
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "mithril/rt/arena.h"
+#include "mithril/rt/kernels/conv.h"
 #include "mithril/rt/kernels/gemm.h"
 #include "test_support.h"
 
@@ -173,4 +176,63 @@ TEST_CASE("arena generations: unique per arena, shared by aliases, changed by to
     CHECK(a.generation() != before);           // the weights changed through the other handle
     CHECK(a.generation() == alias.generation());
     CHECK(a.generation() != b.generation());   // never equal to another arena's, touched or not
+}
+
+TEST_CASE("conv2d with an epilogue matches a float64 loop in every plan", "[gemm][conv]") {
+    struct Case {
+        std::int64_t N, C, H, K, KH, stride, pad, groups;
+    };
+    // LeNet's second convolution (small products: images grouped per product, split over the
+    // threads), a grouped one, a strided one (one image: per image), a 7x7 stage (batched) and
+    // a 3x3 one with enough tiles for Winograd.
+    const Case cases[] = {{9, 6, 14, 16, 5, 1, 0, 1}, {7, 4, 10, 8, 3, 1, 1, 2}, {1, 64, 20, 64, 3, 2, 1, 1},
+                          {4, 64, 7, 64, 3, 1, 1, 1}, {2, 32, 24, 32, 3, 1, 1, 1}};
+    for (const Case& c : cases) {
+        const std::int64_t OH = (c.H + 2 * c.pad - c.KH) / c.stride + 1, P = OH * OH, Cg = c.C / c.groups,
+                           Kg = c.K / c.groups;
+        INFO("N=" << c.N << " C=" << c.C << " H=" << c.H << " K=" << c.K << " kernel=" << c.KH << " stride=" << c.stride
+                  << " groups=" << c.groups);
+        const auto in = random_vector<float>(std::size_t(c.N * c.C * c.H * c.H), 11);
+        const auto w = random_vector<float>(std::size_t(c.K * Cg * c.KH * c.KH), 12);
+        const auto bias = random_vector<float>(std::size_t(c.K), 13);
+        const auto scale = random_vector<float>(std::size_t(c.K), 14);
+        const auto res = random_vector<float>(std::size_t(c.N * c.K * P), 15);
+        std::vector<float> out(std::size_t(c.N * c.K * P), 42.f);
+        std::vector<float> scratch(k::conv2d_scratch(c.C, c.KH, c.KH, c.stride, c.stride, c.pad, c.pad, c.groups, OH,
+                                                     OH, c.N, c.K, k::ConvAlgo::Auto));
+        // A BatchNorm-like scale, a residual add and a ReLU, as the fuse-epilogue pass emits them.
+        std::vector<int> rows(std::size_t(c.N * c.K), 0);
+        auto epi = [&](float* row, std::int64_t n, std::int64_t kk, std::int64_t len) {
+            ++rows[std::size_t(n * c.K + kk)];
+            const float* r = res.data() + (n * c.K + kk) * len;
+            for (std::int64_t q = 0; q < len; ++q) row[q] = std::max(row[q] * scale[std::size_t(kk)] + r[q], 0.f);
+        };
+        k::conv2d(out.data(), in.data(), w.data(), bias.data(), c.N, c.C, c.H, c.H, c.K, c.KH, c.KH, c.stride, c.stride,
+                  c.pad, c.pad, 1, 1, c.groups, OH, OH, scratch.data(), k::ConvAlgo::Auto, epi);
+        for (int r : rows) REQUIRE(r == 1);  // every row once
+        std::string error;
+        for (std::int64_t n = 0; n < c.N && error.empty(); ++n)
+            for (std::int64_t kk = 0; kk < c.K && error.empty(); ++kk)
+                for (std::int64_t q = 0; q < P && error.empty(); ++q) {
+                    const std::int64_t oh = q / OH, ow = q % OH, g = kk / Kg;
+                    double sum = bias[std::size_t(kk)], sum_abs = 0;
+                    for (std::int64_t ci = 0; ci < Cg; ++ci)
+                        for (std::int64_t a = 0; a < c.KH; ++a)
+                            for (std::int64_t b = 0; b < c.KH; ++b) {
+                                const std::int64_t ih = oh * c.stride - c.pad + a, iw = ow * c.stride - c.pad + b;
+                                if (ih < 0 || iw < 0 || ih >= c.H || iw >= c.H) continue;
+                                const double x = in[std::size_t(((n * c.C + g * Cg + ci) * c.H + ih) * c.H + iw)];
+                                const double v = x * w[std::size_t(((kk * Cg + ci) * c.KH + a) * c.KH + b)];
+                                sum += v;
+                                sum_abs += std::abs(v);
+                            }
+                    const double want =
+                        std::max(sum * scale[std::size_t(kk)] + res[std::size_t((n * c.K + kk) * P + q)], 0.0);
+                    const double got = out[std::size_t((n * c.K + kk) * P + q)];
+                    if (!(std::abs(got - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-5 * sum_abs))
+                        error = "out[" + std::to_string(n) + ", " + std::to_string(kk) + ", " + std::to_string(q) +
+                                "] = " + std::to_string(got) + ", want " + std::to_string(want);
+                }
+        REQUIRE(error == "");
+    }
 }

@@ -104,7 +104,8 @@ TEST_CASE("fuse-elementwise: a chain becomes one node, broadcast operands stay i
   CHECK(passes.back().name == "pack-weights");
   for (size_t k = passes.size() - 3; k < passes.size(); ++k) CHECK(passes[k].optional);
   CHECK(resolve_disabled_passes({"all"}, opts) ==
-        std::vector<std::string>{"simplify", "fold", "cse", "dce", "fuse-elementwise", "fuse-epilogue", "pack-weights"});
+        std::vector<std::string>{"simplify", "fold", "cse", "dce", "fold-batchnorm", "fuse-elementwise", "fuse-epilogue",
+                                 "pack-weights"});
   CHECK_THROWS_AS(resolve_disabled_passes({"autodiff"}, opts), CompileError);
   CHECK_THROWS_AS(resolve_disabled_passes({"fusion"}, opts), CompileError);
   CHECK(nodes_of(before, "FusedElementwise").empty());
@@ -392,4 +393,123 @@ layers:
 )", true);
   Graph same = fuse_epilogue(with_grad);
   CHECK(same.nodes.size() == with_grad.nodes.size());
+}
+
+namespace {
+
+std::vector<std::string> value_names(const Graph& g, const std::vector<int>& values) {
+  std::vector<std::string> out;
+  for (int v : values) out.push_back(g.value(v).name);
+  return out;
+}
+
+const std::vector<int>& epilogue_inputs(const Node& n) {
+  return n.inputs.at(static_cast<size_t>(n.op->input_index("epilogue_inputs")));
+}
+
+std::vector<std::string> epilogue_ops(const Node& n) {
+  std::vector<std::string> ops;
+  for (auto& s : parse_fused_body(n.attrs.at("epilogue"))) ops.push_back(s.op);
+  return ops;
+}
+
+// The passes in the pipeline's order, as code generation runs them.
+Graph conv_fused(const std::string& text) {
+  Graph g = fuse_epilogue(fuse_elementwise(fold_batchnorm(unfused(text))));
+  verify_graph(g);
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("fold-batchnorm and fuse-epilogue: BatchNorm, activation and residual add into a convolution", "[fuse]") {
+  const char* text = R"(
+name: block
+inputs: {x: {shape: [N, 4, 8, 8]}}
+outputs: [y, z]
+layers:
+  - {op: Conv2d, name: c1, args: {out_channels: 4, kernel_size: 3, padding: 1}, input: x, output: h}
+  - {op: BatchNorm2d, name: bn1, input: h, output: b}
+  - {op: Relu, name: act, input: b, output: r}
+  - {op: Conv2d, name: c2, args: {out_channels: 4, kernel_size: 3, padding: 1, bias: false}, input: r, output: h2}
+  - {op: BatchNorm2d, name: bn2, args: {affine: false, eps: 0.001}, input: h2, output: b2}
+  - {op: Add, name: skip, left: b2, right: x, output: s}
+  - {op: Relu, name: out, input: s, output: y}
+  - {op: Conv2d, name: c3, args: {out_channels: 4, kernel_size: 1}, input: y, output: h3}
+  - {op: BatchNorm2d, name: bn3, input: h3, output: z}
+)";
+  Graph g = conv_fused(text);
+  // Every BatchNorm went into its convolution (bn3's output is a model output: the convolution
+  // writes it now), ReLU and the residual add into the epilogues: three nodes are left.
+  auto convs = nodes_of(g, "Conv2d");
+  REQUIRE(convs.size() == 3);
+  CHECK(g.nodes.size() == 3);
+  CHECK(convs[0]->attrs.at("batchnorm") == json{{"name", "bn1"}, {"eps", 1e-5}, {"weight", true}, {"bias", true}});
+  CHECK(value_names(g, epilogue_inputs(*convs[0])) ==
+        std::vector<std::string>{"bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"});
+  CHECK(epilogue_ops(*convs[0]) == std::vector<std::string>{"Relu"});
+  CHECK(g.value(convs[0]->outputs[0][0]).name == "r");
+  // c2: BatchNorm without affine parameters, then Add(x) and ReLU, x read as "in1".
+  CHECK(convs[1]->attrs.at("batchnorm") == json{{"name", "bn2"}, {"eps", 0.001}, {"weight", false}, {"bias", false}});
+  CHECK(value_names(g, epilogue_inputs(*convs[1])) ==
+        std::vector<std::string>{"bn2.running_mean", "bn2.running_var", "x"});
+  CHECK(epilogue_ops(*convs[1]) == std::vector<std::string>{"Add", "Relu"});
+  auto add = parse_fused_body(convs[1]->attrs.at("epilogue"))[0];
+  CHECK(add.inputs == std::vector<std::pair<std::string, std::string>>{{"left", "in0"}, {"right", "in1"}});
+  CHECK(g.value(convs[1]->outputs[0][0]).name == "y");
+  CHECK_FALSE(convs[2]->attrs.contains("epilogue"));
+  CHECK(g.value(convs[2]->outputs[0][0]).name == "z");
+  // The weight table keeps its order.
+  Graph plain = unfused(text);
+  CHECK(value_names(g, g.values_of_kind(ValueKind::Param)) == value_names(plain, plain.values_of_kind(ValueKind::Param)));
+  CHECK(value_names(g, g.values_of_kind(ValueKind::State)) == value_names(plain, plain.values_of_kind(ValueKind::State)));
+
+  // The generated convolution computes the scale and shift once and applies everything per row.
+  ProgramPlan p = plan_program(g, {{"N", 2}});
+  for (auto& f : emit_cpu_project(p, {"block", "block.yaml", "", false}))
+    if (f.path == "block.cpp") {
+      CHECK_THAT(f.text, Contains("rt::k::batch_norm_scale_shift(bn_scale[k], bn_shift[k], k, "));
+      CHECK_THAT(f.text, Contains("const auto epilogue = [&](float* row, int64_t n, int64_t k, int64_t P) {"));
+      CHECK_THAT(f.text, Contains("const float v = row[p] * scale + shift;"));
+      CHECK_THAT(f.text, Contains(", epilogue);"));
+    }
+
+  // Not in training mode (batch statistics), nor with gradients.
+  PipelineOptions train;
+  train.codegen = true;
+  train.training = true;
+  for (auto& pass : frontend_passes(train))
+    if (pass.name == "fold-batchnorm") CHECK(nodes_of(pass.run(unfused(text)), "BatchNorm2d").size() == 3);
+  CHECK(nodes_of(fold_batchnorm(unfused(text, true)), "BatchNorm2d").size() == 3);
+}
+
+TEST_CASE("fold-batchnorm and fuse-epilogue: what stays apart", "[fuse]") {
+  // A BatchNorm whose input is also read elsewhere, or a model output, stays; a residual add
+  // whose other operand is computed after the first convolution goes into the second one.
+  const char* text = R"(
+name: apart
+inputs: {x: {shape: [N, 4, 6, 6]}}
+outputs: [h, y, w]
+layers:
+  - {op: Conv2d, name: c0, args: {out_channels: 4, kernel_size: 1}, input: x, output: h}
+  - {op: BatchNorm2d, name: bn0, input: h, output: hb}
+  - {op: Conv2d, name: c1, args: {out_channels: 4, kernel_size: 3, padding: 1}, input: x, output: u}
+  - {op: BatchNorm2d, name: bn1, input: u, output: ub}
+  - {op: Sigmoid, name: gate, input: u, output: g}
+  - {op: Conv2d, name: a, args: {out_channels: 4, kernel_size: 3, padding: 1}, input: hb, output: ha}
+  - {op: Conv2d, name: d, args: {out_channels: 4, kernel_size: 1}, input: ub, output: hd}
+  - {op: Add, name: join, left: ha, right: hd, output: s}
+  - {op: Multiply, name: mix, left: s, right: g, output: y}
+  - {op: Relu, name: act, input: g, output: w}
+)";
+  Graph g = conv_fused(text);
+  CHECK(nodes_of(g, "BatchNorm2d").size() == 2);  // bn0 (h is an output), bn1 (u is read twice)
+  auto convs = nodes_of(g, "Conv2d");
+  REQUIRE(convs.size() == 4);
+  for (const Node* c : convs) CHECK_FALSE(c->attrs.contains("batchnorm"));
+  CHECK_FALSE(convs[2]->attrs.contains("epilogue"));  // a: hd comes later
+  REQUIRE(convs[3]->attrs.contains("epilogue"));      // d: Add(ha, .) and Multiply(g), both earlier
+  CHECK(epilogue_ops(*convs[3]) == std::vector<std::string>{"Add", "Multiply"});
+  CHECK(value_names(g, epilogue_inputs(*convs[3])) == std::vector<std::string>{"ha", "g"});
+  CHECK(g.value(convs[3]->outputs[0][0]).name == "y");
 }

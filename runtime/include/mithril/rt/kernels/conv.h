@@ -72,6 +72,33 @@ inline ConvPlan conv_plan(ConvAlgo algo, int64_t N, int64_t M, int64_t Nd, int64
     return {ConvPlan::PerImage, 1};
 }
 
+// What conv2d does to each output row after writing it (with the bias): nothing.
+// An epilogue is any callable epi(row, n, k, P) that rewrites the P outputs of
+// channel k of image n in place (BatchNorm folded in as a scale and shift, an
+// activation, a residual add: the fuse-epilogue pass's Conv2d lambdas), called
+// once per row while the row is still in cache.
+struct NoEpilogue {
+    static constexpr bool active = false;
+    template <class T>
+    void operator()(T*, int64_t, int64_t, int64_t) const {}
+};
+template <class E>
+inline constexpr bool has_epilogue = !std::is_same_v<E, NoEpilogue>;
+
+// Images per gemm in conv2d's Images mode: a thread puts the columns of this many
+// of its images side by side and multiplies them at once (the small per-image
+// products, LeNet's 6 x 784 x 25, are too short for the kernel's tiles), up to
+// about 2^20 multiply-adds per product and kConvSlotElems of columns and result
+// per slot. 1 in the other modes.
+inline constexpr int64_t kConvGroupMacs = int64_t{1} << 20;
+inline int64_t conv_group(const ConvPlan& plan, int64_t N, int64_t M, int64_t Nd, int64_t Kd, int64_t col_elems,
+                          int64_t res_elems) {
+    if (plan.mode != ConvPlan::Images) return 1;
+    const int64_t mnk = std::max<int64_t>(M * Nd * Kd, 1), per = std::max<int64_t>(col_elems + res_elems, 1);
+    const int64_t by_work = (kConvGroupMacs + mnk - 1) / mnk, by_memory = std::max<int64_t>(kConvSlotElems / per, 1);
+    return std::max<int64_t>(1, std::min({by_work, by_memory, (N + 1) / 2}));
+}
+
 namespace detail {
 
 // True when a conv2d is a plain per-pixel matmul (1x1 kernel, stride 1, no
@@ -219,9 +246,11 @@ void columns_images(T* MITHRIL_K_RESTRICT col, const T* MITHRIL_K_RESTRICT img, 
     else im2col_images(col, img, img_stride, m, C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW);
 }
 
-template <class T>
+// With an epilogue (conv2d's), epi(d, n0 + j, k0 + k, P) follows on each row.
+template <class T, class Epi = NoEpilogue>
 void unpack_images(T* MITHRIL_K_RESTRICT dst, int64_t dst_stride, const T* MITHRIL_K_RESTRICT src,
-                   const T* MITHRIL_K_RESTRICT bias, int64_t m, int64_t rows, int64_t P) {
+                   const T* MITHRIL_K_RESTRICT bias, int64_t m, int64_t rows, int64_t P, const Epi& epi = {},
+                   int64_t n0 = 0, int64_t k0 = 0) {
     MITHRIL_K_PARFOR(m * rows * P >= kParallelWork)
     for (int64_t t = 0; t < m * rows; ++t) {
         const int64_t j = t / rows, k = t % rows;
@@ -233,6 +262,7 @@ void unpack_images(T* MITHRIL_K_RESTRICT dst, int64_t dst_stride, const T* MITHR
         } else {
             std::memcpy(d, s, static_cast<size_t>(P) * sizeof(T));
         }
+        if constexpr (has_epilogue<Epi>) epi(d, n0 + j, k0 + k, P);
     }
 }
 
@@ -317,6 +347,31 @@ int64_t for_images(int64_t N, int64_t slots, int64_t work, const F& body) {
 #endif
     for (int64_t n = 0; n < N; ++n) body(n, 0);
     return 1;
+}
+
+// Runs body(n0, m, slot) over the N images in groups of at most g consecutive
+// ones: thread t of the team takes an even share of consecutive images and owns
+// scratch slot t. Serial (slot 0) when small or inside a parallel region.
+template <class F>
+void for_image_groups(int64_t N, int64_t slots, int64_t g, int64_t work, const F& body) {
+    auto run = [&](int64_t lo, int64_t hi, int64_t slot) {
+        for (int64_t n0 = lo; n0 < hi; n0 += g) body(n0, std::min(g, hi - n0), slot);
+    };
+#ifdef _OPENMP
+    const int64_t want = std::min<int64_t>({slots, N, static_cast<int64_t>(omp_get_max_threads())});
+    if (want > 1 && work >= kParallelWork && !omp_in_parallel()) {
+#pragma omp parallel num_threads(static_cast<int>(want))
+        {
+            const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+            run(N * t / T, N * (t + 1) / T, t);
+        }
+        return;
+    }
+#else
+    (void)slots;
+    (void)work;
+#endif
+    run(0, N, 0);
 }
 
 // The plan of conv2d (out channels K, in channels C, kernel KH x KW, P output positions).
@@ -463,10 +518,11 @@ void winograd_input(T* MITHRIL_K_RESTRICT V, const T* MITHRIL_K_RESTRICT in, int
 // out[j][k][2ty + r][2tx + s] = (At M A)[r][s] (+ bias[k]) for the tiles of m
 // images (image j at out + j*img_stride), dropping the row or column past an odd
 // output size.
-template <class T>
+// With an epilogue, epi(plane, n0 + j, k, OH*OW) follows on each output plane.
+template <class T, class Epi = NoEpilogue>
 void winograd_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MITHRIL_K_RESTRICT M,
                      const T* MITHRIL_K_RESTRICT bias, int64_t m, int64_t K, int64_t OH, int64_t OW, int64_t TH,
-                     int64_t TW) {
+                     int64_t TW, const Epi& epi = {}, int64_t n0 = 0) {
     const int64_t Tm = m * TH * TW;
     constexpr int64_t B = 64;
     MITHRIL_K_PARFOR(m * K * OH * OW * 4 >= kParallelWork)
@@ -508,14 +564,16 @@ void winograd_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MIT
                     if (full < n) row[2 * full] = Y[r][0][full];  // the last tile of an odd width
                 }
             }
+        if constexpr (has_epilogue<Epi>) epi(plane, n0 + j, k, OH * OW);
     }
 }
 
 // conv2d through Winograd F(2x2, 3x3) (winograd_images > 0), in chunks of nb images.
-template <class T>
+template <class T, class Epi = NoEpilogue>
 void conv2d_winograd(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
                      const T* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
-                     int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, int64_t nb, T* MITHRIL_K_RESTRICT scratch) {
+                     int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, int64_t nb, T* MITHRIL_K_RESTRICT scratch,
+                     const Epi& epi = {}) {
     const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, tiles = TH * TW;
     T* U = scratch;
     T* V = U + 16 * K * C;
@@ -526,7 +584,7 @@ void conv2d_winograd(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, 
         winograd_input(V, in + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
         for (int64_t xi = 0; xi < 16; ++xi)
             gemm_ab(M + xi * K * Tm, U + xi * K * C, V + xi * C * Tm, K, Tm, C, C, Tm, Tm);
-        winograd_output(out + n0 * K * OH * OW, K * OH * OW, M, bias, m, K, OH, OW, TH, TW);
+        winograd_output(out + n0 * K * OH * OW, K * OH * OW, M, bias, m, K, OH, OW, TH, TW, epi, n0);
     }
 }
 
@@ -644,6 +702,8 @@ inline size_t conv2d_scratch_sized(int64_t C, int64_t H, int64_t W, int64_t KH, 
     const int64_t R = C / groups * KH * KW, P = OH * OW;
     const ConvPlan plan = conv2d_plan(algo, N, C, K, KH, KW, groups, P);
     if (plan.mode == ConvPlan::Batched) return static_cast<size_t>((R + K / groups) * plan.images * P);
+    if (const int64_t g = conv_group(plan, N, K / groups, P, R, R * P, K / groups * P); g > 1)
+        return static_cast<size_t>(plan.images * g * (R + K / groups) * P);
     if (pointwise) return 0;
     return static_cast<size_t>(plan.images * R * P);
 }
@@ -666,13 +726,14 @@ inline size_t conv2d_scratch(int64_t C, int64_t KH, int64_t KW, int64_t stride_h
 // (given by the caller). scratch: conv2d_scratch(..., N, K, algo) elements.
 // Per image and group: im2col into scratch (none for a pointwise convolution),
 // then one gemm out_g[K/g, OH*OW] = weight_g[K/g, C/g*KH*KW] * col[C/g*KH*KW, OH*OW];
-// images spread over threads or batched per gemm as the plan says.
-template <class T>
+// images spread over threads or batched per gemm as the plan says. `epi` (see
+// NoEpilogue) rewrites each output row once it holds the convolution plus bias.
+template <class T, class Epi = NoEpilogue>
 void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
             const opt<T>* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
             int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
             int64_t dil_w, int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch,
-            ConvAlgo algo = ConvAlgo::PerImage) {
+            ConvAlgo algo = ConvAlgo::PerImage, const Epi& epi = {}) {
     const int64_t Cg = C / groups, Kg = K / groups, P = OH * OW, R = Cg * KH * KW;
     // The size check matters when the backward pass calls this with an explicit output size.
     const bool pointwise =
@@ -680,7 +741,7 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
     if (const int64_t wb = detail::winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups,
                                                    OH, OW)) {
         detail::conv2d_winograd(out, in, weight, static_cast<const T*>(bias), N, C, H, W, K, pad_h, pad_w, OH, OW, wb,
-                                scratch);
+                                scratch, epi);
         return;
     }
     const ConvPlan plan = detail::conv2d_plan(algo, N, C, K, KH, KW, groups, P);
@@ -696,7 +757,7 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
                                        dil_h, dil_w, OH, OW, pointwise);
                 gemm_ab(res, weight + g * Kg * R, col, Kg, Q, R, R, Q, Q);
                 detail::unpack_images(out + (n0 * K + g * Kg) * P, K * P, res, bias ? bias + g * Kg : nullptr, m, Kg,
-                                      P);
+                                      P, epi, n0, g * Kg);
             }
         }
         return;
@@ -725,12 +786,15 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
                 gemm_ab(dst, weight + g * Kg * R, col, Kg, P, R, R, P, P);
             }
         }
-        if (bias) {
+        if (bias || has_epilogue<Epi>) {
             T* o = out + n * K * P;
             auto add = [&](int64_t kk) {
-                const T b = bias[kk];
                 T* row = o + kk * P;
-                for (int64_t p = 0; p < P; ++p) row[p] += b;
+                if (bias) {
+                    const T b = bias[kk];
+                    for (int64_t p = 0; p < P; ++p) row[p] += b;
+                }
+                if constexpr (has_epilogue<Epi>) epi(row, n, kk, P);
             };
             if (inner) {
                 MITHRIL_K_PARFOR(K * P >= kParallelWork)
@@ -741,7 +805,28 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
         }
     };
     if (plan.mode == ConvPlan::Images) {
-        detail::for_images(N, plan.images, N * K * P * std::max<int64_t>(R, 1),
+        const int64_t work = N * K * P * std::max<int64_t>(R, 1);
+        // Groups of images per product where the product runs on Mithril's kernel (the
+        // BLAS would start its own threads on the larger products inside our parallel
+        // region); the scratch is planned for them either way.
+        const int64_t most = conv_group(plan, N, Kg, P, R, R * P, Kg * P);
+        const int64_t g = std::is_same_v<T, float> && kPackedGemm ? most : 1;
+        if (g > 1) {
+            const int64_t slot_elems = most * (R + Kg) * P;
+            detail::for_image_groups(N, plan.images, g, work, [&](int64_t n0, int64_t m, int64_t slot) {
+                T* col = scratch + slot * slot_elems;
+                T* res = col + most * R * P;
+                for (int64_t gi = 0; gi < groups; ++gi) {
+                    detail::columns_images(col, in + (n0 * C + gi * Cg) * H * W, C * H * W, m, Cg, H, W, KH, KW,
+                                           stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW, pointwise);
+                    gemm_ab(res, weight + gi * Kg * R, col, Kg, m * P, R, R, m * P, m * P);
+                    detail::unpack_images(out + (n0 * K + gi * Kg) * P, K * P, res, bias ? bias + gi * Kg : nullptr, m,
+                                          Kg, P, epi, n0, gi * Kg);
+                }
+            });
+            return;
+        }
+        detail::for_images(N, plan.images, work,
                            [&](int64_t n, int64_t slot) { image(n, scratch + (pointwise ? 0 : slot * R * P), false); });
         return;
     }

@@ -8,6 +8,20 @@
 
 namespace mithril::rt::k {
 
+// Eval-mode batch norm of channel c as y = x * scale + shift:
+// scale = weight[c] / sqrt(var[c] + eps), shift = bias[c] - mean[c] * scale
+// (weight/bias null: 1 / 0), computed in acc_t<T>.
+template <class T>
+inline void batch_norm_scale_shift(T& scale, T& shift, int64_t c, const T* MITHRIL_K_RESTRICT mean,
+                                   const T* MITHRIL_K_RESTRICT var, const opt<T>* MITHRIL_K_RESTRICT weight_or_null,
+                                   const opt<T>* MITHRIL_K_RESTRICT bias_or_null, double eps) {
+    const acc_t<T> rstd = 1 / std::sqrt(static_cast<acc_t<T>>(var[c]) + static_cast<acc_t<T>>(eps));
+    const acc_t<T> w = weight_or_null ? static_cast<acc_t<T>>(weight_or_null[c]) : 1;
+    const acc_t<T> b = bias_or_null ? static_cast<acc_t<T>>(bias_or_null[c]) : 0;
+    scale = static_cast<T>(w * rstd);
+    shift = static_cast<T>(b - static_cast<acc_t<T>>(mean[c]) * w * rstd);
+}
+
 // Eval-mode torch.nn.functional.batch_norm(in, mean, var, weight, bias,
 // training=False, eps=eps): out = (in - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c].
 // in/out [N, C, HW]; weight/bias [C] or null (1 / 0). In-place safe.
@@ -18,11 +32,8 @@ void batch_norm_inference(T* out, const T* in, const T* MITHRIL_K_RESTRICT mean,
     MITHRIL_K_PARFOR2(N * C * HW >= kParallelWork)
     for (int64_t n = 0; n < N; ++n)
         for (int64_t c = 0; c < C; ++c) {
-            const acc_t<T> rstd = 1 / std::sqrt(static_cast<acc_t<T>>(var[c]) + static_cast<acc_t<T>>(eps));
-            const acc_t<T> w = weight_or_null ? static_cast<acc_t<T>>(weight_or_null[c]) : 1;
-            const acc_t<T> b = bias_or_null ? static_cast<acc_t<T>>(bias_or_null[c]) : 0;
-            const T scale = static_cast<T>(w * rstd);
-            const T shift = static_cast<T>(b - static_cast<acc_t<T>>(mean[c]) * w * rstd);
+            T scale, shift;
+            batch_norm_scale_shift(scale, shift, c, mean, var, weight_or_null, bias_or_null, eps);
             const T* x = in + (n * C + c) * HW;
             T* y = out + (n * C + c) * HW;
             for (int64_t i = 0; i < HW; ++i) y[i] = x[i] * scale + shift;
