@@ -347,6 +347,7 @@ TEST_CASE("kernels: max_pool2d / avg_pool2d with padding, dilation, ceil_mode", 
         {1, 2, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, true, true, 0},    // windows reaching into the right pad
         {1, 2, 5, 4, 2, 3, 1, 2, 1, 1, 1, 1, false, true, 5},   // divisor_override
         {1, 3, 1, 12, 1, 3, 1, 2, 0, 1, 1, 1, false, true, 0},  // pool1d as H = 1
+        {2, 2, 9, 7, 2, 2, 2, 2, 0, 0, 1, 1, false, true, 0},   // 2x2/2 dropping an odd last row and column
     };
     Ref ref("max_pool2d"), aref("avg_pool2d");
     for_both([&](auto tag) {
@@ -370,6 +371,11 @@ TEST_CASE("kernels: max_pool2d / avg_pool2d with padding, dilation, ceil_mode", 
                 ref.params(cs, p.str());
                 ref.expect(cs, "out", out, Tol::Exact);
                 ref.expect(cs, "idx", idx, Tol::Exact);
+                // Without indices (inference; 2x2/2 has its own loop): the same maxima.
+                std::vector<T> plain(out.size());
+                k::max_pool2d(plain.data(), nullptr, x.data(), c.N, c.C, c.H, c.W, c.KH, c.KW, c.sh, c.sw, c.ph, c.pw,
+                              c.dh, c.dw, OH, OW);
+                CHECK(plain == out);
                 if (c.H == 1 && c.KH == 1 && c.ph == 0) {
                     std::vector<T> o1(out.size());
                     k::max_pool1d(o1.data(), nullptr, x.data(), c.N, c.C, c.W, c.KW, c.sw, c.pw, c.dw, OW);
@@ -399,6 +405,22 @@ TEST_CASE("kernels: max_pool2d / avg_pool2d with padding, dilation, ceil_mode", 
     });
     ref.run();
     aref.run();
+}
+
+TEST_CASE("kernels: max_pool2d 2x2/2 without indices propagates NaN", "[kernels]") {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    // One plane of 4x4: windows (top left) with a NaN first, a NaN last, none, and -inf only.
+    const float inf = std::numeric_limits<float>::infinity();
+    std::vector<float> x = {nan, 1, 2, 3,  //
+                            0,   5, 4, 1,  //
+                            7,   8, -inf, -inf,  //
+                            9,   nan, -inf, -inf};
+    std::vector<float> y(4);
+    k::max_pool2d(y.data(), nullptr, x.data(), 1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1, 2, 2);
+    CHECK(std::isnan(y[0]));
+    CHECK(y[1] == 4.f);
+    CHECK(std::isnan(y[2]));
+    CHECK(y[3] == -inf);
 }
 
 TEST_CASE("kernels: global / adaptive pooling", "[kernels]") {

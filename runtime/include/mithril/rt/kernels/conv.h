@@ -99,6 +99,24 @@ inline int64_t conv_group(const ConvPlan& plan, int64_t N, int64_t M, int64_t Nd
     return std::max<int64_t>(1, std::min({by_work, by_memory, (N + 1) / 2}));
 }
 
+// Direct convolution (conv2d's Images mode, stride 1, where the kernel runs):
+// each image is copied once into a zero-padded Hp x Wp plane per channel, and
+// the product reads its windows straight from it (gemm_rows: row (c, kh, kw) of
+// the right operand starts at that input element), computing every output
+// position of the padded width (OH rows of Wp, the last Wp - OW of each dropped
+// when the rows are written out). No im2col: on LeNet's small products the
+// columns cost as much to write as the product takes. Rows of the product (C/g *
+// KH * KW) up to kConvDirectRows.
+inline constexpr int64_t kConvDirectRows = 1024;
+inline bool conv_direct(const ConvPlan& plan, int64_t stride_h, int64_t stride_w, int64_t R) {
+    return plan.mode == ConvPlan::Images && stride_h == 1 && stride_w == 1 && R > 0 && R <= kConvDirectRows;
+}
+// Floats of one image's slot: the padded planes, gemm_rows' slack, the product
+// [K/g, (OH-1)*Wp + OW].
+inline int64_t conv_direct_slot(int64_t C, int64_t Hp, int64_t Wp, int64_t Kg, int64_t OH, int64_t OW) {
+    return C * Hp * Wp + gemm_row_slack() + Kg * ((OH - 1) * Wp + OW);
+}
+
 namespace detail {
 
 // True when a conv2d is a plain per-pixel matmul (1x1 kernel, stride 1, no
@@ -702,10 +720,14 @@ inline size_t conv2d_scratch_sized(int64_t C, int64_t H, int64_t W, int64_t KH, 
     const int64_t R = C / groups * KH * KW, P = OH * OW;
     const ConvPlan plan = conv2d_plan(algo, N, C, K, KH, KW, groups, P);
     if (plan.mode == ConvPlan::Batched) return static_cast<size_t>((R + K / groups) * plan.images * P);
+    // The direct path runs only where the target has the kernel: room for either.
+    const int64_t direct = conv_direct(plan, stride_h, stride_w, R)
+                               ? plan.images * conv_direct_slot(C, H + 2 * pad_h, W + 2 * pad_w, K / groups, OH, OW)
+                               : 0;
     if (const int64_t g = conv_group(plan, N, K / groups, P, R, R * P, K / groups * P); g > 1)
-        return static_cast<size_t>(plan.images * g * (R + K / groups) * P);
-    if (pointwise) return 0;
-    return static_cast<size_t>(plan.images * R * P);
+        return static_cast<size_t>(std::max(direct, plan.images * g * (R + K / groups) * P));
+    if (pointwise) return static_cast<size_t>(direct);
+    return static_cast<size_t>(std::max(direct, plan.images * R * P));
 }
 }  // namespace detail
 
@@ -809,6 +831,50 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
         // Groups of images per product where the product runs on Mithril's kernel (the
         // BLAS would start its own threads on the larger products inside our parallel
         // region); the scratch is planned for them either way.
+        if constexpr (std::is_same_v<T, float> && kPackedGemm) {
+            if (conv_direct(plan, stride_h, stride_w, R)) {
+                const int64_t Hp = H + 2 * pad_h, Wp = W + 2 * pad_w, Q = (OH - 1) * Wp + OW;
+                const int64_t slot_elems = conv_direct_slot(C, Hp, Wp, Kg, OH, OW);
+                int64_t off[kConvDirectRows];
+                for (int64_t r = 0; r < R; ++r) {
+                    const int64_t kw = r % KW, kh = r / KW % KH, c = r / (KW * KH);
+                    off[r] = (c * Hp + kh * dil_h) * Wp + kw * dil_w;
+                }
+                // Consecutive images per thread, as the loops that read the output next split them.
+                detail::for_image_groups(N, plan.images, 1, work, [&](int64_t n, int64_t, int64_t slot) {
+                    T* planes = scratch + slot * slot_elems;
+                    T* res = planes + C * Hp * Wp + gemm_row_slack();
+                    const T* img = in + n * C * H * W;
+                    for (int64_t c = 0; c < C; ++c)
+                        for (int64_t ih = 0; ih < Hp; ++ih) {
+                            T* row = planes + (c * Hp + ih) * Wp;
+                            const int64_t h = ih - pad_h;
+                            if (h < 0 || h >= H) {
+                                std::fill(row, row + Wp, T(0));
+                                continue;
+                            }
+                            std::fill(row, row + pad_w, T(0));
+                            std::memcpy(row + pad_w, img + (c * H + h) * W, static_cast<size_t>(W) * sizeof(T));
+                            std::fill(row + pad_w + W, row + Wp, T(0));
+                        }
+                    std::fill(res - gemm_row_slack(), res, T(0));
+                    for (int64_t gi = 0; gi < groups; ++gi) {
+                        gemm_rows(res, weight + gi * Kg * R, planes + gi * Cg * Hp * Wp, off, nullptr, Kg, Q, R, R, Q);
+                        for (int64_t k = 0; k < Kg; ++k) {
+                            const int64_t kk = gi * Kg + k;
+                            const T b = bias ? bias[kk] : T(0);
+                            T* dst = out + (n * K + kk) * P;
+                            for (int64_t oh = 0; oh < OH; ++oh) {
+                                const T* src = res + k * Q + oh * Wp;
+                                for (int64_t ow = 0; ow < OW; ++ow) dst[oh * OW + ow] = src[ow] + b;
+                            }
+                            if constexpr (has_epilogue<Epi>) epi(dst, n, kk, P);
+                        }
+                    }
+                });
+                return;
+            }
+        }
         const int64_t most = conv_group(plan, N, Kg, P, R, R * P, Kg * P);
         const int64_t g = std::is_same_v<T, float> && kPackedGemm ? most : 1;
         if (g > 1) {

@@ -93,6 +93,11 @@ struct Relu {
 // Columns per packed panel and rows per register tile (for the compiler's vector width).
 constexpr int64_t gemm_panel_width() { return gemm_detail::kNR; }
 constexpr int64_t gemm_tile_rows() { return gemm_detail::kMR; }
+// Floats gemm_rows may read past the end of a row of B: less than one panel. A
+// bound for every vector width, so that scratch sized by code built for another
+// one (the compiler's) still suffices.
+constexpr int64_t gemm_row_slack() { return 64; }
+static_assert(gemm_detail::kNR <= gemm_row_slack());
 
 namespace gemm_detail {
 // Width of panel p of an N-column operand: kNR, except a last panel of at most
@@ -146,13 +151,26 @@ inline void pack_b(float* MITHRIL_K_RESTRICT P, const float* MITHRIL_K_RESTRICT 
 
 namespace gemm_detail {
 
+// Where row k of a panel of B starts: k rows of ps floats apart (packed panels, B
+// read in place), or at its own offset (convolution windows read from the image).
+struct StridedRows {
+    const float* p;
+    int64_t ps;
+    const float* operator()(int64_t k) const { return p + k * ps; }
+};
+struct OffsetRows {
+    const float* p;
+    const int64_t* off;
+    const float* operator()(int64_t k) const { return p + off[k]; }
+};
+
 // One tile: R rows of C (R <= kMR) by one panel of NV vectors (cols <= NV * kVec
-// valid columns), the panel's row k at panel + k * ps. A is read as A[i * lda + k];
+// valid columns), the panel's row k at rows(k). A is read as A[i * lda + k];
 // col_bias (or null) is the panel's slice of a per-column bias, row_bias (or null)
 // the tile's slice of a per-row one.
-template <int R, int NV, class Act>
-inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const float* panel, int64_t ps, int64_t K,
-                 int64_t cols, const float* col_bias, const float* row_bias, const Act& act) {
+template <int R, int NV, class Rows, class Act>
+inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const Rows& rows, int64_t K, int64_t cols,
+                 const float* col_bias, const float* row_bias, const Act& act) {
     vec acc[R][NV];
     for (int i = 0; i < R; ++i)
         for (int v = 0; v < NV; ++v) acc[i][v] = vec{};
@@ -160,7 +178,8 @@ inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const float
     for (int i = 0; i < R; ++i) a[i] = A + i * lda;
     for (int64_t k = 0; k < K; ++k) {
         vec b[NV];
-        for (int v = 0; v < NV; ++v) b[v] = load(panel + k * ps + v * kVec);
+        const float* brow = rows(k);
+        for (int v = 0; v < NV; ++v) b[v] = load(brow + v * kVec);
 #pragma GCC unroll 16
         for (int i = 0; i < R; ++i) {
             const float x = a[i][k];
@@ -179,21 +198,21 @@ inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const float
     }
 }
 
-template <int R, class Act>
-inline void tile_rows(int rows, float* C, int64_t ldc, const float* A, int64_t lda, const float* panel, int64_t ps,
-                      int64_t K, int64_t cols, const float* col_bias, const float* row_bias, const Act& act) {
+template <int R, class Rows, class Act>
+inline void tile_rows(int rows, float* C, int64_t ldc, const float* A, int64_t lda, const Rows& b, int64_t K,
+                      int64_t cols, const float* col_bias, const float* row_bias, const Act& act) {
     if constexpr (R > 1)
-        if (rows < R) return tile_rows<R - 1>(rows, C, ldc, A, lda, panel, ps, K, cols, col_bias, row_bias, act);
-    if (cols > kVec) tile<R, 2>(C, ldc, A, lda, panel, ps, K, cols, col_bias, row_bias, act);
-    else tile<R, 1>(C, ldc, A, lda, panel, ps, K, cols, col_bias, row_bias, act);
+        if (rows < R) return tile_rows<R - 1>(rows, C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
+    if (cols > kVec) tile<R, 2>(C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
+    else tile<R, 1>(C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
 }
 
-// Every tile of C[M, N] = act(A B + biases), panel p of B at panel(p) with row stride
-// stride(p): tiles panel-major within blocks of rows, threaded unless small or already
-// inside a parallel region.
-template <class Panel, class Stride, class Act>
-inline void run_tiles(float* C, const float* A, const Panel& panel, const Stride& stride, const float* col_bias,
-                      const float* row_bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc, const Act& act) {
+// Every tile of C[M, N] = act(A B + biases), the rows of panel p of B given by
+// rows_of(p) (StridedRows, OffsetRows): tiles panel-major within blocks of rows,
+// threaded unless small or already inside a parallel region.
+template <class RowsOf, class Act>
+inline void run_tiles(float* C, const float* A, const RowsOf& rows_of, const float* col_bias, const float* row_bias,
+                      int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc, const Act& act) {
     if (M <= 0 || N <= 0) return;
     const int64_t panels = (N + kNR - 1) / kNR;
     // Rows per block: every panel is read from memory once per block and then stays in
@@ -222,7 +241,7 @@ inline void run_tiles(float* C, const float* A, const Panel& panel, const Stride
         }
         const int rows = static_cast<int>(std::min<int64_t>(kMR, M - m0));
         const int64_t n0 = p * kNR;
-        tile_rows<kMR>(rows, C + m0 * ldc + n0, ldc, A + m0 * lda, lda, panel(p), stride(p), K,
+        tile_rows<kMR>(rows, C + m0 * ldc + n0, ldc, A + m0 * lda, lda, rows_of(p), K,
                        std::min<int64_t>(kNR, N - n0), col_bias ? col_bias + n0 : nullptr,
                        row_bias ? row_bias + m0 : nullptr, act);
     };
@@ -249,8 +268,8 @@ inline void gemm_packed(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_REST
                         const Act& act = Act{}) {
     using namespace gemm_detail;
     run_tiles(
-        C, A, [&](int64_t p) { return P + p * K * kNR; }, [&](int64_t p) { return panel_cols(N, p); }, bias, nullptr, M,
-        N, K, lda, ldc, act);
+        C, A, [&](int64_t p) { return StridedRows{P + p * K * kNR, panel_cols(N, p)}; }, bias, nullptr, M, N, K, lda,
+        ldc, act);
 }
 
 // C[M, N] = act(A[M, K] B[K, N] + row_bias) for a B that changes from call to call
@@ -279,8 +298,23 @@ inline void gemm_nn(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT
         tail = buffer.data();
     }
     run_tiles(
-        C, A, [&](int64_t p) { return p < full ? B + p * kNR : tail; },
-        [&](int64_t p) { return p < full ? ldb : tail_width; }, nullptr, row_bias, M, N, K, lda, ldc, act);
+        C, A, [&](int64_t p) { return p < full ? StridedRows{B + p * kNR, ldb} : StridedRows{tail, tail_width}; },
+        nullptr, row_bias, M, N, K, lda, ldc, act);
+}
+
+// C[M, N] = act(A[M, K] B + row_bias) where row k of B is the N floats from
+// B + off[k] (a convolution's windows read straight from a padded image: row
+// (c, kh, kw) starts at that input element). Reads up to gemm_row_slack() floats
+// past the end of each row (their columns are computed, never stored), which
+// must be readable. row_bias has M floats or is null. Inside an OpenMP parallel
+// region it runs on the calling thread.
+template <class Act = Identity>
+inline void gemm_rows(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT B,
+                      const int64_t* MITHRIL_K_RESTRICT off, opt<const float*> row_bias, int64_t M, int64_t N, int64_t K,
+                      int64_t lda, int64_t ldc, const Act& act = Act{}) {
+    using namespace gemm_detail;
+    run_tiles(
+        C, A, [&](int64_t p) { return OffsetRows{B + p * kNR, off}; }, nullptr, row_bias, M, N, K, lda, ldc, act);
 }
 
 // Products from this many multiply-adds on go to gemm_nn in gemm_ab. Below, the
