@@ -198,7 +198,7 @@ struct Printer {
   mithril::rt::Rng rng_{0};  // random ops in training code (Dropout masks); reseeded by init/load
 )CPP";
     if (!p.packed.empty())
-      s += "  mithril::rt::Arena packed_;            // GEMM weights packed for mithril::rt::k::gemm_packed (pack_weights())\n"
+      s += "  mithril::rt::Arena packed_;            // weights packed for the kernels (pack_weights())\n"
            "  std::uint64_t packed_generation_ = 0;  // the weights_.generation() they were packed from\n"
            "  void pack_weights();\n";
     if (optimizer()) s += "  mithril::rt::OptimHyper hyper_;  // read by the optimizer updates at the end of backward()\n";
@@ -264,16 +264,15 @@ struct Printer {
     return s;
   }
 
-  // Packed GEMM weights (ProgramPlan::packed): their offsets in packed_, in floats. The sizes
+  // Packed weights (ProgramPlan::packed): their offsets in packed_, in floats. The sizes may
   // depend on the vector width of the build (mithril::rt::k::packed_b_size), so C++ computes them.
   std::string packed_offsets() {
     if (p.packed.empty()) return "";
-    std::string s = "namespace {\n// Packed GEMM weights: offsets in floats in packed_, sized for this build's vector width.\n";
+    std::string s = "namespace {\n// Packed weights: offsets in floats in packed_, sized for this build's vector width.\n";
     std::string prev;
-    for (int id : p.packed) {
-      const Value& v = g.value(id);
+    for (auto& [id, spec] : p.packed) {
       s += fmt::format("constexpr int64_t kPacked_{} = {};\n", p.ident[id], prev.empty() ? "0" : prev);
-      prev = fmt::format("kPacked_{} + rt::k::packed_b_size({}, {})", p.ident[id], v.shape[0].value(), v.shape[1].value());
+      prev = fmt::format("kPacked_{} + {}", p.ident[id], spec.floats);
     }
     s += fmt::format("constexpr int64_t kPackedFloats = rt::k::kPackedGemm ? {} : 0;\n}}  // namespace\n\n", prev);
     return s;
@@ -284,11 +283,10 @@ struct Printer {
     std::string s = fmt::format("void {}::pack_weights() {{\n  const std::byte* const weights = weights_.data();\n", cls);
     s += "  float* const packed = reinterpret_cast<float*>(packed_.data());\n  (void)weights;\n  (void)packed;\n";
     s += "  if constexpr (rt::k::kPackedGemm) {\n";
-    for (int id : p.packed) {
-      const Value& v = g.value(id);
-      int64_t n = v.shape[0].value(), k = v.shape[1].value();
-      s += fmt::format("    rt::k::pack_b(packed + kPacked_{0}, reinterpret_cast<const float*>(weights + {1}), {2}, {3}, {3}, true);  // {4}\n",
-                       p.ident[id], p.offset[id], n, k, v.name);
+    for (auto& [id, spec] : p.packed) {
+      std::string make = fmt::format(fmt::runtime(spec.make), fmt::arg("dst", "packed + kPacked_" + p.ident[id]),
+                                     fmt::arg("src", fmt::format("reinterpret_cast<const float*>(weights + {})", p.offset[id])));
+      s += fmt::format("    {};  // {}\n", make, g.value(id).name);
     }
     return s + "  }\n  packed_generation_ = weights_.generation();\n}\n\n";
   }
@@ -424,7 +422,7 @@ void {0}::save_weights(const std::string& path) const {{
     std::string s;
     bool updates = false, packed = false;
     for (int k = from; k < to; ++k) updates = updates || g.nodes[k].op->has_trait("optimizer");
-    for (int id : p.packed) packed = packed || used.count(id);
+    for (auto& q : p.packed) packed = packed || used.count(q.id);
     if (updates) s += "  weights_.touch();  // the optimizer's updates below change the weights\n";
     if (packed)
       s += "  if constexpr (rt::k::kPackedGemm)\n    if (packed_generation_ != weights_.generation()) pack_weights();  // weights changed since\n";

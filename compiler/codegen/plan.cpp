@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <set>
 
 namespace mithril {
 
@@ -182,16 +183,22 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
 
   // Packed copies of GEMM weights: only without a backward pass (so without optimizer updates),
   // where nothing changes the weights between runs.
-  if (pack_weights && g.forward_nodes < 0)
+  // A parameter that two nodes want packed differently stays unpacked.
+  if (pack_weights && g.forward_nodes < 0) {
+    std::set<int> conflicts;
     for (auto& n : g.nodes) {
-      if (n.op->packed_param.empty()) continue;
+      if (n.op->packed_param.empty() || !n.op->pack) continue;
       int port = n.op->input_index(n.op->packed_param);
       if (port < 0 || n.inputs[port].size() != 1) continue;
       const Value& w = g.value(n.inputs[port][0]);
-      if (w.kind != ValueKind::Param || w.dtype != DType::f32 || w.shape.size() != 2) continue;
-      if (!w.shape[0].is_const() || !w.shape[1].is_const()) continue;
-      if (!p.is_packed(w.id)) p.packed.push_back(w.id);
+      if (w.kind != ValueKind::Param || w.dtype != DType::f32) continue;
+      std::optional<PackSpec> spec = n.op->pack(n, g);
+      auto it = std::find_if(p.packed.begin(), p.packed.end(), [&](const ProgramPlan::Packed& q) { return q.id == w.id; });
+      if (!spec || (it != p.packed.end() && !(it->spec == *spec))) conflicts.insert(w.id);
+      else if (it == p.packed.end()) p.packed.push_back({w.id, *spec});
     }
+    std::erase_if(p.packed, [&](const ProgramPlan::Packed& q) { return conflicts.count(q.id) > 0; });
+  }
   p.graph = std::move(g);
   return p;
 }
@@ -200,6 +207,8 @@ bool packs_weights(const PipelineOptions& opts) {
   return std::find(opts.disabled.begin(), opts.disabled.end(), "pack-weights") == opts.disabled.end();
 }
 
-bool ProgramPlan::is_packed(int value) const { return std::find(packed.begin(), packed.end(), value) != packed.end(); }
+bool ProgramPlan::is_packed(int value) const {
+  return std::any_of(packed.begin(), packed.end(), [&](const Packed& q) { return q.id == value; });
+}
 
 }  // namespace mithril

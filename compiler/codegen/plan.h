@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ops/registry.h"
 #include "passes/passes.h"
 
 namespace mithril {
@@ -26,10 +27,14 @@ struct ProgramPlan {
   std::vector<int> weights;            // parameters then state, in first-use order
   std::vector<int64_t> scratch_offset; // per node: arena offset of its working memory, -1 when none
   std::vector<Dim> scratch_elems;      // per node: its size in elements (of the first output's dtype)
-  // Parameters kept packed for the GEMM kernel (OpDef::packed_param), programs without gradients
-  // only; each is [N, K] float32. Their sizes depend on the target's vector width, so the generated
-  // code computes the offsets (mithril::rt::k::packed_b_size).
-  std::vector<int> packed;
+  // Parameters kept packed (OpDef::packed_param, OpDef::pack), programs without gradients only,
+  // float32. Their sizes may depend on the target's vector width, so the generated code computes
+  // the offsets from PackSpec::floats.
+  struct Packed {
+    int id;
+    PackSpec spec;
+  };
+  std::vector<Packed> packed;
   bool is_packed(int value) const;
 };
 

@@ -349,9 +349,30 @@ void emit_conv(EmitContext& e, bool transposed) {
   }
   // The algorithm decides the scratch size: as conv_scratch.
   const bool epilogue = emit_conv_epilogue(e);
+  // Weights transformed for Winograd once (winograd_pack_spec), where the build packs weights.
+  const std::string packed = e.packed("weight");
+  std::string extra = epilogue ? ", epilogue" : packed.empty() ? "" : ", rt::k::NoEpilogue{}";
+  if (!packed.empty()) extra += fmt::format(", rt::k::kPackedGemm ? {} : nullptr", packed);
   e.line("rt::k::conv2d({}, {}, {}, {}, {}, {}, {}{});", e.y(), e.x("input"), e.x("weight"), bias,
          conv_sizes(e, e.in("input").shape, e.out().shape), scratch_arg(e),
-         algo_arg(auto_algo(e.in("input").shape, e.out().shape)), epilogue ? ", epilogue" : "");
+         algo_arg(auto_algo(e.in("input").shape, e.out().shape)), extra);
+}
+
+// Conv2d's packed weight: the Winograd transform, made once, for the shapes that take it
+// (rt::k::detail::winograd_packs: Winograd suits them, but their batch is too small to transform
+// the weights on every call). Every size must be known.
+std::optional<PackSpec> winograd_pack_spec(const Node& n, const Graph& g) {
+  const Shape& x = port_value(n, g, "input").shape;
+  const Shape& y = g.value(n.outputs[0][0]).shape;
+  for (const Shape* s : {&x, &y})
+    for (const Dim& d : *s)
+      if (!d.is_const()) return std::nullopt;
+  Geometry2d q = geometry2d(n.attrs, 2);
+  const int64_t N = x[0].value(), C = x[1].value(), K = y[1].value();
+  if (!rt::k::detail::winograd_packs(N, C, K, q.kh, q.kw, q.sh, q.sw, q.dh, q.dw, q.groups, y[2].value(), y[3].value()))
+    return std::nullopt;
+  return PackSpec{fmt::format("rt::k::winograd_packed_size({}, {})", K, C),
+                  fmt::format("rt::k::winograd_pack({{dst}}, {{src}}, {}, {})", K, C)};
 }
 
 // ---- gradients -------------------------------------------------------------
@@ -506,6 +527,7 @@ MITHRIL_REGISTER_OPS(conv) {
                        "as in PyTorch",
                        false)
                   .scratch_elems(conv_scratch)
+                  .packs("weight", winograd_pack_spec)
                   .emit("cpu", [](EmitContext& e) { emit_conv(e, false); })
                   .grad([](GradContext& g) { conv_grad(g, false); })
                   .rule([](InferContext& c) { conv_rule(c, 2); }));

@@ -145,7 +145,14 @@ MITHRIL_REGISTER_OPS(linalg) {
                     if (g.wants("weight")) g.grad("weight", g.op1("LinearGradWeight", {{"grad", dy}, {"input", x}}));
                     if (g.has("bias") && g.wants("bias")) g.grad("bias", g.sum_like(dy, g.in("bias")));
                   })
-                  .packs("weight")
+                  .packs("weight", [](const Node& n, const Graph& g) -> std::optional<PackSpec> {
+                    // Panels for k::gemm_packed (kernels/gemm.h), sized for the build's vector width.
+                    const Shape& w = input_shape(n, g, "weight");
+                    if (w.size() != 2 || !w[0].is_const() || !w[1].is_const()) return std::nullopt;
+                    const int64_t N = w[0].value(), K = w[1].value();
+                    return PackSpec{fmt::format("rt::k::packed_b_size({}, {})", N, K),
+                                    fmt::format("rt::k::pack_b({{dst}}, {{src}}, {}, {}, {}, true)", N, K, K)};
+                  })
                   .emit("cpu", [](EmitContext& e) {
                     // y[M, dim] = x[M, K] W[dim, K]^T (+ b). Where the plan keeps W packed (programs
                     // without gradients), Mithril's GEMM kernel with the bias in its epilogue; else one

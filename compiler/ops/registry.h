@@ -61,6 +61,15 @@ using FoldArgs = std::vector<std::vector<FoldArg>>;  // per input port, one Fold
 // A fold rule: the elements of the node's one output (`out`: its inferred, constant shape and
 // dtype), row-major, computed in double (the pass rounds them to the dtype), from the node and its
 // inputs; nullopt when an input it reads is not a constant.
+// A packed copy of a parameter, as C++ of the generated program: its size in floats, and the
+// statement making it, where "{dst}" (float*) and "{src}" (const float*, the parameter) stand
+// for the pointers. Both may use the runtime's kernels (sizes that depend on the vector width).
+struct PackSpec {
+  std::string floats;
+  std::string make;
+  bool operator==(const PackSpec& o) const { return floats == o.floats && make == o.make; }
+};
+using PackFn = std::function<std::optional<PackSpec>(const Node& n, const Graph& g)>;
 using FoldFn = std::function<std::optional<std::vector<double>>(const Node& n, const FoldArgs& in, const Value& out)>;
 
 struct OpDef {
@@ -91,11 +100,13 @@ struct OpDef {
   // An input port whose buffer the output may take over when this node is that value's last
   // reader and both have the same size (the memory plan then writes the result in place).
   std::string in_place;
-  // A parameter port the op reads as the right operand of a matrix product, stored transposed
-  // ([N, K]: a Linear weight). In programs without gradients the memory plan keeps a copy of that
-  // parameter packed for the runtime's GEMM kernel (kernels/gemm.h), made again whenever the
-  // weights change; the emitter finds it with EmitContext::packed(port).
+  // A parameter port whose value the op reads faster from a copy laid out for it (a Linear weight
+  // packed into panels for the runtime's GEMM kernel, a convolution's weights transformed for
+  // Winograd). In programs without gradients the memory plan keeps that copy, made again whenever
+  // the weights change, for the nodes whose `pack` gives a PackSpec; the emitter finds it with
+  // EmitContext::packed(port).
   std::string packed_param;
+  PackFn pack;
 
   OpDef() = default;
   OpDef(std::string n, std::string fam, std::string sum)
@@ -124,7 +135,11 @@ struct OpDef {
   OpDef& scalar_expr(ScalarFn f) { scalar = std::move(f); return *this; }
   OpDef& grad(GradFn f) { gradient = std::move(f); return *this; }
   OpDef& writes_in_place_of(std::string port) { in_place = std::move(port); return *this; }
-  OpDef& packs(std::string port) { packed_param = std::move(port); return *this; }
+  OpDef& packs(std::string port, PackFn f) {
+    packed_param = std::move(port);
+    pack = std::move(f);
+    return *this;
+  }
   OpDef& scratch_elems(std::function<Dim(const Node&, const Graph&)> f) { scratch = std::move(f); return *this; }
   OpDef& flop_count(std::function<Dim(const Node&, const Graph&)> f) { flops = std::move(f); return *this; }
 

@@ -3,8 +3,9 @@
 // of a tile, a last panel of one vector or of two, K = 0 and 1, leading
 // dimensions larger than the rows, products large enough to run threaded.
 // Also the weight-block generations that tell a program its packed copy is stale, and conv2d with
-// an epilogue in each of its plans (images grouped per product, per image, batched, Winograd: the
-// groups of images only run where the kernel does, so they are tested here, at -march=native).
+// an epilogue in each of its plans (direct for small stride-1 convolutions, per image, batched,
+// Winograd with weights transformed per call or once: the direct path only runs where the kernel
+// does, so they are tested here, at -march=native).
 //
 // Tolerance: |got - want| <= 1e-5 + 1e-4 * |want| + 1e-6 * sum_k |a_ik b_kj| (test_kernels.cpp's
 // gemm convention plus a term for cancellation: float32 sums of K products err by up to about
@@ -182,11 +183,13 @@ TEST_CASE("conv2d with an epilogue matches a float64 loop in every plan", "[gemm
     struct Case {
         std::int64_t N, C, H, K, KH, stride, pad, groups;
     };
-    // LeNet's second convolution (small products: images grouped per product, split over the
-    // threads), a grouped one, a strided one (one image: per image), a 7x7 stage (batched) and
-    // a 3x3 one with enough tiles for Winograd.
+    // LeNet's second convolution (small products, stride 1: direct, images split over the
+    // threads), a grouped one, a strided one (one image: per image), a 7x7 stage (batched), a
+    // 3x3 one with enough tiles for Winograd, one with too few (Winograd on transformed weights)
+    // and a small strided one (im2col of 4 images per product).
     const Case cases[] = {{9, 6, 14, 16, 5, 1, 0, 1}, {7, 4, 10, 8, 3, 1, 1, 2}, {1, 64, 20, 64, 3, 2, 1, 1},
-                          {4, 64, 7, 64, 3, 1, 1, 1}, {2, 32, 24, 32, 3, 1, 1, 1}};
+                          {4, 64, 7, 64, 3, 1, 1, 1}, {2, 32, 24, 32, 3, 1, 1, 1}, {1, 32, 9, 48, 3, 1, 1, 1},
+                          {8, 4, 12, 8, 3, 2, 1, 1}};
     for (const Case& c : cases) {
         const std::int64_t OH = (c.H + 2 * c.pad - c.KH) / c.stride + 1, P = OH * OH, Cg = c.C / c.groups,
                            Kg = c.K / c.groups;
@@ -207,8 +210,16 @@ TEST_CASE("conv2d with an epilogue matches a float64 loop in every plan", "[gemm
             const float* r = res.data() + (n * c.K + kk) * len;
             for (std::int64_t q = 0; q < len; ++q) row[q] = std::max(row[q] * scale[std::size_t(kk)] + r[q], 0.f);
         };
+        // Too few tiles for Winograd at their batch unless the weights come transformed: the 7x7
+        // stage without them (batched im2col), the last case with them.
+        const bool packs = k::detail::winograd_packs(c.N, c.C, c.K, c.KH, c.KH, c.stride, c.stride, 1, 1, c.groups, OH, OH);
+        CHECK(packs == (&c == &cases[5] || &c == &cases[3]));
+        const bool use = &c == &cases[5];
+        std::vector<float> U(std::size_t(k::winograd_packed_size(c.K, Cg)));
+        if (use) k::winograd_pack(U.data(), w.data(), c.K, c.C);
         k::conv2d(out.data(), in.data(), w.data(), bias.data(), c.N, c.C, c.H, c.H, c.K, c.KH, c.KH, c.stride, c.stride,
-                  c.pad, c.pad, 1, 1, c.groups, OH, OH, scratch.data(), k::ConvAlgo::Auto, epi);
+                  c.pad, c.pad, 1, 1, c.groups, OH, OH, scratch.data(), k::ConvAlgo::Auto, epi,
+                  use ? U.data() : nullptr);
         for (int r : rows) REQUIRE(r == 1);  // every row once
         std::string error;
         for (std::int64_t n = 0; n < c.N && error.empty(); ++n)

@@ -82,3 +82,32 @@ TEST_CASE("every op can be generated for the CPU", "[plan]") {
     CHECK(op->emitters.count("cpu") == 1);
   }
 }
+
+TEST_CASE("packed weights: Linear panels, Winograd transforms where the batch has few tiles", "[plan]") {
+  auto model = [](int batch) {
+    return "name: small\ninputs: {x: {shape: [" + std::to_string(batch) + ", 32, 8, 8]}}\nlayers:\n"
+           "  - {op: Conv2d, name: c3, args: {out_channels: 32, kernel_size: 3, padding: 1}}\n"
+           "  - {op: Conv2d, name: down, args: {out_channels: 32, kernel_size: 3, stride: 2, padding: 1}}\n"
+           "  - Flatten\n"
+           "  - {op: Linear, name: fc, args: {dimension: 10}}\n";
+  };
+  auto packed = [](const ProgramPlan& p) {
+    std::map<std::string, std::string> out;
+    for (auto& q : p.packed) out[p.graph.value(q.id).name] = q.spec.floats;
+    return out;
+  };
+  // Batch 1: 16 Winograd tiles, too few to transform the weights on every call, so the plan keeps
+  // them transformed; the strided convolution has no Winograd form.
+  ProgramPlan one = plan_program(test::check_text(model(1)), {});
+  CHECK(packed(one) == std::map<std::string, std::string>{{"c3.weight", "rt::k::winograd_packed_size(32, 32)"},
+                                                          {"fc.weight", "rt::k::packed_b_size(10, 512)"}});
+  for (auto& f : emit_cpu_project(one, {"small", "small.yaml", "", false}))
+    if (f.path == "small.cpp") {
+      CHECK_THAT(f.text, Contains("rt::k::winograd_pack(packed + kPacked_c3_weight, "));
+      CHECK_THAT(f.text, Contains(", rt::k::NoEpilogue{}, rt::k::kPackedGemm ? c3_weight__packed : nullptr);"));
+    }
+  // Batch 64: enough tiles, the weights are transformed per call; switched off: nothing packed.
+  CHECK(packed(plan_program(test::check_text(model(64)), {})) ==
+        std::map<std::string, std::string>{{"fc.weight", "rt::k::packed_b_size(10, 512)"}});
+  CHECK(plan_program(test::check_text(model(1)), {}, false).packed.empty());
+}

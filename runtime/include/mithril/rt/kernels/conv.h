@@ -425,12 +425,19 @@ inline constexpr int64_t kWinogradChannels = 16;
 // Tiles one gemm should get at least (images are batched until they do).
 inline constexpr int64_t kWinogradTiles = 256;
 
+// Whether Winograd suits the convolution's geometry (3x3, stride 1, undilated,
+// ungrouped, enough channels), whatever the batch.
+inline bool winograd_shape(int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
+                           int64_t dil_h, int64_t dil_w, int64_t groups, int64_t OH, int64_t OW) {
+    return KH == 3 && KW == 3 && stride_h == 1 && stride_w == 1 && dil_h == 1 && dil_w == 1 && groups == 1 &&
+           C >= kWinogradChannels && K >= kWinogradChannels && N > 0 && OH > 0 && OW > 0;
+}
+
 // Images per chunk of conv2d's Winograd path, or 0 when it does not apply.
 inline int64_t winograd_images(ConvAlgo algo, int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW,
                                int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w, int64_t groups,
                                int64_t OH, int64_t OW) {
-    if (algo != ConvAlgo::Auto || KH != 3 || KW != 3 || stride_h != 1 || stride_w != 1 || dil_h != 1 || dil_w != 1 ||
-        groups != 1 || C < kWinogradChannels || K < kWinogradChannels || N <= 0 || OH <= 0 || OW <= 0)
+    if (algo != ConvAlgo::Auto || !winograd_shape(N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW))
         return 0;
     // Fewer tiles than one gemm's worth in all (ResNet's 7x7 stage at batch 8) do
     // not pay for the weight transforms.
@@ -587,16 +594,18 @@ void winograd_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MIT
 }
 
 // conv2d through Winograd F(2x2, 3x3) (winograd_images > 0), in chunks of nb images.
+// With `packed` (winograd_pack's transform of the weights, made once), the
+// weights are not transformed here and the scratch holds only V and M.
 template <class T, class Epi = NoEpilogue>
 void conv2d_winograd(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
                      const T* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                      int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, int64_t nb, T* MITHRIL_K_RESTRICT scratch,
-                     const Epi& epi = {}) {
+                     const Epi& epi = {}, const T* packed = nullptr) {
     const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, tiles = TH * TW;
-    T* U = scratch;
-    T* V = U + 16 * K * C;
+    T* V = packed ? scratch : scratch + 16 * K * C;
     T* M = V + 16 * C * nb * tiles;
-    winograd_weights(U, weight, K, C);
+    if (!packed) winograd_weights(scratch, weight, K, C);
+    const T* U = packed ? packed : scratch;
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         const int64_t m = std::min(nb, N - n0), Tm = m * tiles;
         winograd_input(V, in + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
@@ -709,6 +718,17 @@ void conv2d_grad_weight_winograd(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_RE
     winograd_weights_adjoint(dw, dU, K, C);
 }
 
+// Whether conv2d takes the Winograd transform of its weights made once
+// (winograd_pack, the memory plan's packed copy in programs without gradients):
+// for 3x3 convolutions that Winograd suits but whose batch has too few tiles to
+// pay for transforming the weights on every call (ResNet-18's stages at batch 1:
+// the 7x7 one's products would otherwise run on 49 columns of im2col).
+inline bool winograd_packs(int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
+                           int64_t dil_h, int64_t dil_w, int64_t groups, int64_t OH, int64_t OW) {
+    return winograd_shape(N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW) &&
+           winograd_images(ConvAlgo::Auto, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW) == 0;
+}
+
 // conv2d's scratch for an input of H x W (a 1x1 kernel over an input of another
 // size than the output, as the backward pass asks for, still needs columns).
 inline size_t conv2d_scratch_sized(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h,
@@ -716,18 +736,22 @@ inline size_t conv2d_scratch_sized(int64_t C, int64_t H, int64_t W, int64_t KH, 
                                    int64_t OW, int64_t N, int64_t K, ConvAlgo algo, int64_t dil_h, int64_t dil_w) {
     if (const int64_t nb = winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW))
         return winograd_scratch(C, K, nb, OH, OW);
+    // With packed weights Winograd runs on the whole batch (V and M only); room for either.
+    size_t packed = 0;
+    if (algo == ConvAlgo::Auto && winograd_packs(N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW))
+        packed = winograd_scratch(C, K, N, OH, OW) - static_cast<size_t>(16 * K * C);
     const bool pointwise = conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
     const int64_t R = C / groups * KH * KW, P = OH * OW;
     const ConvPlan plan = conv2d_plan(algo, N, C, K, KH, KW, groups, P);
-    if (plan.mode == ConvPlan::Batched) return static_cast<size_t>((R + K / groups) * plan.images * P);
     // The direct path runs only where the target has the kernel: room for either.
     const int64_t direct = conv_direct(plan, stride_h, stride_w, R)
                                ? plan.images * conv_direct_slot(C, H + 2 * pad_h, W + 2 * pad_w, K / groups, OH, OW)
                                : 0;
+    size_t own = static_cast<size_t>(std::max(direct, pointwise ? 0 : plan.images * R * P));
+    if (plan.mode == ConvPlan::Batched) own = static_cast<size_t>((R + K / groups) * plan.images * P);
     if (const int64_t g = conv_group(plan, N, K / groups, P, R, R * P, K / groups * P); g > 1)
-        return static_cast<size_t>(std::max(direct, plan.images * g * (R + K / groups) * P));
-    if (pointwise) return static_cast<size_t>(direct);
-    return static_cast<size_t>(std::max(direct, plan.images * R * P));
+        own = static_cast<size_t>(std::max(direct, plan.images * g * (R + K / groups) * P));
+    return std::max(packed, own);
 }
 }  // namespace detail
 
@@ -750,12 +774,14 @@ inline size_t conv2d_scratch(int64_t C, int64_t KH, int64_t KW, int64_t stride_h
 // then one gemm out_g[K/g, OH*OW] = weight_g[K/g, C/g*KH*KW] * col[C/g*KH*KW, OH*OW];
 // images spread over threads or batched per gemm as the plan says. `epi` (see
 // NoEpilogue) rewrites each output row once it holds the convolution plus bias.
+// `winograd` (or null): winograd_pack of the weights, made once, for the shapes of
+// winograd_packs, which then run through Winograd on the whole batch.
 template <class T, class Epi = NoEpilogue>
 void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
             const opt<T>* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
             int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
             int64_t dil_w, int64_t groups, int64_t OH, int64_t OW, T* MITHRIL_K_RESTRICT scratch,
-            ConvAlgo algo = ConvAlgo::PerImage, const Epi& epi = {}) {
+            ConvAlgo algo = ConvAlgo::PerImage, const Epi& epi = {}, const opt<T>* winograd = nullptr) {
     const int64_t Cg = C / groups, Kg = K / groups, P = OH * OW, R = Cg * KH * KW;
     // The size check matters when the backward pass calls this with an explicit output size.
     const bool pointwise =
@@ -764,6 +790,12 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
                                                    OH, OW)) {
         detail::conv2d_winograd(out, in, weight, static_cast<const T*>(bias), N, C, H, W, K, pad_h, pad_w, OH, OW, wb,
                                 scratch, epi);
+        return;
+    }
+    if (winograd && algo == ConvAlgo::Auto &&
+        detail::winograd_packs(N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW)) {
+        detail::conv2d_winograd(out, in, weight, static_cast<const T*>(bias), N, C, H, W, K, pad_h, pad_w, OH, OW, N,
+                                scratch, epi, static_cast<const T*>(winograd));
         return;
     }
     const ConvPlan plan = detail::conv2d_plan(algo, N, C, K, KH, KW, groups, P);
@@ -898,6 +930,11 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
     }
     for (int64_t n = 0; n < N; ++n) image(n, scratch, true);
 }
+
+// Floats of winograd_pack's transform of a [K, C, 3, 3] weight, and the transform
+// (U[xi][k][c] = (G g Gt)[xi] of filter (k, c)) for conv2d's `winograd` argument.
+constexpr int64_t winograd_packed_size(int64_t K, int64_t C) { return 16 * K * C; }
+inline void winograd_pack(float* U, const float* weight, int64_t K, int64_t C) { detail::winograd_weights(U, weight, K, C); }
 
 // Scratch elements conv1d needs.
 inline size_t conv1d_scratch(int64_t C, int64_t KL, int64_t stride, int64_t pad, int64_t groups, int64_t OL,
