@@ -328,7 +328,7 @@ int main(int argc, char** argv) {
       if (!dump_after.empty()) return 0;
       if (as_json) std::cout << summary_json(g).dump(2) << "\n";
       else if (show_ir) std::cout << dump_ir(g);
-      else std::cout << summary_table(g) << memory_summary(g, parse_max(max_dims));
+      else std::cout << summary_table(g) << memory_summary(g, parse_max(max_dims), packs_weights(opts.pipeline));
       return 0;
     }
     // The training settings given as flags (only those actually given).

@@ -77,7 +77,7 @@ std::vector<Row> rows_of(const Graph& g, std::vector<std::vector<int>>* params_p
 }
 }  // namespace
 
-std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>& max) {
+std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>& max, bool pack_weights) {
   std::string out;
   if (g.forward_nodes >= 0) {
     out += fmt::format("\nbackward pass: {} nodes after the {} of the forward pass\n", g.nodes.size() - g.forward_nodes, g.forward_nodes);
@@ -96,7 +96,7 @@ std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>&
   if (!missing.empty())
     return out + fmt::format("\nplanned memory: bound {} with --max (e.g. --max {}=64) or --shape to see it\n", fmt::join(missing, ", "),
                              missing[0]);
-  ProgramPlan p = plan_program(g, max);
+  ProgramPlan p = plan_program(g, max, pack_weights);
   int64_t live = 0;  // every intermediate at once, what a plan without reuse would need
   for (auto& v : p.graph.values)
     if (v.kind == ValueKind::Temp && v.producer >= 0) live += p.bytes[v.id];
@@ -104,6 +104,13 @@ std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>&
                      syms.empty() ? "" : " at the --max bounds", with_commas(p.arena_bytes),
                      g.forward_nodes >= 0 ? "forward and backward" : "the forward pass's",
                      g.forward_nodes >= 0 ? " and gradients" : "", with_commas(live), with_commas(p.weight_bytes));
+  if (!p.packed.empty()) {
+    int64_t floats = 0;
+    for (auto& q : p.packed) floats += q.spec.estimate;
+    out += fmt::format("packed copies of {} weights: about {} bytes more (pack-weights: GEMM panels, Winograd "
+                       "transforms; switch off with --no-pass pack-weights)\n",
+                       p.packed.size(), with_commas(floats * 4));
+  }
   return out;
 }
 

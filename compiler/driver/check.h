@@ -27,7 +27,8 @@ std::string summary_table(const Graph& g);  // the human-readable report
 json summary_json(const Graph& g);          // the same, for tools
 std::string with_commas(int64_t n);         // 669706 -> "669,706"
 // The backward pass (when there is one) and the planned memory: arena and weight bytes, at the
-// given upper bounds of the dims left to run time.
-std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>& max);
+// given upper bounds of the dims left to run time, and the packed copies of weights the
+// generated program would keep (`pack_weights`: not switched off with --no-pass pack-weights).
+std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>& max, bool pack_weights = true);
 
 }  // namespace mithril

@@ -372,7 +372,8 @@ std::optional<PackSpec> winograd_pack_spec(const Node& n, const Graph& g) {
   if (!rt::k::detail::winograd_packs(N, C, K, q.kh, q.kw, q.sh, q.sw, q.dh, q.dw, q.groups, y[2].value(), y[3].value()))
     return std::nullopt;
   return PackSpec{fmt::format("rt::k::winograd_packed_size({}, {})", K, C),
-                  fmt::format("rt::k::winograd_pack({{dst}}, {{src}}, {}, {})", K, C)};
+                  fmt::format("rt::k::winograd_pack({{dst}}, {{src}}, {}, {})", K, C),
+                  rt::k::winograd_packed_size(K, C)};
 }
 
 // ---- gradients -------------------------------------------------------------

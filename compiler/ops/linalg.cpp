@@ -150,8 +150,10 @@ MITHRIL_REGISTER_OPS(linalg) {
                     const Shape& w = input_shape(n, g, "weight");
                     if (w.size() != 2 || !w[0].is_const() || !w[1].is_const()) return std::nullopt;
                     const int64_t N = w[0].value(), K = w[1].value();
+                    // With AVX-512, whole panels of 32 columns, a last one of up to 16 as 16.
                     return PackSpec{fmt::format("rt::k::packed_b_size({}, {})", N, K),
-                                    fmt::format("rt::k::pack_b({{dst}}, {{src}}, {}, {}, {}, true)", N, K, K)};
+                                    fmt::format("rt::k::pack_b({{dst}}, {{src}}, {}, {}, {}, true)", N, K, K),
+                                    (N + 15) / 16 * 16 * K};
                   })
                   .emit("cpu", [](EmitContext& e) {
                     // y[M, dim] = x[M, K] W[dim, K]^T (+ b). Where the plan keeps W packed (programs

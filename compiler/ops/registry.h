@@ -64,9 +64,11 @@ using FoldArgs = std::vector<std::vector<FoldArg>>;  // per input port, one Fold
 // A packed copy of a parameter, as C++ of the generated program: its size in floats, and the
 // statement making it, where "{dst}" (float*) and "{src}" (const float*, the parameter) stand
 // for the pointers. Both may use the runtime's kernels (sizes that depend on the vector width).
+// `estimate`: its size in floats as far as the compiler can tell (for `mithril check`).
 struct PackSpec {
   std::string floats;
   std::string make;
+  int64_t estimate = 0;
   bool operator==(const PackSpec& o) const { return floats == o.floats && make == o.make; }
 };
 using PackFn = std::function<std::optional<PackSpec>(const Node& n, const Graph& g)>;

@@ -1,6 +1,7 @@
 // The memory plan: buffers that are live at the same time never overlap, and
 // space is reused once a buffer is dead.
 #include "codegen/plan.h"
+#include "driver/check.h"
 #include "helpers.h"
 
 using namespace mithril;
@@ -110,4 +111,8 @@ TEST_CASE("packed weights: Linear panels, Winograd transforms where the batch ha
   CHECK(packed(plan_program(test::check_text(model(64)), {})) ==
         std::map<std::string, std::string>{{"fc.weight", "rt::k::packed_b_size(10, 512)"}});
   CHECK(plan_program(test::check_text(model(1)), {}, false).packed.empty());
+  // `mithril check` reports them: 16*32*32 floats of Winograd transform, 10 columns of 512 as 16.
+  CHECK_THAT(memory_summary(test::check_text(model(1)), {}),
+             Contains("packed copies of 2 weights: about 98,304 bytes more"));
+  CHECK_THAT(memory_summary(test::check_text(model(1)), {}, false), !Contains("packed copies"));
 }
