@@ -7,20 +7,28 @@
 //     ResNet's, their data gradients through the flipped kernel, and their
 //     weight gradients) go through Winograd F(2x2, 3x3): 16 gemms with 16/36 of
 //     the multiplications (see "Winograd" below);
-//   * small per-image gemms (LeNet: 16 x 100 x 150) run on one core at BLAS's
-//     small-matrix speed but do not thread: the images are spread over the
-//     OpenMP threads instead, each with its own slot of scratch, calling gemm
-//     from inside the parallel region. That is the one exception to "gemm only
-//     from serial code" (common.h): these gemms are below OpenBLAS's own
-//     threading threshold, so no build of it starts BLAS threads for them (and
-//     its OpenMP build runs any gemm called in a parallel region on the caller);
+//   * the same convolutions at a batch with fewer than 256 tiles in all (ResNet's
+//     last three stages at batch 1) go through Winograd too when the caller
+//     passes the weights transformed once (winograd_pack; the memory plan keeps
+//     them in programs without gradients), else as below;
+//   * small per-image gemms (LeNet: 16 x 100 x 150) do not thread: the images are
+//     spread over the OpenMP threads instead, each with its own slot of scratch,
+//     the products running on the calling thread. Where the build has the GEMM
+//     kernel (kPackedGemm), stride-1 ones are direct (the windows read from a
+//     padded copy of the image by gemm_rows, no im2col) and strided ones multiply
+//     the columns of a few images at once; elsewhere one BLAS gemm per image, the
+//     one exception to "gemm only from serial code" (common.h): these gemms are
+//     below OpenBLAS's own threading threshold, so no build of it starts BLAS
+//     threads for them (and its OpenMP build runs any gemm called in a parallel
+//     region on the caller);
 //   * large gemms with few columns (ResNet's 7x7 stage: 512 x 49 x 4608) go
 //     through BLAS's threads better when the columns of several images sit side
 //     by side ([rows, m*OH*OW]), one gemm per group of images, the result
 //     copied back to NCHW (a cheap pass next to the gemm);
 //   * otherwise one gemm per image, as ConvAlgo::PerImage always does.
-// Results depend on the plan, and in the threaded weight gradient on the thread
-// count (partial sums added in thread order), never on timing.
+// Every output row can be rewritten by an epilogue while it is in cache (see
+// NoEpilogue). Results depend on the plan, and in the threaded weight gradient on
+// the thread count (partial sums added in thread order), never on timing.
 #pragma once
 
 #ifdef _OPENMP
@@ -78,18 +86,18 @@ inline ConvPlan conv_plan(ConvAlgo algo, int64_t N, int64_t M, int64_t Nd, int64
 // activation, a residual add: the fuse-epilogue pass's Conv2d lambdas), called
 // once per row while the row is still in cache.
 struct NoEpilogue {
-    static constexpr bool active = false;
     template <class T>
     void operator()(T*, int64_t, int64_t, int64_t) const {}
 };
 template <class E>
 inline constexpr bool has_epilogue = !std::is_same_v<E, NoEpilogue>;
 
-// Images per gemm in conv2d's Images mode: a thread puts the columns of this many
-// of its images side by side and multiplies them at once (the small per-image
-// products, LeNet's 6 x 784 x 25, are too short for the kernel's tiles), up to
-// about 2^20 multiply-adds per product and kConvSlotElems of columns and result
-// per slot. 1 in the other modes.
+// Images per gemm in conv2d's Images mode when it goes through im2col (strided
+// small convolutions; stride-1 ones take the direct path below): a thread puts the
+// columns of this many of its images side by side and multiplies them at once
+// (small per-image products are too short for the kernel's tiles), up to about
+// 2^20 multiply-adds per product and kConvSlotElems of columns and result per
+// slot. 1 in the other modes.
 inline constexpr int64_t kConvGroupMacs = int64_t{1} << 20;
 inline int64_t conv_group(const ConvPlan& plan, int64_t N, int64_t M, int64_t Nd, int64_t Kd, int64_t col_elems,
                           int64_t res_elems) {
