@@ -42,7 +42,8 @@ json parse_arg_overrides(const std::vector<std::string>& items) {
 std::string op_help(const OpDef& op) {
   std::string s = fmt::format("{} ({}): {}\n", op.name, op.family, op.summary);
   for (auto& p : op.inputs)
-    s += fmt::format("  in   {:<18} {}{}\n", p.name,
+    if (!p.internal)
+      s += fmt::format("  in   {:<18} {}{}\n", p.name,
                      p.kind == PortKind::Param ? "parameter" : p.kind == PortKind::State ? "state" : "data",
                      std::string(p.optional ? ", optional" : "") + (p.variadic ? ", list" : ""));
   for (auto& p : op.outputs) s += fmt::format("  out  {:<18} {}\n", p.name, p.variadic ? "list" : "");
@@ -69,7 +70,8 @@ std::string ops_markdown() {
     s += fmt::format("Gradient: {}.\n\n", op->gradient ? "yes" : op->has_trait("no_gradient") ? "none flows through it" : "not yet");
     s += "| port | direction | kind |\n| --- | --- | --- |\n";
     for (auto& p : op->inputs)
-      s += fmt::format("| `{}` | in | {}{}{} |\n", p.name,
+      if (!p.internal)
+        s += fmt::format("| `{}` | in | {}{}{} |\n", p.name,
                        p.kind == PortKind::Param ? "parameter" : p.kind == PortKind::State ? "state" : "data",
                        p.optional ? ", optional" : "", p.variadic ? ", list" : "");
     for (auto& p : op->outputs) s += fmt::format("| `{}` | out | data{} |\n", p.name, p.variadic ? ", list" : "");

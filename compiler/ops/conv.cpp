@@ -149,7 +149,7 @@ OpDef conv_def(const char* name, const char* summary, bool transposed) {
   d.in("input").param("weight").param("bias", true);
   // Bound only by the fold-batchnorm and fuse-epilogue passes (programs without gradients): the
   // values the epilogue reads (passes/fuse.h).
-  if (!transposed) d.in_list("epilogue_inputs", true).trait("epilogue").trait("epilogue_inputs");
+  if (!transposed) d.internal_list("epilogue_inputs").trait("epilogue").trait("epilogue_inputs");
   d.out().trait("conv");
   d.arg("out_channels", ArgType::Int, std::nullopt, "output channels")
       .arg("kernel_size", ArgType::IntOrList, std::nullopt, "window size, one value or one per spatial axis")

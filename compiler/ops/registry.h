@@ -25,6 +25,7 @@ struct Port {
   PortKind kind = PortKind::Data;
   bool optional = false;
   bool variadic = false;  // takes a list of values (Concat inputs, Split outputs)
+  bool internal = false;  // bound by passes only (a convolution's epilogue inputs): not in `mithril ops`
 };
 
 enum class ArgType { Int, Float, Bool, String, IntList, IntOrList, Dtype, Any };
@@ -116,7 +117,13 @@ struct OpDef {
 
   // Builder helpers, so each definition reads as one statement.
   OpDef& in(std::string port, bool optional = false) { return add_in(std::move(port), PortKind::Data, optional, false); }
-  OpDef& in_list(std::string port, bool optional = false) { return add_in(std::move(port), PortKind::Data, optional, true); }
+  OpDef& in_list(std::string port) { return add_in(std::move(port), PortKind::Data, false, true); }
+  // An optional list port that only passes bind (Port::internal).
+  OpDef& internal_list(std::string port) {
+    add_in(std::move(port), PortKind::Data, true, true);
+    inputs.back().internal = true;
+    return *this;
+  }
   OpDef& param(std::string port, bool optional = false) { return add_in(std::move(port), PortKind::Param, optional, false); }
   OpDef& state(std::string port) { return add_in(std::move(port), PortKind::State, true, false); }
   OpDef& out(std::string port = "output") { outputs.push_back({std::move(port), PortKind::Data, false, false}); return *this; }
