@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
-#include <set>
 
 namespace mithril {
 
@@ -181,9 +180,9 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
   }
   p.arena_bytes = arena.peak();
 
-  // Packed copies of GEMM weights: only without a backward pass (so without optimizer updates),
-  // where nothing changes the weights between runs.
-  // A parameter that two nodes want packed differently stays unpacked.
+  // Packed copies of weights (OpDef::pack): only without a backward pass (so without optimizer
+  // updates), where nothing changes the weights between runs. A parameter that two nodes want
+  // packed differently stays unpacked.
   if (pack_weights && g.forward_nodes < 0) {
     std::set<int> conflicts;
     for (auto& n : g.nodes) {

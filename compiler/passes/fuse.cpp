@@ -70,6 +70,29 @@ std::vector<int> externals(const Group& g) {
   return out;
 }
 
+// How many nodes read each value (a node reading it at several ports counts once), the last of
+// them, and the values that must stay in memory (model outputs, gradients).
+struct Reads {
+  std::vector<int> readers, reader;
+  std::vector<bool> kept;
+};
+Reads reads_of(const Graph& g) {
+  Reads r{std::vector<int>(g.values.size(), 0), std::vector<int>(g.values.size(), -1),
+          std::vector<bool>(g.values.size(), false)};
+  for (auto& node : g.nodes) {
+    std::set<int> seen;
+    for (auto& port : node.inputs)
+      for (int v : port)
+        if (seen.insert(v).second) {
+          ++r.readers[static_cast<size_t>(v)];
+          r.reader[static_cast<size_t>(v)] = node.id;
+        }
+  }
+  for (int v : g.outputs) r.kept[static_cast<size_t>(v)] = true;
+  for (int v : g.grads) r.kept[static_cast<size_t>(v)] = true;
+  return r;
+}
+
 // Parameters and state a node may write when it runs: an optimizer update's inputs, the values
 // bound to state ports (BatchNorm's running statistics in training).
 std::vector<int> writes(const Graph& g, const Node& n) {
@@ -88,18 +111,9 @@ std::vector<int> writes(const Graph& g, const Node& n) {
 Graph fuse_elementwise(Graph g) {
   const size_t n = g.nodes.size();
   const size_t forward = g.forward_nodes < 0 ? n : static_cast<size_t>(g.forward_nodes);
-  // How many nodes read each value (a node reading it at several ports counts once), and the
-  // values that must stay in memory.
-  std::vector<int> readers(g.values.size(), 0);
-  for (auto& node : g.nodes) {
-    std::set<int> seen;
-    for (auto& port : node.inputs)
-      for (int v : port)
-        if (seen.insert(v).second) ++readers[static_cast<size_t>(v)];
-  }
-  std::vector<bool> kept(g.values.size(), false);
-  for (int v : g.outputs) kept[static_cast<size_t>(v)] = true;
-  for (int v : g.grads) kept[static_cast<size_t>(v)] = true;
+  const Reads reads = reads_of(g);
+  const std::vector<int>& readers = reads.readers;
+  const std::vector<bool>& kept = reads.kept;
   // The nodes that write parameters or state, in order, with what they write.
   std::vector<std::pair<size_t, std::vector<int>>> writers;
   for (size_t k = 0; k < n; ++k)
@@ -245,22 +259,6 @@ Graph fuse_elementwise(Graph g) {
 
 namespace {
 
-// How many nodes read each value (a node reading it at several ports counts once), and the last
-// of them.
-void count_readers(const Graph& g, std::vector<int>& readers, std::vector<int>& reader) {
-  readers.assign(g.values.size(), 0);
-  reader.assign(g.values.size(), -1);
-  for (auto& node : g.nodes) {
-    std::set<int> seen;
-    for (auto& port : node.inputs)
-      for (int v : port)
-        if (seen.insert(v).second) {
-          ++readers[static_cast<size_t>(v)];
-          reader[static_cast<size_t>(v)] = node.id;
-        }
-  }
-}
-
 bool is_weight(const Value& v) { return v.kind == ValueKind::Param || v.kind == ValueKind::State; }
 
 }  // namespace
@@ -268,10 +266,9 @@ bool is_weight(const Value& v) { return v.kind == ValueKind::Param || v.kind == 
 Graph fold_batchnorm(Graph g) {
   if (g.forward_nodes >= 0) return g;  // programs without gradients only
   const size_t n = g.nodes.size();
-  std::vector<int> readers, reader;
-  count_readers(g, readers, reader);
-  std::vector<bool> kept(g.values.size(), false);
-  for (int v : g.outputs) kept[static_cast<size_t>(v)] = true;
+  const Reads reads = reads_of(g);
+  const std::vector<int>& readers = reads.readers;
+  const std::vector<bool>& kept = reads.kept;
   // The node that first reads each parameter or state tensor (the weight table's order).
   std::map<int, size_t> first_read;
   for (size_t k = 0; k < n; ++k)
@@ -319,10 +316,10 @@ Graph fold_batchnorm(Graph g) {
 Graph fuse_epilogue(Graph g) {
   if (g.forward_nodes >= 0) return g;  // programs without gradients only
   const size_t n = g.nodes.size();
-  std::vector<int> readers, reader;
-  count_readers(g, readers, reader);
-  std::vector<bool> kept(g.values.size(), false);
-  for (int v : g.outputs) kept[static_cast<size_t>(v)] = true;
+  const Reads reads = reads_of(g);
+  const std::vector<int>& readers = reads.readers;
+  const std::vector<int>& reader = reads.reader;
+  const std::vector<bool>& kept = reads.kept;
   std::vector<bool> keep(n, true);
   for (size_t k = 0; k < n; ++k) {
     Node& op = g.nodes[k];

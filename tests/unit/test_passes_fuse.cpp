@@ -51,6 +51,15 @@ std::vector<std::string> input_names(const Graph& g, const Node& n) {
   return out;
 }
 
+// The model's generated NAME.cpp (N bound to 2); fails the test when there is none.
+std::string generated_cpp(const Graph& g, const std::string& name) {
+  ProgramPlan p = plan_program(g, {{"N", 2}});
+  for (auto& f : emit_cpu_project(p, {name, name + ".yaml", "", false}))
+    if (f.path == name + ".cpp") return f.text;
+  FAIL("no " << name << ".cpp was generated");
+  return "";
+}
+
 const char* kChain = R"(
 name: chain
 inputs:
@@ -377,13 +386,10 @@ layers:
   CHECK(nodes_of(g, "FusedElementwise").empty());
 
   // The generated Linear applies it as it writes; with gradients the pass leaves the graph alone.
-  ProgramPlan p = plan_program(g, {{"N", 2}});
-  for (auto& f : emit_cpu_project(p, {"head", "head.yaml", "", false}))
-    if (f.path == "head.cpp") {
-      CHECK_THAT(f.text, Contains("const auto epilogue = [](float v) {"));
-      CHECK_THAT(f.text, Contains("const float t1 = std::tanh(t0);  // squash (Tanh)"));
-      CHECK_THAT(f.text, Contains(", epilogue);"));
-    }
+  const std::string head = generated_cpp(g, "head");
+  CHECK_THAT(head, Contains("const auto epilogue = [](float v) {"));
+  CHECK_THAT(head, Contains("const float t1 = std::tanh(t0);  // squash (Tanh)"));
+  CHECK_THAT(head, Contains(", epilogue);"));
   Graph with_grad = fused(R"(
 name: g
 inputs: {x: {shape: [2, 8]}}
@@ -465,14 +471,11 @@ layers:
   CHECK(value_names(g, g.values_of_kind(ValueKind::State)) == value_names(plain, plain.values_of_kind(ValueKind::State)));
 
   // The generated convolution computes the scale and shift once and applies everything per row.
-  ProgramPlan p = plan_program(g, {{"N", 2}});
-  for (auto& f : emit_cpu_project(p, {"block", "block.yaml", "", false}))
-    if (f.path == "block.cpp") {
-      CHECK_THAT(f.text, Contains("rt::k::batch_norm_scale_shift(bn_scale[k], bn_shift[k], k, "));
-      CHECK_THAT(f.text, Contains("const auto epilogue = [&](float* row, int64_t n, int64_t k, int64_t P) {"));
-      CHECK_THAT(f.text, Contains("const float v = row[p] * scale + shift;"));
-      CHECK_THAT(f.text, Contains(", epilogue);"));
-    }
+  const std::string block = generated_cpp(g, "block");
+  CHECK_THAT(block, Contains("rt::k::batch_norm_scale_shift(bn_scale[k], bn_shift[k], k, "));
+  CHECK_THAT(block, Contains("const auto epilogue = [&](float* row, int64_t n, int64_t k, int64_t P) {"));
+  CHECK_THAT(block, Contains("const float v = row[p] * scale + shift;"));
+  CHECK_THAT(block, Contains(", epilogue);"));
 
   // Not in training mode (batch statistics), nor with gradients.
   PipelineOptions train;
