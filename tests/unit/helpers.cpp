@@ -1,10 +1,20 @@
 #include "helpers.h"
 
+#include "codegen/cpu_target.h"
+#include "codegen/plan.h"
+
 #include <map>
 
 #include "frontend/document.h"
 
 namespace mithril::test {
+
+std::string generated_source(const ProgramPlan& p, const std::string& name) {
+  for (auto& f : emit_cpu_project(p, {name, name + ".yaml", "", false}))
+    if (f.path == name + ".cpp") return f.text;
+  FAIL("no " << name << ".cpp was generated");
+  return "";
+}
 
 Graph check_text(const std::string& text, const std::vector<std::string>& shapes, const std::string& name) {
   bool is_json = name.size() > 5 && name.substr(name.size() - 5) == ".json";

@@ -12,7 +12,14 @@
 #include "frontend/model.h"
 #include "ops/registry.h"
 
+namespace mithril {
+struct ProgramPlan;
+}
+
 namespace mithril::test {
+
+// The generated NAME.cpp of a planned program (CPU target); fails the test when there is none.
+std::string generated_source(const ProgramPlan& p, const std::string& name);
 
 // Check YAML (or JSON) model text; `name` shows in locations. Throws CompileError.
 Graph check_text(const std::string& text, const std::vector<std::string>& shapes = {}, const std::string& name = "test.yaml");

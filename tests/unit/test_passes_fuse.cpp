@@ -53,11 +53,7 @@ std::vector<std::string> input_names(const Graph& g, const Node& n) {
 
 // The model's generated NAME.cpp (N bound to 2); fails the test when there is none.
 std::string generated_cpp(const Graph& g, const std::string& name) {
-  ProgramPlan p = plan_program(g, {{"N", 2}});
-  for (auto& f : emit_cpu_project(p, {name, name + ".yaml", "", false}))
-    if (f.path == name + ".cpp") return f.text;
-  FAIL("no " << name << ".cpp was generated");
-  return "";
+  return test::generated_source(plan_program(g, {{"N", 2}}), name);
 }
 
 const char* kChain = R"(

@@ -102,11 +102,9 @@ TEST_CASE("packed weights: Linear panels, Winograd transforms where the batch ha
   ProgramPlan one = plan_program(test::check_text(model(1)), {});
   CHECK(packed(one) == std::map<std::string, std::string>{{"c3.weight", "rt::k::winograd_packed_size(32, 32)"},
                                                           {"fc.weight", "rt::k::packed_b_size(10, 512)"}});
-  for (auto& f : emit_cpu_project(one, {"small", "small.yaml", "", false}))
-    if (f.path == "small.cpp") {
-      CHECK_THAT(f.text, Contains("rt::k::winograd_pack(packed + kPacked_c3_weight, "));
-      CHECK_THAT(f.text, Contains(", rt::k::NoEpilogue{}, rt::k::kPackedGemm ? c3_weight__packed : nullptr);"));
-    }
+  const std::string small = test::generated_source(one, "small");
+  CHECK_THAT(small, Contains("rt::k::winograd_pack(packed + kPacked_c3_weight, "));
+  CHECK_THAT(small, Contains(", rt::k::NoEpilogue{}, rt::k::kPackedGemm ? c3_weight__packed : nullptr);"));
   // Batch 64: enough tiles, the weights are transformed per call; switched off: nothing packed.
   CHECK(packed(plan_program(test::check_text(model(64)), {})) ==
         std::map<std::string, std::string>{{"fc.weight", "rt::k::packed_b_size(10, 512)"}});
