@@ -109,6 +109,8 @@ GradOptions grad_options(bool on, const std::vector<std::string>& inputs, const 
 }
 
 int main(int argc, char** argv) {
+  const std::string no_pass_help =
+      fmt::format("switch off an optional pass ({}) or all; repeatable", fmt::join(mithril::optional_passes(), ", "));
   CLI::App app{
       "mithril: an ahead-of-time model compiler.\n"
       "Describe a model once in a YAML or JSON file; mithril checks it, infers every shape and\n"
@@ -139,8 +141,7 @@ int main(int argc, char** argv) {
   check->add_flag("--ir", show_ir, "print the final graph IR instead of the summary");
   check->add_option("--dump-ir", dump_after, "print the graph IR after pass NAME (bind-shapes, order, infer-shapes)")
       ->type_name("PASS");
-  check->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fold-batchnorm, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
-                                          "repeatable")->type_name("PASS");
+  check->add_option("--no-pass", no_pass, no_pass_help)->type_name("PASS");
   std::vector<std::string> max_dims;
   check->add_option("--max", max_dims, "upper bound of a dim left to run time (N=256), for the planned memory")
       ->type_name("DIM=VALUE");
@@ -196,8 +197,7 @@ int main(int argc, char** argv) {
         ->type_name("PATTERN");
   }
   for (auto* sub : {compile, run})
-    sub->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fold-batchnorm, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
-                                          "repeatable")->type_name("PASS");
+    sub->add_option("--no-pass", no_pass, no_pass_help)->type_name("PASS");
   std::string mode = "eval";
   for (auto* sub : {compile, run})
     sub->add_option("--mode", mode, "eval (default): BatchNorm uses running statistics, Dropout is the identity; "
@@ -280,8 +280,7 @@ int main(int argc, char** argv) {
     sub->add_option("--arg", arg_overrides, "override an argument of the main model")->type_name("NAME=VALUE");
   }
   train->add_option("--freeze", freeze, "parameters not trained: a name or a glob; repeatable")->type_name("PATTERN");
-  train->add_option("--no-pass", no_pass, "switch off an optional pass (simplify, fold, cse, dce, fold-batchnorm, fuse-elementwise, fuse-epilogue, pack-weights) or all; "
-                                          "repeatable")->type_name("PASS");
+  train->add_option("--no-pass", no_pass, no_pass_help)->type_name("PASS");
   bool progress = false, no_progress = false;
   train->add_flag("--progress", progress, "a progress bar even when the output is not a terminal");
   train->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");

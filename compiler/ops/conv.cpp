@@ -79,6 +79,37 @@ void add_conv_params(InferContext& c, int64_t dim0, int64_t dim1, const std::vec
   else c.no_param("bias", "bias is false");
 }
 
+// An IntOrList argument as `n` values (one int repeats).
+std::vector<int64_t> ints_of(const json& j, size_t n) {
+  if (j.is_number_integer()) return std::vector<int64_t>(n, j.get<int64_t>());
+  auto v = j.get<std::vector<int64_t>>();
+  if (v.size() == 1 && n > 1) v.assign(n, v[0]);
+  return v;
+}
+
+// The output shape of a convolution of `in` [N, C, spatial...] into `out_ch` channels (the
+// formula in the header).
+Shape conv_output(const Shape& in, int64_t out_ch, const ConvGeometry& g) {
+  Shape out = {in[0], Dim(out_ch)};
+  for (size_t i = 0; i + 2 < in.size(); ++i) {
+    int64_t effective = g.dilation[i] * (g.kernel[i] - 1) + 1;
+    out.push_back(Dim::floordiv(in[2 + i] + 2 * g.padding[i] - effective, g.stride[i]) + 1);
+  }
+  return out;
+}
+
+// What a convolution node computes before a pooling the fuse-pool pass gave it (attribute `pool`):
+// its output's shape, or without the pooling.
+Shape conv_result(const Node& n, const Graph& g) {
+  const Shape& out = g.value(n.outputs[0][0]).shape;
+  if (!n.attrs.contains("pool")) return out;
+  const Shape& in = g.value(n.inputs[n.op->input_index("input")][0]).shape;
+  const size_t spatial = in.size() - 2;
+  ConvGeometry q{ints_of(n.attrs.at("kernel_size"), spatial), ints_of(n.attrs.at("stride"), spatial),
+                 ints_of(n.attrs.at("padding"), spatial), ints_of(n.attrs.at("dilation"), spatial)};
+  return conv_output(in, *out[1].as_const(), q);
+}
+
 void conv_rule(InferContext& c, size_t spatial) {
   if (c.count("epilogue_inputs") > 0 && !c.node().attrs.contains("batchnorm") && !c.node().attrs.contains("epilogue"))
     c.fail("'epilogue_inputs' is bound by the fold-batchnorm and fuse-epilogue passes only");
@@ -87,18 +118,13 @@ void conv_rule(InferContext& c, size_t spatial) {
   check_groups(c, in_ch, out_ch);
   ConvGeometry g = read_geometry(c, spatial);
   Shape in = c.shape("input");  // a copy: creating parameters may move the graph's values
-  Shape out = {in[0], Dim(out_ch)};
-  for (size_t i = 0; i < spatial; ++i) {
-    const Dim& size = in[2 + i];
-    int64_t effective = g.dilation[i] * (g.kernel[i] - 1) + 1;
-    Dim o = Dim::floordiv(size + 2 * g.padding[i] - effective, g.stride[i]) + 1;
-    if (auto v = o.as_const(); v && *v <= 0)
+  Shape out = conv_output(in, out_ch, g);
+  for (size_t i = 0; i < spatial; ++i)
+    if (auto v = out[2 + i].as_const(); v && *v <= 0)
       c.fail("the output would be empty: input {} {} plus padding 2*{} is smaller than the effective kernel {} "
              "(kernel_size {}, dilation {}); input {}",
-             spatial_axis_name(spatial, i), size.str(), g.padding[i], effective, g.kernel[i], g.dilation[i],
-             type_str(c.dtype("input"), in));
-    out.push_back(o);
-  }
+             spatial_axis_name(spatial, i), in[2 + i].str(), g.padding[i], g.dilation[i] * (g.kernel[i] - 1) + 1,
+             g.kernel[i], g.dilation[i], type_str(c.dtype("input"), in));
   int64_t groups = c.i("groups");
   add_conv_params(c, out_ch, in_ch / groups, g.kernel, out_ch);
   c.out("output", c.dtype("input"), out);
@@ -162,21 +188,13 @@ OpDef conv_def(const char* name, const char* summary, bool transposed) {
       .arg("groups", ArgType::Int, json(1), "split channels into groups convolved separately (in and out divisible)")
       .arg("bias", ArgType::Bool, json(true), "add a learned bias");
   d.flop_count([transposed](const Node& n, const Graph& g) {
-    return conv_flops(transposed ? input_shape(n, g, "input") : output_shape(n, g), input_shape(n, g, "weight"));
+    return conv_flops(transposed ? input_shape(n, g, "input") : conv_result(n, g), input_shape(n, g, "weight"));
   });
   return d;
 }
 
 
 // ---- CPU code generation -------------------------------------------------
-
-// An IntOrList argument as `n` values (one int repeats).
-std::vector<int64_t> ints_of(const json& j, size_t n) {
-  if (j.is_number_integer()) return std::vector<int64_t>(n, j.get<int64_t>());
-  auto v = j.get<std::vector<int64_t>>();
-  if (v.size() == 1 && n > 1) v.assign(n, v[0]);
-  return v;
-}
 
 const Value& port_value(const Node& n, const Graph& g, const std::string& port) {
   return g.value(n.inputs[n.op->input_index(port)][0]);
@@ -250,9 +268,9 @@ Dim elems(size_t n) { return Dim(static_cast<int64_t>(n)); }
 // Conv1d/Conv2d: im2col of the input, one column per output position (a pointwise
 // convolution's output always has the input's size), per image or per thread, or
 // the columns of a group of images and their gemm result (kernels/conv.h).
-Dim conv_scratch(const Node& n, const Graph& g) {
+Dim conv_own_scratch(const Node& n, const Graph& g) {
   const Shape& in = port_value(n, g, "input").shape;
-  const Shape& out = g.value(n.outputs[0][0]).shape;
+  const Shape out = conv_result(n, g);
   if (!auto_algo(in, out)) return columns_scratch(n, in, out, true);
   auto o = hw_of(out);
   Geometry2d q = geometry2d(n.attrs, in.size() - 2);
@@ -260,6 +278,18 @@ Dim conv_scratch(const Node& n, const Graph& g) {
     return rt::k::conv2d_scratch(*in[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.groups, o->first, o->second,
                                  nb, *out[1].as_const(), rt::k::ConvAlgo::Auto, q.dh, q.dw);
   }));
+}
+
+// Where a fused pooling's input starts in the scratch: after the convolution's own, at a multiple
+// of 16 elements (64 bytes for float).
+Dim unpooled_offset(const Dim& own) { return Dim::floordiv(own + 15, 16) * 16; }
+
+// With a pooling fused in (attribute `pool`), the convolution's result before the pooling
+// follows its own scratch: the epilogue pools each row of it into the output.
+Dim conv_scratch(const Node& n, const Graph& g) {
+  Dim own = conv_own_scratch(n, g);
+  if (!n.attrs.contains("pool")) return own;
+  return unpooled_offset(own) + numel(conv_result(n, g));
 }
 
 // ConvTranspose2d: the gemm result before col2im into the output, one column per input position.
@@ -299,11 +329,13 @@ std::string conv_sizes(EmitContext& e, const Shape& x, const Shape& y) {
 // and `epilogue`, whose steps read the result as "in0" and the rest of `epilogue_inputs`, each of
 // the output's shape, as "in1", ...), emitted as the lambda `epilogue` that conv2d applies to each
 // output row (kernels/conv.h): BatchNorm's per-channel scale and shift, then the steps. False
-// (nothing emitted) when the node has neither.
-bool emit_conv_epilogue(EmitContext& e) {
+// (nothing emitted) when the node has neither. With a pooling fused in (attribute `pool`: the
+// pooling layer's op, name and arguments), the convolution writes `unpooled` (`result` its shape)
+// and the lambda ends by pooling the row into the output.
+bool emit_conv_epilogue(EmitContext& e, const Shape& result) {
   const json& attrs = e.node().attrs;
-  const bool bn = attrs.contains("batchnorm"), steps = attrs.contains("epilogue");
-  if (!bn && !steps) return false;
+  const bool bn = attrs.contains("batchnorm"), steps = attrs.contains("epilogue"), pool = attrs.contains("pool");
+  if (!bn && !steps && !pool) return false;
   const Value& y = e.out();
   const std::string T = EmitContext::ctype(y.dtype), K = EmitContext::dim(y.shape[1]);
   const size_t bound = e.node().inputs.at(static_cast<size_t>(e.op().input_index("epilogue_inputs"))).size();
@@ -326,16 +358,39 @@ bool emit_conv_epilogue(EmitContext& e) {
     elems.push_back(fmt::format("in{}_[p]", inputs.size() - 1));
   }
   const bool reads = inputs.size() > 1;
-  e.line("const auto epilogue = [&]({}* row, int64_t{}, int64_t{}, int64_t P) {{", T, reads ? " n" : "",
-         reads || bn ? " k" : "");
+  e.line("const auto epilogue = [&]({}* row, int64_t{}, int64_t{}, int64_t P) {{", T, reads || pool ? " n" : "",
+         reads || bn || pool ? " k" : "");
   for (size_t j = 1; j < inputs.size(); ++j)
     e.line("  const {}* in{}_ = {} + (n * {} + k) * P;", T, j, e.name(*inputs[j]), K);
   if (bn) e.line("  const {} scale = bn_scale[k], shift = bn_shift[k];", T);
-  e.line("  for (int64_t p = 0; p < P; ++p) {{");
-  e.line("    const {} v = {};", T, bn ? "row[p] * scale + shift" : "row[p]");
-  const std::string result = steps ? epilogue_statements(e, inputs, elems, "    ") : "v";
-  e.line("    row[p] = {};", result);
-  e.line("  }}");
+  if (bn || steps) {
+    e.line("  for (int64_t p = 0; p < P; ++p) {{");
+    e.line("    const {} v = {};", T, bn ? "row[p] * scale + shift" : "row[p]");
+    const std::string last = steps ? epilogue_statements(e, inputs, elems, "    ") : "v";
+    e.line("    row[p] = {};", last);
+    e.line("  }}");
+  }
+  if (pool) {
+    // One plane of the pooling layer's kernel (kernels/pool.h) on the row, still in cache, on this
+    // thread (the convolution's threads call the epilogue).
+    const json& pl = attrs.at("pool");
+    const json& a = pl.at("args");
+    auto k = ints_of(a.at("kernel_size"), 2);
+    auto s = a.at("stride").is_null() ? k : ints_of(a.at("stride"), 2);
+    auto p = ints_of(a.at("padding"), 2);
+    const std::string op = pl.at("op").get<std::string>();
+    const std::string out = fmt::format("{} + (n * {} + k) * {}", e.y(), K, EmitContext::numel(y.shape, 2, 4));
+    const std::string sizes = fmt::format("{}, {}", EmitContext::dim(result[2]), EmitContext::dim(result[3]));
+    const std::string pooled = fmt::format("{}, {}", EmitContext::dim(y.shape[2]), EmitContext::dim(y.shape[3]));
+    e.line("  {}// {} ({}) pools the row:", bn || steps ? "" : "(void)P;  ", pl.at("name").get<std::string>(), op);
+    if (op == "MaxPool2d") {
+      auto d = ints_of(a.at("dilation"), 2);
+      e.line("  rt::k::max_pool2d_plane({}, row, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", out, sizes, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], pooled);
+    } else {
+      e.line("  rt::k::avg_pool2d_plane({}, row, {}, {}, {}, {}, {}, {}, {}, {}, 0, {});", out, sizes, k[0], k[1], s[0],
+             s[1], p[0], p[1], a.at("count_include_pad").get<bool>() ? "true" : "false", pooled);
+    }
+  }
   e.line("}};");
   return true;
 }
@@ -348,14 +403,21 @@ void emit_conv(EmitContext& e, bool transposed) {
     return;
   }
   // The algorithm decides the scratch size: as conv_scratch.
-  const bool epilogue = emit_conv_epilogue(e);
+  const Shape result = conv_result(e.node(), e.plan().graph);
+  const bool epilogue = emit_conv_epilogue(e, result);
+  std::string y = e.y();
+  if (e.node().attrs.contains("pool")) {
+    y = "unpooled";
+    e.line("{}* const unpooled = {} + {};  // before the pooling", e.ctype_of("input"), e.scratch(),
+           EmitContext::dim(unpooled_offset(conv_own_scratch(e.node(), e.plan().graph))));
+  }
   // Weights transformed for Winograd once (winograd_pack_spec), where the build packs weights.
   const std::string packed = e.packed("weight");
   std::string extra = epilogue ? ", epilogue" : packed.empty() ? "" : ", rt::k::NoEpilogue{}";
   if (!packed.empty()) extra += fmt::format(", rt::k::kPackedGemm ? {} : nullptr", packed);
-  e.line("rt::k::conv2d({}, {}, {}, {}, {}, {}, {}{});", e.y(), e.x("input"), e.x("weight"), bias,
-         conv_sizes(e, e.in("input").shape, e.out().shape), scratch_arg(e),
-         algo_arg(auto_algo(e.in("input").shape, e.out().shape)), extra);
+  e.line("rt::k::conv2d({}, {}, {}, {}, {}, {}, {}{});", y, e.x("input"), e.x("weight"), bias,
+         conv_sizes(e, e.in("input").shape, result), scratch_arg(e), algo_arg(auto_algo(e.in("input").shape, result)),
+         extra);
 }
 
 // Conv2d's packed weight: the Winograd transform, made once, for the shapes that take it
@@ -363,7 +425,7 @@ void emit_conv(EmitContext& e, bool transposed) {
 // the weights on every call). Every size must be known.
 std::optional<PackSpec> winograd_pack_spec(const Node& n, const Graph& g) {
   const Shape& x = port_value(n, g, "input").shape;
-  const Shape& y = g.value(n.outputs[0][0]).shape;
+  const Shape y = conv_result(n, g);
   for (const Shape* s : {&x, &y})
     for (const Dim& d : *s)
       if (!d.is_const()) return std::nullopt;

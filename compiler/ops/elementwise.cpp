@@ -57,7 +57,7 @@ const std::vector<UnaryRow>& unary_rows() {
        {Uses::Y, [](auto&, S y, S T) { return fmt::format("({1}(1) - {0} * {0})", y, T); }}},
       {"Sigmoid", Domain::Float, "1 / (1 + e^-x)", {}, [](auto&, S x, S T) { return fmt::format("{0}(1) / ({0}(1) + rt::k::exp_(-{1}))", T, x); },
        {Uses::Y, [](auto&, S y, S T) { return fmt::format("{0} * ({1}(1) - {0})", y, T); }}},
-      {"Relu", Domain::Numeric, "max(x, 0)", {}, [](auto&, S x, S T) { return fmt::format("({0} > {1}(0) ? {0} : {1}(0))", x, T); },
+      {"Relu", Domain::Numeric, "max(x, 0); NaN stays NaN", {}, [](auto&, S x, S T) { return fmt::format("({0} < {1}(0) ? {1}(0) : {0})", x, T); },
        {Uses::X, [](auto&, S x, S T) { return fmt::format("({0} > {1}(0) ? {1}(1) : {1}(0))", x, T); }}},
       {"LeakyRelu", Domain::Float, "x if x > 0 else negative_slope * x",
        {{"negative_slope", ArgType::Float, json(0.01), {}, "slope for x < 0"}},
@@ -166,7 +166,7 @@ const std::map<std::string, UnaryEval>& unary_evals() {
       {"Cos", [](A, double x) { return std::cos(x); }},
       {"Tanh", [](A, double x) { return std::tanh(x); }},
       {"Sigmoid", [](A, double x) { return 1 / (1 + std::exp(-x)); }},
-      {"Relu", [](A, double x) { return x > 0 ? x : 0.0; }},
+      {"Relu", [](A, double x) { return x < 0 ? 0.0 : x; }},
       {"LeakyRelu", [](A a, double x) { return x > 0 ? x : a.at("negative_slope").get<double>() * x; }},
       {"Elu", [](A a, double x) { return x > 0 ? x : a.at("alpha").get<double>() * std::expm1(x); }},
       {"Gelu", [](A a, double x) {

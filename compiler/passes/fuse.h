@@ -50,6 +50,16 @@ Graph fold_batchnorm(Graph g);
 // to each result as it is written (emit_epilogue, epilogue_statements): one pass over memory fewer.
 Graph fuse_epilogue(Graph g);
 
+// The `fuse-pool` pass, last, in programs without gradients: a MaxPool2d or AvgPool2d whose input
+// is a Conv2d's output read by nothing else goes into the convolution (after its epilogue, if it
+// has one): the convolution takes the pooling's output and the attribute `pool` ({op, name,
+// args}: the pooling layer). Its emitter writes the convolution's result to its scratch and, in
+// the epilogue, pools each row (one channel of one image) into the output right after computing
+// it: the pooling no longer reads the whole result back from memory. Only for planes (height *
+// width of the convolution's result) of at most 4096 elements, which stay in the first-level cache
+// between the epilogue and the pooling: LeNet's, not ResNet's 112 x 112 stem.
+Graph fuse_pool(Graph g);
+
 // One step of a FusedElementwise body: an op with an element expression, its arguments, and per
 // bound input port (in port order) its operand: "inK" (the node's K-th input) or "tJ" (the result
 // of step J, an earlier step). The last step's result is the node's output. As JSON:

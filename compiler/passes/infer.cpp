@@ -132,7 +132,7 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
   // Last, so that the backward pass and the optimizer's chains fuse too (passes/fuse.h). Only for
   // code generation (and when asked to dump one of them, with those before it): `mithril check`
   // summarizes the layers as written.
-  const std::vector<std::string> late = {"fold-batchnorm", "fuse-elementwise", "fuse-epilogue"};
+  const std::vector<std::string> late = {"fold-batchnorm", "fuse-elementwise", "fuse-epilogue", "fuse-pool"};
   auto dumped_at = std::find(late.begin(), late.end(), opts.dump_after);
   auto wanted = [&](const std::string& name) {
     return opts.codegen ||
@@ -147,11 +147,26 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
   if (wanted("fuse-epilogue"))
     passes.push_back({"fuse-epilogue", "activations (and residual adds) into the epilogue of a Linear or convolution (programs without gradients)", true,
                       [](Graph g) { return fuse_epilogue(std::move(g)); }});
+  if (wanted("fuse-pool"))
+    passes.push_back({"fuse-pool", "a max or average pooling into the Conv2d whose output only it reads (programs without gradients)",
+                      true, [](Graph g) { return fuse_pool(std::move(g)); }});
   // Applied by the memory plan (codegen/plan.h), not to the graph: listed so that it can be switched off.
   if (opts.codegen)
     passes.push_back({"pack-weights", "GEMM weights kept packed for the CPU kernel (programs without gradients)", true,
                       [](Graph g) { return g; }});
   return passes;
+}
+
+std::vector<std::string> optional_passes() {
+  PipelineOptions opts;
+  opts.codegen = true;  // every pass there is
+  TrainSpec spec;
+  opts.train = &spec;
+  opts.grad.enabled = true;
+  std::vector<std::string> out;
+  for (auto& p : frontend_passes(opts))
+    if (p.optional) out.push_back(p.name);
+  return out;
 }
 
 std::vector<std::string> resolve_disabled_passes(const std::vector<std::string>& names, PipelineOptions opts) {

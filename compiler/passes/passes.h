@@ -58,6 +58,8 @@ struct PipelineOptions {
 // `loss` before autodiff and `optimizer` after it (passes/training.h).
 std::vector<Pass> frontend_passes(const PipelineOptions& opts);
 Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts);
+// The passes --no-pass can switch off, in pipeline order.
+std::vector<std::string> optional_passes();
 // `--no-pass` values checked against the pipeline's optional passes, `all` standing for every one
 // of them; an unknown name is a CompileError listing the passes.
 std::vector<std::string> resolve_disabled_passes(const std::vector<std::string>& names, PipelineOptions opts);

@@ -348,6 +348,7 @@ TEST_CASE("kernels: max_pool2d / avg_pool2d with padding, dilation, ceil_mode", 
         {1, 2, 5, 4, 2, 3, 1, 2, 1, 1, 1, 1, false, true, 5},   // divisor_override
         {1, 3, 1, 12, 1, 3, 1, 2, 0, 1, 1, 1, false, true, 0},  // pool1d as H = 1
         {2, 2, 9, 7, 2, 2, 2, 2, 0, 0, 1, 1, false, true, 0},   // 2x2/2 dropping an odd last row and column
+        {1, 3, 7, 10, 2, 2, 2, 2, 0, 0, 1, 1, false, true, 0},  // 2x2/2, even width: a column pass over the plane
     };
     Ref ref("max_pool2d"), aref("avg_pool2d");
     for_both([&](auto tag) {
@@ -376,6 +377,12 @@ TEST_CASE("kernels: max_pool2d / avg_pool2d with padding, dilation, ceil_mode", 
                 k::max_pool2d(plain.data(), nullptr, x.data(), c.N, c.C, c.H, c.W, c.KH, c.KW, c.sh, c.sw, c.ph, c.pw,
                               c.dh, c.dw, OH, OW);
                 CHECK(plain == out);
+                // One plane at a time (the fuse-pool pass's epilogues): the same maxima.
+                std::vector<T> planes(out.size());
+                for (std::int64_t pl = 0; pl < c.N * c.C; ++pl)
+                    k::max_pool2d_plane(planes.data() + pl * OH * OW, x.data() + pl * c.H * c.W, c.H, c.W, c.KH, c.KW,
+                                        c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, OH, OW);
+                CHECK(planes == out);
                 if (c.H == 1 && c.KH == 1 && c.ph == 0) {
                     std::vector<T> o1(out.size());
                     k::max_pool1d(o1.data(), nullptr, x.data(), c.N, c.C, c.W, c.KW, c.sw, c.pw, c.dw, OW);
@@ -395,6 +402,11 @@ TEST_CASE("kernels: max_pool2d / avg_pool2d with padding, dilation, ceil_mode", 
                   << " ceil=" << c.ceil;
                 aref.params(cs, p.str());
                 aref.expect(cs, "out", out, Tol::Elementwise);
+                std::vector<T> planes(out.size());
+                for (std::int64_t pl = 0; pl < c.N * c.C; ++pl)
+                    k::avg_pool2d_plane(planes.data() + pl * OH * OW, x.data() + pl * c.H * c.W, c.H, c.W, c.KH, c.KW,
+                                        c.sh, c.sw, c.ph, c.pw, c.cip, c.div, OH, OW);
+                CHECK(planes == out);
                 if (c.H == 1 && c.KH == 1 && c.ph == 0 && c.div == 0) {
                     std::vector<T> o1(out.size());
                     k::avg_pool1d(o1.data(), x.data(), c.N, c.C, c.W, c.KW, c.sw, c.pw, c.cip, OW);
@@ -421,6 +433,18 @@ TEST_CASE("kernels: max_pool2d 2x2/2 without indices propagates NaN", "[kernels]
     CHECK(y[1] == 4.f);
     CHECK(std::isnan(y[2]));
     CHECK(y[3] == -inf);
+    // The same windows in a plane of odd width (the row-pair loop; the last column is dropped).
+    std::vector<float> x5;
+    for (int r = 0; r < 4; ++r) {
+        x5.insert(x5.end(), x.begin() + 4 * r, x.begin() + 4 * r + 4);
+        x5.push_back(100.f);
+    }
+    std::vector<float> y5(4);
+    k::max_pool2d(y5.data(), nullptr, x5.data(), 1, 1, 4, 5, 2, 2, 2, 2, 0, 0, 1, 1, 2, 2);
+    CHECK(std::isnan(y5[0]));
+    CHECK(y5[1] == 4.f);
+    CHECK(std::isnan(y5[2]));
+    CHECK(y5[3] == -inf);
 }
 
 TEST_CASE("kernels: global / adaptive pooling", "[kernels]") {

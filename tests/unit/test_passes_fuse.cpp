@@ -96,21 +96,23 @@ TEST_CASE("fuse-elementwise: a chain becomes one node, broadcast operands stay i
   Graph again = fuse_elementwise(g);
   CHECK(dump_ir(again) == dump_ir(g));
   // The pipeline of code generation runs it after autodiff and the optimizer, followed only by
-  // fuse-epilogue and pack-weights; --no-pass switches it off (`unfused`). `mithril check` (no
-  // codegen) shows the layers as written.
+  // fuse-epilogue, fuse-pool and pack-weights; --no-pass switches it off (`unfused`). `mithril
+  // check` (no codegen) shows the layers as written.
   PipelineOptions opts;
   opts.grad.enabled = true;
   CHECK(frontend_passes(opts).back().name == "autodiff");
   opts.codegen = true;
   auto passes = frontend_passes(opts);
-  REQUIRE(passes.size() >= 3);
-  CHECK(passes[passes.size() - 3].name == "fuse-elementwise");
-  CHECK(passes[passes.size() - 2].name == "fuse-epilogue");
+  REQUIRE(passes.size() >= 4);
+  CHECK(passes[passes.size() - 4].name == "fuse-elementwise");
+  CHECK(passes[passes.size() - 3].name == "fuse-epilogue");
+  CHECK(passes[passes.size() - 2].name == "fuse-pool");
   CHECK(passes.back().name == "pack-weights");
-  for (size_t k = passes.size() - 3; k < passes.size(); ++k) CHECK(passes[k].optional);
-  CHECK(resolve_disabled_passes({"all"}, opts) ==
-        std::vector<std::string>{"simplify", "fold", "cse", "dce", "fold-batchnorm", "fuse-elementwise", "fuse-epilogue",
-                                 "pack-weights"});
+  for (size_t k = passes.size() - 4; k < passes.size(); ++k) CHECK(passes[k].optional);
+  const std::vector<std::string> optional = {"simplify",         "fold",          "cse",       "dce", "fold-batchnorm",
+                                             "fuse-elementwise", "fuse-epilogue", "fuse-pool", "pack-weights"};
+  CHECK(resolve_disabled_passes({"all"}, opts) == optional);
+  CHECK(optional_passes() == optional);
   CHECK_THROWS_AS(resolve_disabled_passes({"autodiff"}, opts), CompileError);
   CHECK_THROWS_AS(resolve_disabled_passes({"fusion"}, opts), CompileError);
   CHECK(nodes_of(before, "FusedElementwise").empty());
@@ -338,7 +340,7 @@ layers:
 )"), {});
   for (auto& f : emit_cpu_project(named, {"names", "names.yaml", "", false}))
     if (f.path == "names.cpp") {
-      CHECK_THAT(f.text, Contains("const float t_0 = (t0[i] > float(0) ? t0[i] : float(0));  // r (Relu)"));
+      CHECK_THAT(f.text, Contains("const float t_0 = (t0[i] < float(0) ? float(0) : t0[i]);  // r (Relu)"));
       CHECK_THAT(f.text, Contains("t1[i] = t_1;"));
     }
   // Unfused ops keep their one-line loops.
@@ -511,4 +513,66 @@ layers:
   CHECK(epilogue_ops(*convs[3]) == std::vector<std::string>{"Add", "Multiply"});
   CHECK(value_names(g, epilogue_inputs(*convs[3])) == std::vector<std::string>{"ha", "g"});
   CHECK(g.value(convs[3]->outputs[0][0]).name == "y");
+}
+
+TEST_CASE("fuse-pool: a pooling read only from a convolution goes into its epilogue", "[fuse]") {
+  const char* text = R"(
+name: pools
+inputs: {x: {shape: [N, 3, 8, 8]}, big: {shape: [N, 2, 66, 64]}}
+outputs: [pa, pb, hc, pc, pd, gd, pe]
+layers:
+  - {op: Conv2d, name: ca, args: {out_channels: 4, kernel_size: 3, padding: 1}, input: x, output: ha}
+  - {op: Relu, name: ra, input: ha, output: qa}
+  - {op: MaxPool2d, name: pool_a, args: {kernel_size: 2}, input: qa, output: pa}
+  - {op: Conv2d, name: cb, args: {out_channels: 4, kernel_size: 1}, input: pa, output: hb}
+  - {op: AvgPool2d, name: pool_b, args: {kernel_size: 3, stride: 2, padding: 1}, input: hb, output: pb}
+  - {op: Conv2d, name: cc, args: {out_channels: 4, kernel_size: 1}, input: x, output: hc}
+  - {op: MaxPool2d, name: pool_c, args: {kernel_size: 2}, input: hc, output: pc}
+  - {op: Conv2d, name: cd, args: {out_channels: 4, kernel_size: 1}, input: x, output: hd}
+  - {op: Sigmoid, name: sd, input: hd, output: gd}
+  - {op: MaxPool2d, name: pool_d, args: {kernel_size: 2}, input: hd, output: pd0}
+  - {op: Add, name: join, left: pd0, right: pc, output: pd}
+  - {op: Conv2d, name: ce, args: {out_channels: 2, kernel_size: 3, padding: 1}, input: big, output: he}
+  - {op: MaxPool2d, name: pool_e, args: {kernel_size: 2}, input: he, output: pe}
+)";
+  Graph g = fuse_pool(conv_fused(text));
+  verify_graph(g);
+  auto convs = nodes_of(g, "Conv2d");
+  REQUIRE(convs.size() == 5);
+  // ca: ReLU in the epilogue, then the pooling; cb: the average pooling alone.
+  REQUIRE(convs[0]->attrs.contains("pool"));
+  CHECK(convs[0]->attrs.at("pool").at("op") == "MaxPool2d");
+  CHECK(convs[0]->attrs.at("pool").at("name") == "pool_a");
+  CHECK(convs[0]->attrs.at("pool").at("args").at("kernel_size") == 2);
+  CHECK(epilogue_ops(*convs[0]) == std::vector<std::string>{"Relu"});
+  CHECK(g.value(convs[0]->outputs[0][0]).name == "pa");
+  CHECK(g.value(convs[0]->outputs[0][0]).shape == Shape{Dim::symbol("N"), Dim(4), Dim(4), Dim(4)});
+  REQUIRE(convs[1]->attrs.contains("pool"));
+  CHECK(convs[1]->attrs.at("pool").at("op") == "AvgPool2d");
+  CHECK(g.value(convs[1]->outputs[0][0]).name == "pb");
+  // cc's result is a model output, cd's is read twice (pool_d and the sigmoid), ce's planes have
+  // 66 * 64 > 4096 elements: their poolings stay layers.
+  for (size_t i = 2; i < 5; ++i) CHECK_FALSE(convs[i]->attrs.contains("pool"));
+  CHECK(nodes_of(g, "MaxPool2d").size() == 3);
+  CHECK(nodes_of(g, "AvgPool2d").empty());
+  // Not with gradients; a second run finds nothing more.
+  Graph with_grad = unfused(text, true);
+  CHECK(nodes_of(fuse_pool(with_grad), "MaxPool2d").size() == 4);
+  CHECK(dump_ir(fuse_pool(g)) == dump_ir(g));
+
+  // The generated convolution writes its result to its scratch, after its own working memory,
+  // and pools each row in the epilogue on the calling thread; the FLOPs are the convolution's.
+  ProgramPlan plan = plan_program(g, {{"N", 2}});
+  const Graph& pg = plan.graph;
+  const Node& ca = *nodes_of(pg, "Conv2d")[0];
+  const std::map<std::string, int64_t> n2 = {{"N", 2}}, n3 = {{"N", 3}};
+  CHECK(ca.op->flops(ca, pg).eval(n2) == 2 * 4 * 8 * 8 * 3 * 3 * 3 * 2);
+  // The scratch grows by the convolution's result: 4 * 8 * 8 elements per image.
+  const Dim& scratch = plan.scratch_elems[static_cast<size_t>(ca.id)];
+  CHECK(*scratch.eval(n3) - *scratch.eval(n2) == 4 * 8 * 8);
+  const std::string code = test::generated_source(plan, "pools");
+  CHECK_THAT(code, Contains("float* const unpooled = "));
+  CHECK_THAT(code, Contains("rt::k::conv2d(unpooled, x, ca_weight, ca_bias, "));
+  CHECK_THAT(code, Contains("rt::k::max_pool2d_plane(pa + (n * 4 + k) * 16, row, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1, 4, 4);"));
+  CHECK_THAT(code, Contains("rt::k::avg_pool2d_plane(pb + (n * 4 + k) * 4, row, 4, 4, 3, 3, 2, 2, 1, 1, true, 0, 2, 2);"));
 }

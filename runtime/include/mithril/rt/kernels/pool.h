@@ -6,6 +6,8 @@
 // windows at the borders exactly as PyTorch's CPU kernels do.
 #pragma once
 
+#include <utility>
+
 #include "mithril/rt/kernels/common.h"
 
 namespace mithril::rt::k {
@@ -170,19 +172,54 @@ void max_pool_plane_inside(T* MITHRIL_K_RESTRICT y, T* MITHRIL_K_RESTRICT d, con
     }
 }
 
-// max_pool2d (y != null) or its gradient (d, g != null) over planes: the inner
-// outputs through max_pool_plane_inside, those whose windows the border clips
-// through the general walk. Small planes with no clipped window (no padding, as
-// LeNet's 2x2 pools) go several planes per block.
+// max_pool2d (y != null) or its gradient (d, g != null, d zeroed here) on one
+// plane x: the inner outputs through max_pool_plane_inside, those whose windows
+// the border clips through the general walk.
+template <class T>
+void max_pool2d_one(T* MITHRIL_K_RESTRICT y, T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT g,
+                    const T* MITHRIL_K_RESTRICT x, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
+                    int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t OH, int64_t OW,
+                    const PoolInside& rows, const PoolInside& cols) {
+    if (d) std::fill(d, d + H * W, T(0));
+    auto edge = [&](int64_t oh, int64_t lo, int64_t hi) {
+        for (int64_t ow = lo; ow < hi; ++ow) {
+            T b;
+            int64_t bi;
+            const bool any = max_window_clipped(x, H, W, KH, KW, oh * sh - ph, ow * sw - pw, dh, dw, b, bi);
+            if (y) y[oh * OW + ow] = b;
+            else if (any) d[bi] += g[oh * OW + ow];  // no element in the window: nothing to route
+        }
+    };
+    const bool inner = rows.lo < rows.hi && cols.lo < cols.hi;
+    const int64_t top = inner ? rows.lo : OH;
+    for (int64_t oh = 0; oh < top; ++oh) edge(oh, 0, OW);
+    if (inner) {
+        max_pool_plane_inside(y, d, g, x, W, KH, KW, sh, sw, ph, pw, dh, dw, OW, rows.lo, rows.hi, cols.lo, cols.hi,
+                              edge);
+        for (int64_t oh = rows.hi; oh < OH; ++oh) edge(oh, 0, OW);
+    }
+}
+
+// The outputs along each axis whose windows lie inside the input, for max_pool2d_one.
+inline std::pair<PoolInside, PoolInside> pool_inside(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
+                                                     int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                                                     int64_t OH, int64_t OW) {
+    PoolInside rows(H, KH, sh, ph, dh, OH), cols(W, KW, sw, pw, dw, OW);
+    // max_pool_block keeps offsets within a window in int32 (half the width of
+    // int64 next to float lanes); windows too large for that take the general walk.
+    if ((KH - 1) * dh * W + (KW - 1) * dw > std::numeric_limits<int32_t>::max()) rows.lo = rows.hi = 0;
+    return {rows, cols};
+}
+
+// max_pool2d (y != null) or its gradient (d, g != null) over planes, each by
+// max_pool2d_one. Small planes with no clipped window (no padding, as LeNet's
+// 2x2 pools) go several planes per block.
 template <class T>
 void max_pool2d_planes(T* MITHRIL_K_RESTRICT out, T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy,
                        const T* MITHRIL_K_RESTRICT in, int64_t planes, int64_t H, int64_t W, int64_t KH, int64_t KW,
                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t OH,
                        int64_t OW) {
-    PoolInside rows(H, KH, sh, ph, dh, OH), cols(W, KW, sw, pw, dw, OW);
-    // max_pool_block keeps offsets within a window in int32 (half the width of
-    // int64 next to float lanes); windows too large for that take the general walk.
-    if ((KH - 1) * dh * W + (KW - 1) * dw > std::numeric_limits<int32_t>::max()) rows.lo = rows.hi = 0;
+    const auto [rows, cols] = pool_inside(H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW);
     const bool whole = rows.lo == 0 && rows.hi == OH && cols.lo == 0 && cols.hi == OW && OH > 0 && OW > 0;
     if (whole && OH * OW * 2 <= kMaxPoolBlock) {
         const int64_t per = kMaxPoolBlock / (OH * OW), blocks = (planes + per - 1) / per;
@@ -201,30 +238,10 @@ void max_pool2d_planes(T* MITHRIL_K_RESTRICT out, T* MITHRIL_K_RESTRICT dx, cons
         return;
     }
     MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
-    for (int64_t pl = 0; pl < planes; ++pl) {
-        const T* x = in + pl * H * W;
-        T* y = out ? out + pl * OH * OW : nullptr;
-        T* d = dx ? dx + pl * H * W : nullptr;
-        const T* g = dx ? dy + pl * OH * OW : nullptr;
-        if (d) std::fill(d, d + H * W, T(0));
-        auto edge = [&](int64_t oh, int64_t lo, int64_t hi) {
-            for (int64_t ow = lo; ow < hi; ++ow) {
-                T b;
-                int64_t bi;
-                const bool any = max_window_clipped(x, H, W, KH, KW, oh * sh - ph, ow * sw - pw, dh, dw, b, bi);
-                if (y) y[oh * OW + ow] = b;
-                else if (any) d[bi] += g[oh * OW + ow];  // no element in the window: nothing to route
-            }
-        };
-        const bool inner = rows.lo < rows.hi && cols.lo < cols.hi;
-        const int64_t top = inner ? rows.lo : OH;
-        for (int64_t oh = 0; oh < top; ++oh) edge(oh, 0, OW);
-        if (inner) {
-            max_pool_plane_inside(y, d, g, x, W, KH, KW, sh, sw, ph, pw, dh, dw, OW, rows.lo, rows.hi, cols.lo,
-                                  cols.hi, edge);
-            for (int64_t oh = rows.hi; oh < OH; ++oh) edge(oh, 0, OW);
-        }
-    }
+    for (int64_t pl = 0; pl < planes; ++pl)
+        max_pool2d_one(out ? out + pl * OH * OW : nullptr, dx ? dx + pl * H * W : nullptr,
+                       dx ? dy + pl * OH * OW : nullptr, in + pl * H * W, H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW,
+                       rows, cols);
 }
 
 // The common 2x2, stride 2 pooling without padding or dilation (LeNet, VGG),
@@ -234,21 +251,38 @@ void max_pool2d_planes(T* MITHRIL_K_RESTRICT out, T* MITHRIL_K_RESTRICT dx, cons
 // a window the result is NaN as well (which of them may differ: the order of the
 // comparisons does).
 inline constexpr int64_t kMaxPool2x2Row = 1024;
+inline bool max_pool_is_2x2(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
+                            int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t OH, int64_t OW) {
+    return KH == 2 && KW == 2 && stride_h == 2 && stride_w == 2 && pad_h == 0 && pad_w == 0 && dil_h == 1 &&
+           dil_w == 1 && 2 * OH <= H && 2 * OW <= W && OW <= kMaxPool2x2Row;
+}
+template <class T>
+void max_pool2d_2x2_one(T* MITHRIL_K_RESTRICT y, const T* MITHRIL_K_RESTRICT x, int64_t W, int64_t OH, int64_t OW) {
+    auto take = [](T best, T e) { return (e > best || e != e) && best == best ? e : best; };
+    if (2 * OW == W && OH * OW <= kMaxPool2x2Row) {
+        // Even width: the column pairs of the 2*OH rows in one loop over the plane (no pair
+        // straddles two rows; short rows would leave the vector loops to their scalar tails),
+        // then the row pairs.
+        T cols[2 * kMaxPool2x2Row];
+        for (int64_t i = 0; i < 2 * OH * OW; ++i) cols[i] = take(x[2 * i], x[2 * i + 1]);
+        for (int64_t oh = 0; oh < OH; ++oh)
+            for (int64_t ow = 0; ow < OW; ++ow)
+                y[oh * OW + ow] = take(cols[2 * oh * OW + ow], cols[(2 * oh + 1) * OW + ow]);
+        return;
+    }
+    T rows[2 * kMaxPool2x2Row];
+    for (int64_t oh = 0; oh < OH; ++oh) {
+        const T* r0 = x + 2 * oh * W;
+        const T* r1 = r0 + W;
+        for (int64_t j = 0; j < 2 * OW; ++j) rows[j] = take(r0[j], r1[j]);
+        for (int64_t ow = 0; ow < OW; ++ow) y[oh * OW + ow] = take(rows[2 * ow], rows[2 * ow + 1]);
+    }
+}
 template <class T>
 void max_pool2d_2x2(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t planes, int64_t H, int64_t W,
                     int64_t OH, int64_t OW) {
-    auto take = [](T best, T e) { return (e > best || e != e) && best == best ? e : best; };
     MITHRIL_K_PARFOR(planes * OH * OW * 4 >= kParallelWork)
-    for (int64_t pl = 0; pl < planes; ++pl) {
-        T rows[2 * kMaxPool2x2Row];
-        for (int64_t oh = 0; oh < OH; ++oh) {
-            const T* r0 = in + (pl * H + 2 * oh) * W;
-            const T* r1 = r0 + W;
-            T* y = out + (pl * OH + oh) * OW;
-            for (int64_t j = 0; j < 2 * OW; ++j) rows[j] = take(r0[j], r1[j]);
-            for (int64_t ow = 0; ow < OW; ++ow) y[ow] = take(rows[2 * ow], rows[2 * ow + 1]);
-        }
-    }
+    for (int64_t pl = 0; pl < planes; ++pl) max_pool2d_2x2_one(out + pl * OH * OW, in + pl * H * W, W, OH, OW);
 }
 
 template <class T>
@@ -277,12 +311,26 @@ void max_pool2d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_o
     if (indices_or_null)
         detail::max_pool2d_indices(out, indices_or_null, in, N * C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
                                    dil_h, dil_w, OH, OW);
-    else if (KH == 2 && KW == 2 && stride_h == 2 && stride_w == 2 && pad_h == 0 && pad_w == 0 &&
-             dil_h == 1 && dil_w == 1 && 2 * OH <= H && 2 * OW <= W && OW <= detail::kMaxPool2x2Row)
+    else if (detail::max_pool_is_2x2(H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW))
         detail::max_pool2d_2x2(out, in, N * C, H, W, OH, OW);
     else
         detail::max_pool2d_planes(out, static_cast<T*>(nullptr), static_cast<const T*>(nullptr), in, N * C, H, W, KH,
                                   KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW);
+}
+
+// max_pool2d of one plane [H, W] -> [OH, OW], on the calling thread only: a
+// convolution's epilogue pools each row of its result with it (the fuse-pool pass).
+template <class T>
+void max_pool2d_plane(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t H, int64_t W, int64_t KH,
+                      int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
+                      int64_t dil_w, int64_t OH, int64_t OW) {
+    if (detail::max_pool_is_2x2(H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW)) {
+        detail::max_pool2d_2x2_one(out, in, W, OH, OW);
+        return;
+    }
+    const auto [rows, cols] = detail::pool_inside(H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW);
+    detail::max_pool2d_one(out, static_cast<T*>(nullptr), static_cast<const T*>(nullptr), in, H, W, KH, KW, stride_h,
+                           stride_w, pad_h, pad_w, dil_h, dil_w, OH, OW, rows, cols);
 }
 
 // torch.nn.functional.max_pool1d: in [N, C, L], out [N, C, OL] (max_pool2d with H = 1).
@@ -298,40 +346,46 @@ void max_pool1d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_o
 // in [N, C, H, W], out [N, C, OH, OW]. As PyTorch: the window is first clipped
 // to the padded input (that size is the divisor with count_include_pad), then
 // to the input (that size is the divisor without); an empty window gives 0.
+// avg_pool2d of one plane [H, W] -> [OH, OW], on the calling thread only (as max_pool2d_plane).
+template <class T>
+void avg_pool2d_plane(T* MITHRIL_K_RESTRICT y, const T* MITHRIL_K_RESTRICT x, int64_t H, int64_t W, int64_t KH,
+                      int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                      bool count_include_pad, int64_t divisor_override, int64_t OH, int64_t OW) {
+    for (int64_t oh = 0; oh < OH; ++oh) {
+        int64_t h0 = oh * stride_h - pad_h;
+        int64_t h1 = std::min(h0 + KH, H + pad_h);
+        const int64_t hp = h1 - h0;
+        h0 = std::max<int64_t>(h0, 0);
+        h1 = std::min(h1, H);
+        for (int64_t ow = 0; ow < OW; ++ow) {
+            int64_t w0 = ow * stride_w - pad_w;
+            int64_t w1 = std::min(w0 + KW, W + pad_w);
+            const int64_t pool = hp * (w1 - w0);
+            w0 = std::max<int64_t>(w0, 0);
+            w1 = std::min(w1, W);
+            if (h0 >= h1 || w0 >= w1) {
+                y[oh * OW + ow] = T(0);
+                continue;
+            }
+            acc_t<T> s = 0;
+            for (int64_t h = h0; h < h1; ++h)
+                for (int64_t w = w0; w < w1; ++w) s += x[h * W + w];
+            const int64_t div =
+                divisor_override > 0 ? divisor_override : count_include_pad ? pool : (h1 - h0) * (w1 - w0);
+            y[oh * OW + ow] = static_cast<T>(s / static_cast<acc_t<T>>(div));
+        }
+    }
+}
+
 template <class T>
 void avg_pool2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t N, int64_t C, int64_t H, int64_t W,
                 int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
                 bool count_include_pad, int64_t divisor_override, int64_t OH, int64_t OW) {
     const int64_t planes = N * C;
     MITHRIL_K_PARFOR(planes * OH * OW * KH * KW >= kParallelWork)
-    for (int64_t pl = 0; pl < planes; ++pl) {
-        const T* x = in + pl * H * W;
-        T* y = out + pl * OH * OW;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-            int64_t h0 = oh * stride_h - pad_h;
-            int64_t h1 = std::min(h0 + KH, H + pad_h);
-            const int64_t hp = h1 - h0;
-            h0 = std::max<int64_t>(h0, 0);
-            h1 = std::min(h1, H);
-            for (int64_t ow = 0; ow < OW; ++ow) {
-                int64_t w0 = ow * stride_w - pad_w;
-                int64_t w1 = std::min(w0 + KW, W + pad_w);
-                const int64_t pool = hp * (w1 - w0);
-                w0 = std::max<int64_t>(w0, 0);
-                w1 = std::min(w1, W);
-                if (h0 >= h1 || w0 >= w1) {
-                    y[oh * OW + ow] = T(0);
-                    continue;
-                }
-                acc_t<T> s = 0;
-                for (int64_t h = h0; h < h1; ++h)
-                    for (int64_t w = w0; w < w1; ++w) s += x[h * W + w];
-                const int64_t div =
-                    divisor_override > 0 ? divisor_override : count_include_pad ? pool : (h1 - h0) * (w1 - w0);
-                y[oh * OW + ow] = static_cast<T>(s / static_cast<acc_t<T>>(div));
-            }
-        }
-    }
+    for (int64_t pl = 0; pl < planes; ++pl)
+        avg_pool2d_plane(out + pl * OH * OW, in + pl * H * W, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w,
+                         count_include_pad, divisor_override, OH, OW);
 }
 
 // torch.nn.functional.avg_pool1d: in [N, C, L], out [N, C, OL].
