@@ -383,10 +383,24 @@ void constant_rule(InferContext& c) {
   c.out("output", t, shape);
 }
 
-// Ops that keep the elements in order (Reshape, Flatten, Squeeze, Unsqueeze):
-// a copy for now; the memory planner will turn them into views.
 void emit_copy(EmitContext& e) {
   e.line("std::copy({0}, {0} + {1}, {2});", e.x("input"), EmitContext::numel(e.out().shape), e.y());
+}
+
+// Ops that keep the elements in order (Reshape, Flatten, Squeeze, Unsqueeze, ReshapeLike) write
+// in place of their input (OpDef::writes_in_place_of): where the memory plan gave the output the
+// input's buffer (this node is the input's last reader) they are views and emit no code; elsewhere
+// (a model input, a value read again later) a copy.
+void emit_view(EmitContext& e) {
+  const Value& x = e.in("input");
+  const Value& y = e.out();
+  const ProgramPlan& p = e.plan();
+  if (x.kind == ValueKind::Temp && p.offset[static_cast<size_t>(x.id)] >= 0 &&
+      p.offset[static_cast<size_t>(x.id)] == p.offset[static_cast<size_t>(y.id)]) {
+    e.line("(void){}, (void){};  // a view: {} is {}'s buffer", e.y(), e.x("input"), e.y(), e.x("input"));
+    return;
+  }
+  emit_copy(e);
 }
 
 
@@ -717,7 +731,8 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("shape", ArgType::IntList, std::nullopt,
                        "the new sizes: positive, 0 (copy the input's size at this position) or -1 (infer; at most one)")
                   .grad(reshape_grad)
-                  .emit("cpu", emit_copy)
+                  .writes_in_place_of("input")
+                  .emit("cpu", emit_view)
                   .fold_rule(fold_same_elements)
                   .rule(reshape_rule));
 
@@ -728,7 +743,8 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("start_dim", ArgType::Int, json(1), "first axis to merge; negative counts from the end")
                   .arg("end_dim", ArgType::Int, json(-1), "last axis to merge (inclusive); negative counts from the end")
                   .grad(reshape_grad)
-                  .emit("cpu", emit_copy)
+                  .writes_in_place_of("input")
+                  .emit("cpu", emit_view)
                   .fold_rule(fold_same_elements)
                   .rule(flatten_rule));
 
@@ -759,7 +775,8 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("axis", ArgType::IntOrList, json(nullptr),
                        "axis or list of axes to remove, each of size 1; negative counts from the end; omitted: every size-1 axis")
                   .grad(reshape_grad)
-                  .emit("cpu", emit_copy)
+                  .writes_in_place_of("input")
+                  .emit("cpu", emit_view)
                   .fold_rule(fold_same_elements)
                   .rule(squeeze_rule));
 
@@ -770,7 +787,8 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("axis", ArgType::IntOrList, std::nullopt,
                        "position or list of positions of the new axes in the output; negative counts from the output's end")
                   .grad(reshape_grad)
-                  .emit("cpu", emit_copy)
+                  .writes_in_place_of("input")
+                  .emit("cpu", emit_view)
                   .fold_rule(fold_same_elements)
                   .rule(unsqueeze_rule));
 
@@ -875,9 +893,10 @@ MITHRIL_REGISTER_OPS(shape) {
   register_op(OpDef("ReshapeLike", "shape", "same elements in the shape of 'like' (whose values are not read)")
                   .in("input").in("like").out().trait("internal")
                   .grad(reshape_grad)
+                  .writes_in_place_of("input")
                   .emit("cpu", [](EmitContext& e) {
                     shape_only(e);
-                    emit_copy(e);
+                    emit_view(e);
                   })
                   .fold_rule(fold_same_elements)
                   .rule([](InferContext& c) {

@@ -23,6 +23,11 @@ static void check_no_live_overlap(const ProgramPlan& p) {
       int sa = g.value(a).producer, sb = g.value(b).producer;
       int ea = std::max(last[a], sa), eb = std::max(last[b], sb);
       bool live_together = sa <= eb && sb <= ea;
+      // An op writing in place of its input (a view) takes the buffer over at its last reader.
+      auto handover = [&](int from, int to, int end_from, int start_to) {
+        return end_from == start_to && p.offset[from] == p.offset[to] && !g.nodes[start_to].op->in_place.empty();
+      };
+      if (handover(a, b, ea, sb) || handover(b, a, eb, sa)) live_together = false;
       bool overlap = p.offset[a] < p.offset[b] + p.bytes[b] && p.offset[b] < p.offset[a] + p.bytes[a];
       INFO(g.value(a).name << " and " << g.value(b).name);
       CHECK_FALSE((live_together && overlap));
@@ -113,4 +118,35 @@ TEST_CASE("packed weights: Linear panels, Winograd transforms where the batch ha
   CHECK_THAT(memory_summary(test::check_text(model(1)), {}),
              Contains("packed copies of 2 weights: about 98,304 bytes more"));
   CHECK_THAT(memory_summary(test::check_text(model(1)), {}, false), !Contains("packed copies"));
+}
+
+TEST_CASE("Reshape and Flatten are views where they are their input's last reader", "[plan]") {
+  const char* text = R"(
+name: views
+inputs: {x: {shape: [2, 3, 4]}}
+outputs: [y, z, w]
+layers:
+  - {op: Flatten, name: fx, input: x, output: f}
+  - {op: Relu, name: act, input: f, output: h}
+  - {op: Reshape, name: rh, args: {shape: [2, 3, 4]}, input: h, output: r}
+  - {op: Exp, name: ex, input: r, output: y}
+  - {op: Reshape, name: again, args: {shape: [6, 4]}, input: y, output: z}
+  - {op: Tanh, name: th, input: r, output: w}
+)";
+  ProgramPlan p = plan_program(test::check_text(text), {});
+  check_no_live_overlap(p);
+  auto id = [&](const std::string& name) {
+    for (auto& v : p.graph.values)
+      if (v.name == name) return v.id;
+    FAIL("no value " << name);
+    return -1;
+  };
+  // fx reads the model input (not the arena's): a copy. rh is h's last reader: a view; r is read
+  // twice afterwards, from the same buffer. again reads y, a model output that stays: a copy.
+  CHECK(p.offset[id("r")] == p.offset[id("h")]);
+  CHECK(p.offset[id("z")] != p.offset[id("y")]);
+  const std::string code = test::generated_source(p, "views");
+  CHECK_THAT(code, Contains("std::copy(x, x + 24, "));
+  CHECK_THAT(code, Contains("// a view: "));
+  CHECK_THAT(code, Contains("std::copy(y, y + 24, z);"));
 }
