@@ -1,7 +1,11 @@
 // gemm_bench.cpp - times single-precision gemm on the shapes of Mithril's models,
 // for the BLAS library the runtime was built with (run by tools/bench/bench_gemm.py).
 //
-//   gemm_bench [--threads 2] [--min-time 0.3]
+//   gemm_bench [--threads 2] [--min-time 0.3] [--shapes FILE]
+//
+// --shapes: time these shapes instead of the built-in list, one per line as
+// `M N K ta tb name...` (ta, tb 0 or 1; the rest of the line names it), as
+// tools/bench/bench_gemm_share.py writes them for the products of a model.
 //
 // For each shape, two ways of computing C = A op B: the library's cblas_sgemm as
 // called (the "sgemm" column) and mithril::rt::gemm, which routes one-row and
@@ -13,7 +17,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,7 +37,7 @@ namespace {
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 struct Shape {
-    const char* name;
+    std::string name;
     std::int64_t M, N, K;
     bool ta, tb;
 };
@@ -78,14 +84,35 @@ double time_call(const std::function<void()>& call, double min_time) {
 int main(int argc, char** argv) {
     int threads = 2;
     double min_time = 0.3;
+    const char* shapes_file = nullptr;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--min-time")) min_time = std::atof(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--shapes")) shapes_file = argv[i + 1];
     }
     threads = mithril::rt::set_num_threads(threads);
     std::mt19937 gen(1);
     std::uniform_real_distribution<float> dist(-1.f, 1.f);
-    for (const Shape& s : kShapes) {
+    std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
+    if (shapes_file) {
+        std::ifstream in(shapes_file);
+        if (!in) {
+            std::fprintf(stderr, "gemm_bench: cannot read %s\n", shapes_file);
+            return 1;
+        }
+        shapes.clear();
+        for (std::string line; std::getline(in, line);) {
+            std::istringstream ls(line);
+            Shape s{};
+            int ta = 0, tb = 0;
+            if (!(ls >> s.M >> s.N >> s.K >> ta >> tb)) continue;
+            s.ta = ta != 0;
+            s.tb = tb != 0;
+            std::getline(ls >> std::ws, s.name);
+            shapes.push_back(s);
+        }
+    }
+    for (const Shape& s : shapes) {
         // Stored shapes: A is M x K (K x M when transposed), B is K x N (N x K).
         std::vector<float> A(std::size_t(s.M * s.K)), B(std::size_t(s.K * s.N)), C(std::size_t(s.M * s.N), 0.f);
         for (auto& x : A) x = dist(gen);
@@ -108,7 +135,7 @@ int main(int argc, char** argv) {
         std::printf(
             "{\"name\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld, \"ta\": %d, \"tb\": %d, \"blas\": \"%s\", "
             "\"threads\": %d, \"sgemm_gflops\": %.3f, \"rt_gemm_gflops\": %.3f}\n",
-            s.name, static_cast<long long>(s.M), static_cast<long long>(s.N), static_cast<long long>(s.K), int(s.ta),
+            s.name.c_str(), static_cast<long long>(s.M), static_cast<long long>(s.N), static_cast<long long>(s.K), int(s.ta),
             int(s.tb), mithril::rt::blas_library(), threads, flop / raw * 1e-9, flop / routed * 1e-9);
         std::fflush(stdout);
     }
