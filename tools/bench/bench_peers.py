@@ -68,6 +68,7 @@ BENCH_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mithril-bench")
 DEFAULT_VENV = os.path.join(BENCH_CACHE, "venv")
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 OPSETS = (14, 17)  # the first that exports wins
+SETTLE_S = 10  # s of pause before each Mithril measurement
 WORKER_TIMEOUT = 3600  # s, per process (torch.compile of GPT-2 on two cores takes minutes)
 
 INFER_ROWS = [
@@ -289,6 +290,9 @@ class Runner:
         return self.weights[sample]
 
     def mithril(self, cmd):
+        # Let the machine settle after the previous row's PyTorch processes (gigabytes freed): Mithril's
+        # training steps measured right after them ran up to 2x slower than alone (2026-11-25).
+        time.sleep(SETTLE_S)
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, env=self.mithril_env, timeout=WORKER_TIMEOUT)
         except subprocess.TimeoutExpired:
