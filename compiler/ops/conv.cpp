@@ -385,7 +385,8 @@ bool emit_conv_epilogue(EmitContext& e, const Shape& result) {
     e.line("  {}// {} ({}) pools the row:", bn || steps ? "" : "(void)P;  ", pl.at("name").get<std::string>(), op);
     if (op == "MaxPool2d") {
       auto d = ints_of(a.at("dilation"), 2);
-      e.line("  rt::k::max_pool2d_plane({}, row, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", out, sizes, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], pooled);
+      e.line("  rt::k::max_pool2d_plane({}, row, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", out, sizes, k[0], k[1],
+             s[0], s[1], p[0], p[1], d[0], d[1], pooled);
     } else {
       e.line("  rt::k::avg_pool2d_plane({}, row, {}, {}, {}, {}, {}, {}, {}, {}, 0, {});", out, sizes, k[0], k[1], s[0],
              s[1], p[0], p[1], a.at("count_include_pad").get<bool>() ? "true" : "false", pooled);
