@@ -434,9 +434,10 @@ std::optional<PackSpec> winograd_pack_spec(const Node& n, const Graph& g) {
   const int64_t N = x[0].value(), C = x[1].value(), K = y[1].value();
   if (!rt::k::detail::winograd_packs(N, C, K, q.kh, q.kw, q.sh, q.sw, q.dh, q.dw, q.groups, y[2].value(), y[3].value()))
     return std::nullopt;
-  return PackSpec{fmt::format("rt::k::winograd_packed_size({}, {})", K, C),
-                  fmt::format("rt::k::winograd_pack({{dst}}, {{src}}, {}, {})", K, C),
-                  rt::k::winograd_packed_size(K, C)};
+  const int64_t OH = y[2].value(), OW = y[3].value();
+  return PackSpec{fmt::format("rt::k::winograd_packed_size({}, {}, {}, {})", K, C, OH, OW),
+                  fmt::format("rt::k::winograd_pack({{dst}}, {{src}}, {}, {}, {}, {})", K, C, OH, OW),
+                  rt::k::winograd_packed_size(K, C, OH, OW)};
 }
 
 // ---- gradients -------------------------------------------------------------

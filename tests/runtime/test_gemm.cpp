@@ -185,11 +185,15 @@ TEST_CASE("conv2d with an epilogue matches a float64 loop in every plan", "[gemm
     };
     // LeNet's second convolution (small products, stride 1: direct, images split over the
     // threads), a grouped one, a strided one (one image: per image), a 7x7 stage (batched), a
-    // 3x3 one with enough tiles for Winograd, one with too few (Winograd on transformed weights)
-    // and a small strided one (im2col of 4 images per product).
+    // 3x3 one with enough tiles for Winograd F(4x4, 3x3), one with too few (F(4x4, 3x3) on
+    // transformed weights), a small strided one (im2col of 4 images per product), 7x7
+    // planes with enough tiles for F(2x2, 3x3), and F(2x2, 3x3) on transformed weights (odd
+    // plane, channel counts not multiples of 16), then wide strided ones through their phases
+    // (a 7x7 stride-2 stem, a 5x5 stride-3 one).
     const Case cases[] = {{9, 6, 14, 16, 5, 1, 0, 1}, {7, 4, 10, 8, 3, 1, 1, 2}, {1, 64, 20, 64, 3, 2, 1, 1},
-                          {4, 64, 7, 64, 3, 1, 1, 1}, {2, 32, 24, 32, 3, 1, 1, 1}, {1, 32, 9, 48, 3, 1, 1, 1},
-                          {8, 4, 12, 8, 3, 2, 1, 1}};
+                          {4, 64, 7, 64, 3, 1, 1, 1}, {8, 32, 22, 32, 3, 1, 1, 1}, {1, 32, 9, 48, 3, 1, 1, 1},
+                          {8, 4, 12, 8, 3, 2, 1, 1},  {16, 16, 7, 24, 3, 1, 1, 1}, {2, 24, 7, 40, 3, 1, 1, 1},
+                          {1, 3, 134, 16, 7, 2, 3, 1},  {1, 4, 200, 8, 5, 3, 2, 1}};
     for (const Case& c : cases) {
         const std::int64_t OH = (c.H + 2 * c.pad - c.KH) / c.stride + 1, P = OH * OH, Cg = c.C / c.groups,
                            Kg = c.K / c.groups;
@@ -213,10 +217,10 @@ TEST_CASE("conv2d with an epilogue matches a float64 loop in every plan", "[gemm
         // Too few tiles for Winograd at their batch unless the weights come transformed: the 7x7
         // stage without them (batched im2col), the last case with them.
         const bool packs = k::detail::winograd_packs(c.N, c.C, c.K, c.KH, c.KH, c.stride, c.stride, 1, 1, c.groups, OH, OH);
-        CHECK(packs == (&c == &cases[5] || &c == &cases[3]));
-        const bool use = &c == &cases[5];
-        std::vector<float> U(std::size_t(k::winograd_packed_size(c.K, Cg)));
-        if (use) k::winograd_pack(U.data(), w.data(), c.K, c.C);
+        CHECK(packs == (&c == &cases[5] || &c == &cases[3] || &c == &cases[8]));
+        const bool use = &c == &cases[5] || &c == &cases[8];
+        std::vector<float> U(std::size_t(k::winograd_packed_size(c.K, Cg, OH, OH)));
+        if (use) k::winograd_pack(U.data(), w.data(), c.K, c.C, OH, OH);
         k::conv2d(out.data(), in.data(), w.data(), bias.data(), c.N, c.C, c.H, c.H, c.K, c.KH, c.KH, c.stride, c.stride,
                   c.pad, c.pad, 1, 1, c.groups, OH, OH, scratch.data(), k::ConvAlgo::Auto, epi,
                   use ? U.data() : nullptr);

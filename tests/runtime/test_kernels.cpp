@@ -228,7 +228,7 @@ struct Guarded {
 }  // namespace
 
 // ConvAlgo::Auto (what generated code with known spatial sizes uses) picks per
-// shape: Winograd F(2x2, 3x3), images spread over threads, images batched per
+// shape: Winograd F(4x4, 3x3) and F(2x2, 3x3), images spread over threads, images batched per
 // gemm, the data gradient as a flipped-kernel convolution. Every path, forward
 // and both gradients, against the direct sums; the scratch the kernels are
 // given is exactly what the *_scratch functions ask for.
@@ -236,9 +236,11 @@ struct Guarded {
 // cost 1-2x the direct sum's rounding), float64 1e-12.
 TEST_CASE("kernels: planned convolutions (Winograd, threaded, batched, flipped) match direct sums", "[kernels]") {
     const std::vector<ConvGeom> cfgs{
-        {5, 16, 15, 13, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // Winograd, odd sizes; dx flipped through Winograd
-        {6, 16, 16, 16, 24, 3, 3, 1, 1, 0, 0, 1, 1, 1},   // Winograd, unpadded; dx batched gemm + col2im
-        {20, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},    // Winograd in chunks of 16 and 4 images
+        {20, 16, 15, 13, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},  // Winograd F(4x4), odd sizes; dx flipped through it
+        {16, 16, 16, 16, 24, 3, 3, 1, 1, 0, 0, 1, 1, 1},  // F(4x4), unpadded; dx batched gemm + col2im
+        {80, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},    // F(4x4) in chunks of 64 and 16 images
+        {20, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},    // F(2x2) (7x7 planes) in chunks of 16 and 4 images
+        {5, 16, 15, 13, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // F(2x2) for dw only, odd sizes
         {8, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1, 1},    // LeNet's: images over threads
         {4, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1},     // too few tiles: batched gemm
         {4, 16, 9, 9, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1},     // strided

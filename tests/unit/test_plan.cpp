@@ -102,10 +102,10 @@ TEST_CASE("packed weights: Linear panels, Winograd transforms where the batch ha
     for (auto& q : p.packed) out[p.graph.value(q.id).name] = q.spec.floats;
     return out;
   };
-  // Batch 1: 16 Winograd tiles, too few to transform the weights on every call, so the plan keeps
-  // them transformed; the strided convolution has no Winograd form.
+  // Batch 1: 4 Winograd F(4x4, 3x3) tiles, too few to transform the weights on every call, so the
+  // plan keeps them transformed; the strided convolution has no Winograd form.
   ProgramPlan one = plan_program(test::check_text(model(1)), {});
-  CHECK(packed(one) == std::map<std::string, std::string>{{"c3.weight", "rt::k::winograd_packed_size(32, 32)"},
+  CHECK(packed(one) == std::map<std::string, std::string>{{"c3.weight", "rt::k::winograd_packed_size(32, 32, 8, 8)"},
                                                           {"fc.weight", "rt::k::packed_b_size(10, 512)"}});
   const std::string small = test::generated_source(one, "small");
   CHECK_THAT(small, Contains("rt::k::winograd_pack(packed + kPacked_c3_weight, "));
@@ -114,9 +114,9 @@ TEST_CASE("packed weights: Linear panels, Winograd transforms where the batch ha
   CHECK(packed(plan_program(test::check_text(model(64)), {})) ==
         std::map<std::string, std::string>{{"fc.weight", "rt::k::packed_b_size(10, 512)"}});
   CHECK(plan_program(test::check_text(model(1)), {}, false).packed.empty());
-  // `mithril check` reports them: 16*32*32 floats of Winograd transform, 10 columns of 512 as 16.
+  // `mithril check` reports them: 36*32*32 floats of Winograd transform, 10 columns of 512 as 16.
   CHECK_THAT(memory_summary(test::check_text(model(1)), {}),
-             Contains("packed copies of 2 weights: about 98,304 bytes more"));
+             Contains("packed copies of 2 weights: about 180,224 bytes more"));
   CHECK_THAT(memory_summary(test::check_text(model(1)), {}, false), !Contains("packed copies"));
 }
 

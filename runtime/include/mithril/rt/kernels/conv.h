@@ -1,16 +1,19 @@
-// kernels/conv.h - convolutions via im2col/col2im + gemm, and Winograd F(2x2, 3x3).
+// kernels/conv.h - convolutions via im2col/col2im + gemm, and Winograd F(4x4, 3x3)
+// and F(2x2, 3x3).
 //
 // How the work is cut (ConvAlgo::Auto, what the generated code uses; the plan is
 // a function of the shapes only, so the compiler sizes the scratch from the same
 // functions the kernels use):
 //   * 3x3, stride 1 convolutions with enough channels and tiles (most of
-//     ResNet's, their data gradients through the flipped kernel, and their
-//     weight gradients) go through Winograd F(2x2, 3x3): 16 gemms with 16/36 of
-//     the multiplications (see "Winograd" below);
+//     ResNet's, their data gradients through the flipped kernel) go through
+//     Winograd: F(4x4, 3x3) (36 gemms with 1/4 of the multiplications) for
+//     output planes of at least 8 x 8, F(2x2, 3x3) (16 gemms, 16/36) for smaller
+//     ones and for the weight gradients (see "Winograd" below);
 //   * the same convolutions at a batch with fewer than 256 tiles in all (ResNet's
-//     last three stages at batch 1) go through Winograd too when the caller
-//     passes the weights transformed once (winograd_pack; the memory plan keeps
-//     them in programs without gradients), else as below;
+//     stages at batch 1) go through Winograd too when the caller passes the
+//     weights transformed once (winograd_pack; the memory plan keeps them in
+//     programs without gradients), with the products the other way round (the
+//     transformed weights as gemm_packed's panels), else as below;
 //   * small per-image gemms (LeNet: 16 x 100 x 150) do not thread: the images are
 //     spread over the OpenMP threads instead, each with its own slot of scratch,
 //     the products running on the calling thread. Where the build has the GEMM
@@ -125,7 +128,73 @@ inline int64_t conv_direct_slot(int64_t C, int64_t Hp, int64_t Wp, int64_t Kg, i
     return C * Hp * Wp + gemm_row_slack() + Kg * ((OH - 1) * Wp + OW);
 }
 
+// Strided convolutions with wide outputs (ResNet's 7x7, stride-2 stem: 147 x 12544
+// columns, 7.4 MB of im2col at batch 1), one image at a time (the PerImage plan),
+// where the kernel runs: the image is split once into its stride_h * stride_w
+// phases (zero-padded planes of every stride-th row and column, the size of the
+// input), a stride-1 window of a phase being a strided window of the image, and
+// gemm_rows reads each output row's windows straight from them (row (c, kh, kw)
+// of the right operand starts in phase (kh % stride_h, kw % stride_w)), one
+// output row of every channel per product, written in place: no im2col.
+inline constexpr int64_t kConvPolyphaseWidth = 64;  // output columns at least
+inline bool conv_polyphase(const ConvPlan& plan, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
+                           int64_t dil_h, int64_t dil_w, int64_t groups, int64_t R, int64_t OW) {
+    return plan.mode == ConvPlan::PerImage && (stride_h > 1 || stride_w > 1) && dil_h == 1 && dil_w == 1 &&
+           groups == 1 && KH * KW > 1 && R <= kConvDirectRows && OW >= kConvPolyphaseWidth;
+}
+// Floats of the phases (and gemm_rows' slack) of a C x H x W image.
+inline int64_t conv_polyphase_scratch(int64_t C, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w,
+                                      int64_t stride_h, int64_t stride_w) {
+    const int64_t Hq = (H + 2 * pad_h + stride_h - 1) / stride_h, Wq = (W + 2 * pad_w + stride_w - 1) / stride_w;
+    return C * stride_h * stride_w * Hq * Wq + gemm_row_slack();
+}
+
 namespace detail {
+
+// conv2d of one image through its phases (conv_polyphase above), then the bias
+// and the epilogue on each output plane (image n).
+template <class Epi>
+void conv2d_polyphase(float* MITHRIL_K_RESTRICT out, const float* MITHRIL_K_RESTRICT img,
+                      const float* MITHRIL_K_RESTRICT weight, const float* MITHRIL_K_RESTRICT bias, int64_t n,
+                      int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                      int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, float* MITHRIL_K_RESTRICT phases,
+                      const Epi& epi) {
+    const int64_t Hq = (H + 2 * pad_h + sh - 1) / sh, Wq = (W + 2 * pad_w + sw - 1) / sw, R = C * KH * KW,
+                  P = OH * OW, S = sh * sw;
+    MITHRIL_K_PARFOR(C * S * Hq * Wq >= kParallelWork)
+    for (int64_t t = 0; t < C * S * Hq; ++t) {  // row i of phase (a, b) of channel c
+        const int64_t i = t % Hq, phase = t / Hq % S, c = t / (Hq * S), a = phase / sw, b = phase % sw;
+        float* row = phases + t * Wq;
+        const int64_t h = i * sh + a - pad_h;
+        if (h < 0 || h >= H) {
+            std::fill(row, row + Wq, 0.f);
+            continue;
+        }
+        const float* src = img + (c * H + h) * W;
+        for (int64_t j = 0; j < Wq; ++j) {
+            const int64_t w = j * sw + b - pad_w;
+            row[j] = w >= 0 && w < W ? src[w] : 0.f;
+        }
+    }
+    std::fill(phases + C * S * Hq * Wq, phases + C * S * Hq * Wq + gemm_row_slack(), 0.f);
+    int64_t off[kConvDirectRows];
+    for (int64_t r = 0; r < R; ++r) {
+        const int64_t kw = r % KW, kh = r / KW % KH, c = r / (KW * KH);
+        off[r] = ((c * S + kh % sh * sw + kw % sw) * Hq + kh / sh) * Wq + kw / sw;
+    }
+    MITHRIL_K_PARFOR(K * P * R >= kParallelWork)
+    for (int64_t oh = 0; oh < OH; ++oh)
+        gemm_rows(out + oh * OW, weight, phases + oh * Wq, off, nullptr, K, OW, R, R, P);
+    if (bias || has_epilogue<Epi>) {
+        MITHRIL_K_PARFOR(K * P >= kParallelWork)
+        for (int64_t k = 0; k < K; ++k) {
+            float* plane = out + k * P;
+            if (bias)
+                for (int64_t p = 0; p < P; ++p) plane[p] += bias[k];
+            if constexpr (has_epilogue<Epi>) epi(plane, n, k, P);
+        }
+    }
+}
 
 // True when a conv2d is a plain per-pixel matmul (1x1 kernel, stride 1, no
 // padding): no im2col needed.
@@ -441,23 +510,33 @@ inline bool winograd_shape(int64_t N, int64_t C, int64_t K, int64_t KH, int64_t 
            C >= kWinogradChannels && K >= kWinogradChannels && N > 0 && OH > 0 && OW > 0;
 }
 
-// Images per chunk of conv2d's Winograd path, or 0 when it does not apply.
+// Output planes from this size on (both sides) take F(4x4, 3x3) in conv2d's
+// forward pass; smaller ones F(2x2, 3x3), whose 2x2 tiles waste less of an odd
+// or small plane and whose 16 (not 36) transformed copies of the weights weigh
+// less where the weights dominate (ResNet-18's 7x7 stage at batch 1).
+inline constexpr int64_t kWinograd4Min = 8;
+// Output tile side of conv2d's forward Winograd path: 4 or 2 (the weight
+// gradient always takes 2).
+constexpr int64_t winograd_tile(int64_t OH, int64_t OW) { return OH >= kWinograd4Min && OW >= kWinograd4Min ? 4 : 2; }
+
+// Images per chunk of the Winograd path with output tiles of tile x tile, or 0
+// when it does not apply.
 inline int64_t winograd_images(ConvAlgo algo, int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW,
                                int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w, int64_t groups,
-                               int64_t OH, int64_t OW) {
+                               int64_t OH, int64_t OW, int64_t tile = 2) {
     if (algo != ConvAlgo::Auto || !winograd_shape(N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW))
         return 0;
     // Fewer tiles than one gemm's worth in all (ResNet's 7x7 stage at batch 8) do
     // not pay for the weight transforms.
-    const int64_t tiles = ((OH + 1) / 2) * ((OW + 1) / 2);
+    const int64_t tiles = ((OH + tile - 1) / tile) * ((OW + tile - 1) / tile);
     if (N < (kWinogradTiles + tiles - 1) / tiles) return 0;  // N * tiles < kWinogradTiles, without overflow
     return std::min(N, std::max<int64_t>(1, (kWinogradTiles + tiles - 1) / tiles));
 }
 
 // Scratch of the Winograd path for chunks of nb images: U, V and the products M.
-inline size_t winograd_scratch(int64_t C, int64_t K, int64_t nb, int64_t OH, int64_t OW) {
-    const int64_t tiles = ((OH + 1) / 2) * ((OW + 1) / 2);
-    return static_cast<size_t>(16 * (K * C + (C + K) * nb * tiles));
+inline size_t winograd_scratch(int64_t C, int64_t K, int64_t nb, int64_t OH, int64_t OW, int64_t tile = 2) {
+    const int64_t tiles = ((OH + tile - 1) / tile) * ((OW + tile - 1) / tile), a2 = (tile + 2) * (tile + 2);
+    return static_cast<size_t>(a2 * (K * C + (C + K) * nb * tiles));
 }
 
 // U[xi][k][c] = (G g Gt)[xi] for weight [K, C, 3, 3], 16 input channels at a
@@ -666,25 +745,383 @@ void winograd_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MIT
     }
 }
 
-// conv2d through Winograd F(2x2, 3x3) (winograd_images > 0), in chunks of nb images.
-// With `packed` (winograd_pack's transform of the weights, made once), the
-// weights are not transformed here and the scratch holds only V and M.
+// ---- Winograd F(4x4, 3x3) ----------------------------------------------------
+//
+// The forward convolution's larger tiles: per 4x4 output tile Y = At [U . V] A
+// with U = G g Gt (6x6) and V = Bt d B (the 6x6 input patch), 36 gemms with
+// 36/144 = 1/4 of the multiplications of im2col + gemm (F(2x2, 3x3): 16/36).
+// Lavin & Gray's interpolation points 0, 1, -1, 2, -2 and infinity; the
+// transforms multiply by 2, 4, 5, 8, 1/4, 1/6, 1/12 and 1/24, so the float32
+// error grows to about 3.5x the direct sum's (2e-6 relative RMS over 128
+// channels against float64, tools/bench and the [kernels] tests). conv2d takes
+// them for output planes of at least kWinograd4Min x kWinograd4Min
+// (winograd_tile); the weight gradient stays on F(2x2, 3x3).
+//   Bt = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+//         0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+//   G  = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
+//         1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+//   At = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+
+// U[xi][k][c] = (G g Gt)[xi] (xi = 6 * row + column) for weight [K, C, 3, 3],
+// 16 input channels at a time, as winograd_weights.
+template <class T>
+void winograd4_weights(T* MITHRIL_K_RESTRICT U, const T* MITHRIL_K_RESTRICT weight, int64_t K, int64_t C) {
+    constexpr int64_t L = 16;
+    const int64_t blocks = (C + L - 1) / L;
+    MITHRIL_K_PARFOR(K * C * 36 >= kParallelWork)
+    for (int64_t t = 0; t < K * blocks; ++t) {
+        const int64_t k = t / blocks, c0 = (t % blocks) * L, n = std::min(L, C - c0);
+        alignas(64) T g[9][L], h[6][3][L];
+        for (int64_t q = 0; q < L; ++q)
+            for (int e = 0; e < 9; ++e) g[e][q] = q < n ? weight[(k * C + c0 + q) * 9 + e] : T(0);
+        // G applied to a column (a, b, c) of three values.
+        const auto G = [](T* o[6], const T* a, const T* b, const T* c, int64_t len) {
+            for (int64_t q = 0; q < len; ++q) {
+                const T s = a[q] + c[q];
+                o[0][q] = a[q] / T(4);
+                o[1][q] = -(s + b[q]) / T(6);
+                o[2][q] = -(s - b[q]) / T(6);
+                o[3][q] = a[q] / T(24) + b[q] / T(12) + c[q] / T(6);
+                o[4][q] = a[q] / T(24) - b[q] / T(12) + c[q] / T(6);
+                o[5][q] = c[q];
+            }
+        };
+        for (int j = 0; j < 3; ++j) {  // G g, per column j of the kernel
+            T* o[6] = {h[0][j], h[1][j], h[2][j], h[3][j], h[4][j], h[5][j]};
+            G(o, g[j], g[3 + j], g[6 + j], L);
+        }
+        for (int i = 0; i < 6; ++i) {  // (G g) Gt, per row i
+            T* o[6];
+            for (int x = 0; x < 6; ++x) o[x] = U + ((i * 6 + x) * K + k) * C + c0;
+            G(o, h[i][0], h[i][1], h[i][2], n);
+        }
+    }
+}
+
+// Bt applied to six values z[0..5] (each a lane array), into o[0..5].
+template <class T>
+inline void winograd4_bt(T* const o[6], const T* const z[6], int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        const T z0 = z[0][q], z1 = z[1][q], z2 = z[2][q], z3 = z[3][q], z4 = z[4][q], z5 = z[5][q];
+        const T a = z4 - T(4) * z2, b = z3 - T(4) * z1;  // rows 1 and 2
+        const T c = z4 - z2, d = T(2) * (z3 - z1);       // rows 3 and 4
+        o[0][q] = T(4) * z0 - T(5) * z2 + z4;
+        o[1][q] = a + b;
+        o[2][q] = a - b;
+        o[3][q] = c + d;
+        o[4][q] = c - d;
+        o[5][q] = T(4) * z1 - T(5) * z3 + z5;
+    }
+}
+
+// V[xi][c][j*TH*TW + ty*TW + tx] = (Bt d B)[xi] for the 6x6 patch d at input
+// (4ty - ph, 4tx - pw) of channel c of image j (at in + j*img_stride), for m
+// images. The tiles of a plane go in blocks of up to 64 whatever their row, each
+// patch loaded whole (bounds checks only at the border), so every step is a
+// vector loop over the block.
+template <class T>
+void winograd4_input(T* MITHRIL_K_RESTRICT V, const T* MITHRIL_K_RESTRICT in, int64_t img_stride, int64_t m,
+                     int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t TH, int64_t TW) {
+    const int64_t Tm = m * TH * TW, TT = TH * TW;
+    constexpr int64_t B = 64;  // tiles per step
+    MITHRIL_K_PARFOR(m * C * H * W * 4 >= kParallelWork)
+    for (int64_t t = 0; t < m * C; ++t) {
+        const int64_t j = t / C, c = t % C;
+        const T* plane = in + j * img_stride + c * H * W;
+        T* Vc = V + c * Tm + j * TT;
+        alignas(64) T D[6][6][B], R[6][6][B];
+        for (int64_t q0 = 0; q0 < TT; q0 += B) {
+            const int64_t n = std::min(B, TT - q0);
+            for (int64_t q = 0; q < n; ++q) {  // the patch d of tile q0 + q
+                const int64_t ty = (q0 + q) / TW, tx = (q0 + q) % TW;
+                const int64_t h0 = 4 * ty - ph, w0 = 4 * tx - pw;
+                if (h0 >= 0 && h0 + 5 < H && w0 >= 0 && w0 + 5 < W) {
+                    const T* p = plane + h0 * W + w0;
+                    for (int i = 0; i < 6; ++i)
+                        for (int x = 0; x < 6; ++x) D[i][x][q] = p[i * W + x];
+                } else {
+                    for (int i = 0; i < 6; ++i)
+                        for (int x = 0; x < 6; ++x) {
+                            const int64_t h = h0 + i, w = w0 + x;
+                            D[i][x][q] = h >= 0 && h < H && w >= 0 && w < W ? plane[h * W + w] : T(0);
+                        }
+                }
+            }
+            for (int i = 0; i < 6; ++i) {  // d B, row i of each patch
+                const T* z[6] = {D[i][0], D[i][1], D[i][2], D[i][3], D[i][4], D[i][5]};
+                T* const o[6] = {R[i][0], R[i][1], R[i][2], R[i][3], R[i][4], R[i][5]};
+                winograd4_bt(o, z, n);
+            }
+            const int64_t xs = C * Tm;  // between xi planes
+            for (int x = 0; x < 6; ++x) {  // Bt (d B), column x
+                const T* z[6] = {R[0][x], R[1][x], R[2][x], R[3][x], R[4][x], R[5][x]};
+                T* const o[6] = {Vc + q0 + (0 * 6 + x) * xs, Vc + q0 + (1 * 6 + x) * xs, Vc + q0 + (2 * 6 + x) * xs,
+                                 Vc + q0 + (3 * 6 + x) * xs, Vc + q0 + (4 * 6 + x) * xs, Vc + q0 + (5 * 6 + x) * xs};
+                winograd4_bt(o, z, n);
+            }
+        }
+    }
+}
+
+// At applied to six values z[0..5], into o[0..3] (plus b).
+template <class T>
+inline void winograd4_at(T* const o[4], const T* const z[6], T b, int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        const T s12 = z[1][q] + z[2][q], d12 = z[1][q] - z[2][q];
+        const T s34 = z[3][q] + z[4][q], d34 = z[3][q] - z[4][q];
+        o[0][q] = z[0][q] + s12 + s34 + b;
+        o[1][q] = d12 + T(2) * d34 + b;
+        o[2][q] = s12 + T(4) * s34 + b;
+        o[3][q] = d12 + T(8) * d34 + z[5][q] + b;
+    }
+}
+
+// out[j][k][4ty + r][4tx + s] = (At M A)[r][s] (+ bias[k]) for the tiles of m
+// images (image j at out + j*img_stride), dropping what lies past the output's
+// edge; the tiles of a plane in blocks of up to 64, as winograd4_input. With an
+// epilogue, epi(plane, n0 + j, k, OH*OW) follows on each output plane.
+template <class T, class Epi = NoEpilogue>
+void winograd4_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MITHRIL_K_RESTRICT M,
+                      const T* MITHRIL_K_RESTRICT bias, int64_t m, int64_t K, int64_t OH, int64_t OW, int64_t TH,
+                      int64_t TW, const Epi& epi = {}, int64_t n0 = 0) {
+    const int64_t Tm = m * TH * TW, TT = TH * TW;
+    constexpr int64_t B = 64;
+    MITHRIL_K_PARFOR(m * K * OH * OW * 4 >= kParallelWork)
+    for (int64_t t = 0; t < m * K; ++t) {
+        const int64_t j = t / K, k = t % K;
+        const T b = bias ? bias[k] : T(0);
+        const T* Mk = M + k * Tm + j * TT;
+        T* plane = out + j * img_stride + k * OH * OW;
+        const int64_t xs = K * Tm;
+        alignas(64) T S[4][6][B], Y[4][4][B];
+        for (int64_t q0 = 0; q0 < TT; q0 += B) {
+            const int64_t n = std::min(B, TT - q0);
+            for (int x = 0; x < 6; ++x) {  // At M, column x
+                const T* z[6];
+                for (int y = 0; y < 6; ++y) z[y] = Mk + q0 + (y * 6 + x) * xs;
+                T* const o[4] = {S[0][x], S[1][x], S[2][x], S[3][x]};
+                winograd4_at(o, z, T(0), n);
+            }
+            for (int r = 0; r < 4; ++r) {  // (At M) A
+                const T* z[6] = {S[r][0], S[r][1], S[r][2], S[r][3], S[r][4], S[r][5]};
+                T* const o[4] = {Y[r][0], Y[r][1], Y[r][2], Y[r][3]};
+                winograd4_at(o, z, b, n);
+            }
+            for (int64_t q = 0; q < n; ++q) {
+                const int64_t ty = (q0 + q) / TW, tx = (q0 + q) % TW;
+                const int64_t h0 = 4 * ty, w0 = 4 * tx;
+                T* p = plane + h0 * OW + w0;
+                if (h0 + 3 < OH && w0 + 3 < OW) {
+                    for (int r = 0; r < 4; ++r)
+                        for (int s = 0; s < 4; ++s) p[r * OW + s] = Y[r][s][q];
+                } else {
+                    for (int r = 0; r < 4 && h0 + r < OH; ++r)
+                        for (int s = 0; s < 4 && w0 + s < OW; ++s) p[r * OW + s] = Y[r][s][q];
+                }
+            }
+        }
+        if constexpr (has_epilogue<Epi>) epi(plane, n0 + j, k, OH * OW);
+    }
+}
+
+// ---- Winograd on transposed operands (weights packed once, few tiles) ---------
+//
+// With the weights transformed once (winograd_pack), the products run the other
+// way round, as a Linear layer does: M[xi]^T (tiles x K) = V[xi]^T (tiles x C)
+// U[xi]^T, U[xi]^T packed into gemm_packed's panels. The tiles are few there
+// (fewer than kWinogradTiles), so each panel of weights streams from memory
+// once, contiguously, and serves every tile from cache (ResNet-18's 7x7 stage at
+// batch 1: 16 tiles, 512 x 512 weights per xi; read in place as the left operand
+// its six rows per register tile were six strided streams, at 40% of peak).
+// The transforms then vectorize across 16 channels instead of across tiles:
+// VT[xi][tile][c] and MT[xi][tile][k] hold a tile's channels side by side.
+
+// The 1-D transforms of F(2x2, 3x3) on lane arrays (Bt and At of "Winograd" above).
+template <class T>
+inline void winograd2_bt(T* const o[4], const T* const z[4], int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        const T z0 = z[0][q], z1 = z[1][q], z2 = z[2][q], z3 = z[3][q];
+        o[0][q] = z0 - z2;
+        o[1][q] = z1 + z2;
+        o[2][q] = z2 - z1;
+        o[3][q] = z1 - z3;
+    }
+}
+template <class T>
+inline void winograd2_at(T* const o[2], const T* const z[4], int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        o[0][q] = z[0][q] + z[1][q] + z[2][q];
+        o[1][q] = z[1][q] - z[2][q] - z[3][q];
+    }
+}
+
+// VT[xi][j*TH*TW + ty*TW + tx][c] = (Bt d B)[xi] for the (TILE+2)^2 patch d at input
+// (TILE*ty - ph, TILE*tx - pw) of channel c of image j, 16 channels at a time.
+template <int TILE, class T>
+void winograd_t_input(T* MITHRIL_K_RESTRICT VT, const T* MITHRIL_K_RESTRICT in, int64_t img_stride, int64_t m,
+                      int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t TH, int64_t TW) {
+    constexpr int a = TILE + 2;
+    constexpr int64_t L = 16;
+    const int64_t TT = TH * TW, Tm = m * TT, cblocks = (C + L - 1) / L;
+    MITHRIL_K_PARFOR(m * C * H * W * 4 >= kParallelWork)
+    for (int64_t t = 0; t < m * cblocks; ++t) {
+        const int64_t j = t / cblocks, c0 = (t % cblocks) * L, n = std::min(L, C - c0);
+        const T* img = in + j * img_stride + c0 * H * W;
+        alignas(64) T D[a][a][L], R[a][a][L];
+        for (int64_t q = 0; q < TT; ++q) {
+            const int64_t ty = q / TW, tx = q % TW, h0 = TILE * ty - ph, w0 = TILE * tx - pw;
+            if (h0 >= 0 && h0 + a <= H && w0 >= 0 && w0 + a <= W) {
+                for (int64_t l = 0; l < n; ++l) {
+                    const T* p = img + l * H * W + h0 * W + w0;
+                    for (int i = 0; i < a; ++i)
+                        for (int x = 0; x < a; ++x) D[i][x][l] = p[i * W + x];
+                }
+            } else {
+                for (int64_t l = 0; l < n; ++l) {
+                    const T* plane = img + l * H * W;
+                    for (int i = 0; i < a; ++i)
+                        for (int x = 0; x < a; ++x) {
+                            const int64_t h = h0 + i, w = w0 + x;
+                            D[i][x][l] = h >= 0 && h < H && w >= 0 && w < W ? plane[h * W + w] : T(0);
+                        }
+                }
+            }
+            for (int i = 0; i < a; ++i) {  // d B, row i of the patch
+                const T* z[a];
+                T* o[a];
+                for (int x = 0; x < a; ++x) z[x] = D[i][x], o[x] = R[i][x];
+                if constexpr (TILE == 4) winograd4_bt(o, z, n);
+                else winograd2_bt(o, z, n);
+            }
+            for (int x = 0; x < a; ++x) {  // Bt (d B), column x
+                const T* z[a];
+                T* o[a];
+                for (int y = 0; y < a; ++y) z[y] = R[y][x], o[y] = VT + ((y * a + x) * Tm + j * TT + q) * C + c0;
+                if constexpr (TILE == 4) winograd4_bt(o, z, n);
+                else winograd2_bt(o, z, n);
+            }
+        }
+    }
+}
+
+// out[j][k][TILE*ty + r][TILE*tx + s] = (At M A)[r][s] (+ bias[k]) from
+// MT[xi][j*TH*TW + ty*TW + tx][k], 16 output channels at a time, dropping what lies
+// past the output's edge; then epi(plane, n0 + j, k, OH*OW) on each of the 16 planes.
+template <int TILE, class T, class Epi = NoEpilogue>
+void winograd_t_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MITHRIL_K_RESTRICT MT,
+                       const T* MITHRIL_K_RESTRICT bias, int64_t m, int64_t K, int64_t OH, int64_t OW, int64_t TH,
+                       int64_t TW, const Epi& epi = {}, int64_t n0 = 0) {
+    constexpr int a = TILE + 2;
+    constexpr int64_t L = 16;
+    const int64_t TT = TH * TW, Tm = m * TT, kblocks = (K + L - 1) / L;
+    MITHRIL_K_PARFOR(m * K * OH * OW * 4 >= kParallelWork)
+    for (int64_t t = 0; t < m * kblocks; ++t) {
+        const int64_t j = t / kblocks, k0 = (t % kblocks) * L, n = std::min(L, K - k0);
+        T* img = out + j * img_stride + k0 * OH * OW;
+        alignas(64) T S[TILE][a][L], Y[TILE][TILE][L], b[L];
+        for (int64_t l = 0; l < L; ++l) b[l] = bias && l < n ? bias[k0 + l] : T(0);
+        for (int64_t q = 0; q < TT; ++q) {
+            for (int x = 0; x < a; ++x) {  // At M, column x
+                const T* z[a];
+                T* o[TILE];
+                for (int y = 0; y < a; ++y) z[y] = MT + ((y * a + x) * Tm + j * TT + q) * K + k0;
+                for (int r = 0; r < TILE; ++r) o[r] = S[r][x];
+                if constexpr (TILE == 4) winograd4_at(o, z, T(0), n);
+                else winograd2_at(o, z, n);
+            }
+            for (int r = 0; r < TILE; ++r) {  // (At M) A
+                const T* z[a];
+                T* o[TILE];
+                for (int x = 0; x < a; ++x) z[x] = S[r][x];
+                for (int s = 0; s < TILE; ++s) o[s] = Y[r][s];
+                if constexpr (TILE == 4) winograd4_at(o, z, T(0), n);
+                else winograd2_at(o, z, n);
+                for (int s = 0; s < TILE; ++s)
+                    for (int64_t l = 0; l < n; ++l) Y[r][s][l] += b[l];
+            }
+            const int64_t ty = q / TW, tx = q % TW, h0 = TILE * ty, w0 = TILE * tx;
+            const int rows = static_cast<int>(std::min<int64_t>(TILE, OH - h0)),
+                      cols = static_cast<int>(std::min<int64_t>(TILE, OW - w0));
+            for (int64_t l = 0; l < n; ++l) {
+                T* p = img + l * OH * OW + h0 * OW + w0;
+                if (rows == TILE && cols == TILE) {
+                    for (int r = 0; r < TILE; ++r)
+                        for (int s = 0; s < TILE; ++s) p[r * OW + s] = Y[r][s][l];
+                } else {
+                    for (int r = 0; r < rows; ++r)
+                        for (int s = 0; s < cols; ++s) p[r * OW + s] = Y[r][s][l];
+                }
+            }
+        }
+        if constexpr (has_epilogue<Epi>)
+            for (int64_t l = 0; l < n; ++l) epi(img + l * OH * OW, n0 + j, k0 + l, OH * OW);
+    }
+}
+
+// conv2d through Winograd on transposed operands (above) for all N images at once,
+// UT = winograd_pack's panels; scratch: VT and MT (winograd_scratch less the weights).
+template <int TILE, class Epi = NoEpilogue>
+void conv2d_winograd_t(float* MITHRIL_K_RESTRICT out, const float* MITHRIL_K_RESTRICT in,
+                       const float* MITHRIL_K_RESTRICT UT, const float* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C,
+                       int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW,
+                       float* MITHRIL_K_RESTRICT scratch, const Epi& epi = {}) {
+    constexpr int64_t a2 = (TILE + 2) * (TILE + 2);
+    const int64_t TH = (OH + TILE - 1) / TILE, TW = (OW + TILE - 1) / TILE, Tm = N * TH * TW;
+    float* VT = scratch;
+    float* MT = VT + a2 * C * Tm;
+    winograd_t_input<TILE>(VT, in, C * H * W, N, C, H, W, pad_h, pad_w, TH, TW);
+    const int64_t panel = packed_b_size(K, C);
+    MITHRIL_K_PARFOR(a2 * K * Tm * C >= kParallelWork * 8)
+    for (int64_t xi = 0; xi < a2; ++xi)
+        gemm_packed(MT + xi * Tm * K, VT + xi * Tm * C, UT + xi * panel, nullptr, Tm, K, C, C, K);
+    winograd_t_output<TILE>(out, K * OH * OW, MT, bias, N, K, OH, OW, TH, TW, epi, 0);
+}
+
+// M[xi] = U[xi] V[xi] for xi < a2 (K x C times C x Tm). With the GEMM kernel
+// (float, kPackedGemm) the products are spread over the threads whole, each one
+// on a single thread: one parallel region instead of a2 (ResNet-18 at batch 1
+// runs 500 of these products, most too small to split well); otherwise one
+// threaded gemm_ab after the other (BLAS is only called from serial code).
+template <class T>
+void winograd_products(T* MITHRIL_K_RESTRICT M, const T* MITHRIL_K_RESTRICT U, const T* MITHRIL_K_RESTRICT V, int64_t a2,
+                       int64_t K, int64_t C, int64_t Tm) {
+    if constexpr (std::is_same_v<T, float> && kPackedGemm) {
+        if (K * Tm * C >= kOwnGemmMacs && C * gemm_panel_width() * int64_t{sizeof(float)} <= (int64_t{640} << 10)) {
+            MITHRIL_K_PARFOR(a2 * K * Tm * C >= kParallelWork * 8)
+            for (int64_t xi = 0; xi < a2; ++xi)
+                gemm_nn(M + xi * K * Tm, U + xi * K * C, V + xi * C * Tm, nullptr, K, Tm, C, C, Tm, Tm);
+            return;
+        }
+    }
+    for (int64_t xi = 0; xi < a2; ++xi)
+        gemm_ab(M + xi * K * Tm, U + xi * K * C, V + xi * C * Tm, K, Tm, C, C, Tm, Tm);
+}
+
+// conv2d through Winograd F(tile x tile, 3x3) (tile 2 or 4, winograd_images > 0 for
+// it), in chunks of nb images. With `packed` (winograd_pack's transform of the
+// weights, made once), the weights are not transformed here and the scratch
+// holds only V and M.
 template <class T, class Epi = NoEpilogue>
 void conv2d_winograd(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
                      const T* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
-                     int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, int64_t nb, T* MITHRIL_K_RESTRICT scratch,
-                     const Epi& epi = {}, const T* packed = nullptr) {
-    const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, tiles = TH * TW;
-    T* V = packed ? scratch : scratch + 16 * K * C;
-    T* M = V + 16 * C * nb * tiles;
-    if (!packed) winograd_weights(scratch, weight, K, C);
+                     int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, int64_t nb, int64_t tile,
+                     T* MITHRIL_K_RESTRICT scratch, const Epi& epi = {}, const T* packed = nullptr) {
+    const int64_t TH = (OH + tile - 1) / tile, TW = (OW + tile - 1) / tile, tiles = TH * TW,
+                  a2 = (tile + 2) * (tile + 2);
+    T* V = packed ? scratch : scratch + a2 * K * C;
+    T* M = V + a2 * C * nb * tiles;
+    if (!packed) {
+        if (tile == 4) winograd4_weights(scratch, weight, K, C);
+        else winograd_weights(scratch, weight, K, C);
+    }
     const T* U = packed ? packed : scratch;
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         const int64_t m = std::min(nb, N - n0), Tm = m * tiles;
-        winograd_input(V, in + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
-        for (int64_t xi = 0; xi < 16; ++xi)
-            gemm_ab(M + xi * K * Tm, U + xi * K * C, V + xi * C * Tm, K, Tm, C, C, Tm, Tm);
-        winograd_output(out + n0 * K * OH * OW, K * OH * OW, M, bias, m, K, OH, OW, TH, TW, epi, n0);
+        if (tile == 4) winograd4_input(V, in + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
+        else winograd_input(V, in + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
+        winograd_products(M, U, V, a2, K, C, Tm);
+        if (tile == 4) winograd4_output(out + n0 * K * OH * OW, K * OH * OW, M, bias, m, K, OH, OW, TH, TW, epi, n0);
+        else winograd_output(out + n0 * K * OH * OW, K * OH * OW, M, bias, m, K, OH, OW, TH, TW, epi, n0);
     }
 }
 
@@ -799,7 +1236,8 @@ void conv2d_grad_weight_winograd(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_RE
 inline bool winograd_packs(int64_t N, int64_t C, int64_t K, int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w,
                            int64_t dil_h, int64_t dil_w, int64_t groups, int64_t OH, int64_t OW) {
     return winograd_shape(N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW) &&
-           winograd_images(ConvAlgo::Auto, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW) == 0;
+           winograd_images(ConvAlgo::Auto, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW,
+                           winograd_tile(OH, OW)) == 0;
 }
 
 // conv2d's scratch for an input of H x W (a 1x1 kernel over an input of another
@@ -807,12 +1245,14 @@ inline bool winograd_packs(int64_t N, int64_t C, int64_t K, int64_t KH, int64_t 
 inline size_t conv2d_scratch_sized(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride_h,
                                    int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t groups, int64_t OH,
                                    int64_t OW, int64_t N, int64_t K, ConvAlgo algo, int64_t dil_h, int64_t dil_w) {
-    if (const int64_t nb = winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW))
-        return winograd_scratch(C, K, nb, OH, OW);
+    const int64_t tile = winograd_tile(OH, OW);
+    if (const int64_t nb = winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW,
+                                           tile))
+        return winograd_scratch(C, K, nb, OH, OW, tile);
     // With packed weights Winograd runs on the whole batch (V and M only); room for either.
     size_t packed = 0;
     if (algo == ConvAlgo::Auto && winograd_packs(N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW))
-        packed = winograd_scratch(C, K, N, OH, OW) - static_cast<size_t>(16 * K * C);
+        packed = winograd_scratch(C, K, N, OH, OW, tile) - static_cast<size_t>((tile + 2) * (tile + 2) * K * C);
     const bool pointwise = conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
     const int64_t R = C / groups * KH * KW, P = OH * OW;
     const ConvPlan plan = conv2d_plan(algo, N, C, K, KH, KW, groups, P);
@@ -822,6 +1262,9 @@ inline size_t conv2d_scratch_sized(int64_t C, int64_t H, int64_t W, int64_t KH, 
                                : 0;
     size_t own = static_cast<size_t>(std::max(direct, pointwise ? 0 : plan.images * R * P));
     if (plan.mode == ConvPlan::Batched) own = static_cast<size_t>((R + K / groups) * plan.images * P);
+    // The polyphase path runs only where the target has the kernel: room for either.
+    if (algo == ConvAlgo::Auto && conv_polyphase(plan, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, R, OW))
+        own = std::max(own, static_cast<size_t>(conv_polyphase_scratch(C, H, W, pad_h, pad_w, stride_h, stride_w)));
     if (const int64_t g = conv_group(plan, N, K / groups, P, R, R * P, K / groups * P); g > 1)
         own = static_cast<size_t>(std::max(direct, plan.images * g * (R + K / groups) * P));
     return std::max(packed, own);
@@ -859,17 +1302,24 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
     // The size check matters when the backward pass calls this with an explicit output size.
     const bool pointwise =
         detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
+    const int64_t tile = detail::winograd_tile(OH, OW);
     if (const int64_t wb = detail::winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups,
-                                                   OH, OW)) {
+                                                   OH, OW, tile)) {
         detail::conv2d_winograd(out, in, weight, static_cast<const T*>(bias), N, C, H, W, K, pad_h, pad_w, OH, OW, wb,
-                                scratch, epi);
+                                tile, scratch, epi);
         return;
     }
     if (winograd && algo == ConvAlgo::Auto &&
         detail::winograd_packs(N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, OH, OW)) {
-        detail::conv2d_winograd(out, in, weight, static_cast<const T*>(bias), N, C, H, W, K, pad_h, pad_w, OH, OW, N,
-                                scratch, epi, static_cast<const T*>(winograd));
-        return;
+        if constexpr (std::is_same_v<T, float> && kPackedGemm) {
+            if (tile == 4)
+                detail::conv2d_winograd_t<4>(out, in, static_cast<const T*>(winograd), static_cast<const T*>(bias), N, C,
+                                             H, W, K, pad_h, pad_w, OH, OW, scratch, epi);
+            else
+                detail::conv2d_winograd_t<2>(out, in, static_cast<const T*>(winograd), static_cast<const T*>(bias), N, C,
+                                             H, W, K, pad_h, pad_w, OH, OW, scratch, epi);
+            return;
+        }
     }
     const ConvPlan plan = detail::conv2d_plan(algo, N, C, K, KH, KW, groups, P);
     if (plan.mode == ConvPlan::Batched) {
@@ -1001,13 +1451,33 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
                            [&](int64_t n, int64_t slot) { image(n, scratch + (pointwise ? 0 : slot * R * P), false); });
         return;
     }
+    if constexpr (std::is_same_v<T, float> && kPackedGemm) {
+        if (algo == ConvAlgo::Auto && conv_polyphase(plan, KH, KW, stride_h, stride_w, dil_h, dil_w, groups, R, OW)) {
+            for (int64_t n = 0; n < N; ++n)
+                detail::conv2d_polyphase(out + n * K * P, in + n * C * H * W, weight, static_cast<const T*>(bias), n,
+                                         C, H, W, K, KH, KW, stride_h, stride_w, pad_h, pad_w, OH, OW, scratch, epi);
+            return;
+        }
+    }
     for (int64_t n = 0; n < N; ++n) image(n, scratch, true);
 }
 
-// Floats of winograd_pack's transform of a [K, C, 3, 3] weight, and the transform
-// (U[xi][k][c] = (G g Gt)[xi] of filter (k, c)) for conv2d's `winograd` argument.
-constexpr int64_t winograd_packed_size(int64_t K, int64_t C) { return 16 * K * C; }
-inline void winograd_pack(float* U, const float* weight, int64_t K, int64_t C) { detail::winograd_weights(U, weight, K, C); }
+// Floats of winograd_pack's transform of a [K, C, 3, 3] weight for a convolution
+// with OH x OW outputs, and the transform for conv2d's `winograd` argument (where
+// the build has kPackedGemm): U[xi] = (G g Gt)[xi] for the tiles conv2d takes
+// there (detail::winograd_tile), each U[xi]^T (C x K) packed into gemm_packed's
+// panels (see "Winograd on transposed operands").
+constexpr int64_t winograd_packed_size(int64_t K, int64_t C, int64_t OH, int64_t OW) {
+    const int64_t a = detail::winograd_tile(OH, OW) + 2;
+    return a * a * packed_b_size(K, C);
+}
+inline void winograd_pack(float* P, const float* weight, int64_t K, int64_t C, int64_t OH, int64_t OW) {
+    const int64_t a = detail::winograd_tile(OH, OW) + 2;
+    std::vector<float> U(static_cast<size_t>(a * a * K * C));
+    if (a == 6) detail::winograd4_weights(U.data(), weight, K, C);
+    else detail::winograd_weights(U.data(), weight, K, C);
+    for (int64_t xi = 0; xi < a * a; ++xi) pack_b(P + xi * packed_b_size(K, C), U.data() + xi * K * C, K, C, C, true);
+}
 
 // Scratch elements conv1d needs.
 inline size_t conv1d_scratch(int64_t C, int64_t KL, int64_t stride, int64_t pad, int64_t groups, int64_t OL,
