@@ -57,22 +57,27 @@ std::string product_error(const std::vector<float>& C, std::int64_t M, std::int6
 }
 
 // C = act(A B + bias) through pack_b + gemm_packed, against double; B given as
-// [N, K] (transposed, a Linear weight) or [K, N]. Entries of C beyond N in each
-// row (ldc > N) must stay untouched.
-void check(std::int64_t M, std::int64_t N, std::int64_t K, bool transposed, bool with_bias, bool relu) {
-    INFO("M=" << M << " N=" << N << " K=" << K << " transposed=" << transposed << " bias=" << with_bias << " relu=" << relu);
-    const std::int64_t lda = K + 3, ldb = (transposed ? K : N) + 2, ldc = N + 5;
-    const auto A = random_vector<float>(std::size_t(M * lda), 1);
+// [N, K] (transposed, a Linear weight) or [K, N]; with a_t, A given as [K, M]
+// (gemm_packed_at). Entries of C beyond N in each row (ldc > N) must stay untouched.
+void check(std::int64_t M, std::int64_t N, std::int64_t K, bool transposed, bool with_bias, bool relu,
+           bool a_t = false) {
+    INFO("M=" << M << " N=" << N << " K=" << K << " transposed=" << transposed << " bias=" << with_bias << " relu=" << relu
+              << " a_t=" << a_t);
+    const std::int64_t lda = (a_t ? M : K) + 3, ldb = (transposed ? K : N) + 2, ldc = N + 5;
+    const auto A = random_vector<float>(std::size_t((a_t ? K : M) * lda), 1);
     const auto B = random_vector<float>(std::size_t((transposed ? N : K) * ldb), 2);
     const auto bias = random_vector<float>(std::size_t(N), 3);
     std::vector<float> P(std::size_t(k::packed_b_size(N, K)), -7.f);
     k::pack_b(P.data(), B.data(), N, K, ldb, transposed);
     std::vector<float> C(std::size_t(M * ldc), 42.f);
     const float* b = with_bias ? bias.data() : nullptr;
-    if (relu) k::gemm_packed(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc, k::Relu{});
+    if (a_t && relu) k::gemm_packed_at(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc, k::Relu{});
+    else if (a_t) k::gemm_packed_at(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc);
+    else if (relu) k::gemm_packed(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc, k::Relu{});
     else k::gemm_packed(C.data(), A.data(), P.data(), b, M, N, K, lda, ldc);
     REQUIRE(product_error(
-                C, M, N, K, ldc, [&](std::int64_t i, std::int64_t q) { return A[std::size_t(i * lda + q)]; },
+                C, M, N, K, ldc,
+                [&](std::int64_t i, std::int64_t q) { return A[std::size_t(a_t ? q * lda + i : i * lda + q)]; },
                 [&](std::int64_t q, std::int64_t j) {
                     return transposed ? B[std::size_t(j * ldb + q)] : B[std::size_t(q * ldb + j)];
                 },
@@ -87,13 +92,16 @@ TEST_CASE("packed gemm matches a float64 loop on every tiling edge", "[gemm]") {
     for (std::int64_t M : {std::int64_t{1}, mr - 1, mr, 2 * mr + 3})
         for (std::int64_t N : {std::int64_t{1}, vec - 1, vec, vec + 1, nr, nr + 1, nr + vec, 3 * nr + vec + 2})
             for (std::int64_t K : {0, 1, 7, 64})
-                for (bool transposed : {true, false}) check(M, N, K, transposed, (M + N + K) % 2 == 0, (M + K) % 3 == 0);
+                for (bool transposed : {true, false})
+                    for (bool a_t : {false, true})
+                        check(M, N, K, transposed, (M + N + K) % 2 == 0, (M + K) % 3 == 0, a_t);
 }
 
 TEST_CASE("packed gemm: products large enough to run on every thread", "[gemm]") {
     check(70, 519, 300, true, true, true);   // several row tiles per panel, a two-vector last panel
     check(64, 10, 512, true, true, false);   // a 10-class head: one narrow panel
     check(300, 40, 2500, false, false, false);
+    check(196, 64, 64, true, false, false, true);  // Winograd's products on packed weights (ResNet-18's 56x56 stage)
     // Nine panels (panel-major order) and K large enough that the rows come in two blocks.
     check(56, 9 * k::gemm_panel_width() - 3, 20000, true, true, false);
 }

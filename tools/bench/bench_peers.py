@@ -45,7 +45,11 @@ and a short note; the run goes on. --only SUBSTRING picks rows by "inference NAM
 or "training NAME" (e.g. --only training, --only "MLP batch 1"). --runs N: timed runs
 of the quickest rows; slower rows get a fixed fraction of N (at least 3). This is a
 benchmark, not a test: nothing here runs in CI, the machines are shared and noisy,
-compare ratios from one run, never absolute times across runs.
+compare ratios from one run, never absolute times across runs. --rounds R measures each
+row R times, every side once per round in turn, and reports the median of the rounds'
+medians (min and max over all runs): a burst of load from the machine's neighbours then
+slows one round of one side, not the row (seen here: ResNet-18's Mithril median 32 ms
+in one row and 19 ms alone a minute later).
 """
 import argparse
 import json
@@ -411,6 +415,25 @@ class Runner:
         return name, runs, cells, notes
 
 
+def merge_rounds(rounds):
+    """One row from the same row measured in several rounds: per side, the median of the rounds'
+    medians, the min and max over all runs, the rest from its first successful round."""
+    name, runs, _, notes = rounds[0]
+    cells = {}
+    for key in rounds[0][2]:
+        ok = [r[2][key] for r in rounds if "error" not in r[2][key]]
+        if not ok:
+            cells[key] = rounds[0][2][key]
+            continue
+        cell = dict(ok[0])
+        if len(ok) > 1 and all("median" in c for c in ok):
+            cell["median"] = float(np.median([c["median"] for c in ok]))
+            cell["min"] = min(c["min"] for c in ok)
+            cell["max"] = max(c["max"] for c in ok)
+        cells[key] = cell
+    return name, runs, cells, notes
+
+
 def diff_text(cell):
     if cell.get("diff") is None:
         return "SHAPES DIFFER"
@@ -476,6 +499,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="threads of every side (default 2)")
     ap.add_argument("--only", default="", help='rows whose "inference NAME" / "training NAME" contains this')
     ap.add_argument("--runs", type=int, default=200, help="timed runs of the quickest rows; slower rows get a share of it")
+    ap.add_argument("--rounds", type=int, default=1, help="measure each row this many times, the sides in turn, "
+                    "and take the median of the rounds' medians (default 1)")
     ap.add_argument("--skip-compile", action="store_true", help="leave out torch.compile (minutes of compiling)")
     ap.add_argument("--skip-setup", action="store_true", help="never create the venv (its peers show '-' when it is missing)")
     ap.add_argument("--venv", default=DEFAULT_VENV, help=f"the torch 2.x / onnxruntime environment (default {DEFAULT_VENV})")
@@ -497,10 +522,10 @@ def main():
         infer_rows, train_rows = [], []
         for row in infer:
             print("inference", row[0], "...", flush=True)
-            infer_rows.append(r.infer_row(torch, *row))
+            infer_rows.append(merge_rounds([r.infer_row(torch, *row) for _ in range(args.rounds)]))
         for row in train:
             print("training", row[0], "...", flush=True)
-            train_rows.append(r.train_row(torch, *row))
+            train_rows.append(merge_rounds([r.train_row(torch, *row) for _ in range(args.rounds)]))
 
     v = r.versions
     peers = [f"onnxruntime {v.get('ort', '?')} (PyPI; ONNX exported with {v.get('export', '?')})"] if infer_rows else []
@@ -513,6 +538,9 @@ def main():
              "Peers: " + "; ".join(peers) + ".",
              "Each side in its own process with the same weights and inputs. Times: median (min–max) in ms of the "
              "row's runs after a warm-up. Ratio = peer median / Mithril median (> 1: Mithril faster)."]
+    if args.rounds > 1:
+        lines[-1] += (f" Each row was measured in {args.rounds} rounds (every side once per round, in turn): "
+                      "the median is the median of the rounds' medians, min and max over all runs.")
     if infer_rows:
         lines += ["", "## Inference", ""] + tables(infer_rows, INFER_PEERS, memory=False)
     if train_rows:

@@ -933,74 +933,16 @@ void winograd4_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MI
 // once, contiguously, and serves every tile from cache (ResNet-18's 7x7 stage at
 // batch 1: 16 tiles, 512 x 512 weights per xi; read in place as the left operand
 // its six rows per register tile were six strided streams, at 40% of peak).
-// The transforms then vectorize across 16 channels instead of across tiles:
-// VT[xi][tile][c] and MT[xi][tile][k] hold a tile's channels side by side.
+// The input transform is the usual one (V[xi][c][tile]: gemm_packed_at reads it
+// as the transposed left operand); the output transform reads MT[xi][tile][k],
+// a tile's channels side by side, and vectorizes across 16 of them.
 
-// The 1-D transforms of F(2x2, 3x3) on lane arrays (Bt and At of "Winograd" above).
-template <class T>
-inline void winograd2_bt(T* const o[4], const T* const z[4], int64_t n) {
-    for (int64_t q = 0; q < n; ++q) {
-        const T z0 = z[0][q], z1 = z[1][q], z2 = z[2][q], z3 = z[3][q];
-        o[0][q] = z0 - z2;
-        o[1][q] = z1 + z2;
-        o[2][q] = z2 - z1;
-        o[3][q] = z1 - z3;
-    }
-}
+// At of F(2x2, 3x3) (see "Winograd" above) on lane arrays.
 template <class T>
 inline void winograd2_at(T* const o[2], const T* const z[4], int64_t n) {
     for (int64_t q = 0; q < n; ++q) {
         o[0][q] = z[0][q] + z[1][q] + z[2][q];
         o[1][q] = z[1][q] - z[2][q] - z[3][q];
-    }
-}
-
-// VT[xi][j*TH*TW + ty*TW + tx][c] = (Bt d B)[xi] for the (TILE+2)^2 patch d at input
-// (TILE*ty - ph, TILE*tx - pw) of channel c of image j, 16 channels at a time.
-template <int TILE, class T>
-void winograd_t_input(T* MITHRIL_K_RESTRICT VT, const T* MITHRIL_K_RESTRICT in, int64_t img_stride, int64_t m,
-                      int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t TH, int64_t TW) {
-    constexpr int a = TILE + 2;
-    constexpr int64_t L = 16;
-    const int64_t TT = TH * TW, Tm = m * TT, cblocks = (C + L - 1) / L;
-    MITHRIL_K_PARFOR(m * C * H * W * 4 >= kParallelWork)
-    for (int64_t t = 0; t < m * cblocks; ++t) {
-        const int64_t j = t / cblocks, c0 = (t % cblocks) * L, n = std::min(L, C - c0);
-        const T* img = in + j * img_stride + c0 * H * W;
-        alignas(64) T D[a][a][L], R[a][a][L];
-        for (int64_t q = 0; q < TT; ++q) {
-            const int64_t ty = q / TW, tx = q % TW, h0 = TILE * ty - ph, w0 = TILE * tx - pw;
-            if (h0 >= 0 && h0 + a <= H && w0 >= 0 && w0 + a <= W) {
-                for (int64_t l = 0; l < n; ++l) {
-                    const T* p = img + l * H * W + h0 * W + w0;
-                    for (int i = 0; i < a; ++i)
-                        for (int x = 0; x < a; ++x) D[i][x][l] = p[i * W + x];
-                }
-            } else {
-                for (int64_t l = 0; l < n; ++l) {
-                    const T* plane = img + l * H * W;
-                    for (int i = 0; i < a; ++i)
-                        for (int x = 0; x < a; ++x) {
-                            const int64_t h = h0 + i, w = w0 + x;
-                            D[i][x][l] = h >= 0 && h < H && w >= 0 && w < W ? plane[h * W + w] : T(0);
-                        }
-                }
-            }
-            for (int i = 0; i < a; ++i) {  // d B, row i of the patch
-                const T* z[a];
-                T* o[a];
-                for (int x = 0; x < a; ++x) z[x] = D[i][x], o[x] = R[i][x];
-                if constexpr (TILE == 4) winograd4_bt(o, z, n);
-                else winograd2_bt(o, z, n);
-            }
-            for (int x = 0; x < a; ++x) {  // Bt (d B), column x
-                const T* z[a];
-                T* o[a];
-                for (int y = 0; y < a; ++y) z[y] = R[y][x], o[y] = VT + ((y * a + x) * Tm + j * TT + q) * C + c0;
-                if constexpr (TILE == 4) winograd4_bt(o, z, n);
-                else winograd2_bt(o, z, n);
-            }
-        }
     }
 }
 
@@ -1059,7 +1001,7 @@ void winograd_t_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* M
 }
 
 // conv2d through Winograd on transposed operands (above) for all N images at once,
-// UT = winograd_pack's panels; scratch: VT and MT (winograd_scratch less the weights).
+// UT = winograd_pack's panels; scratch: V and MT (winograd_scratch less the weights).
 template <int TILE, class Epi = NoEpilogue>
 void conv2d_winograd_t(float* MITHRIL_K_RESTRICT out, const float* MITHRIL_K_RESTRICT in,
                        const float* MITHRIL_K_RESTRICT UT, const float* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C,
@@ -1067,13 +1009,14 @@ void conv2d_winograd_t(float* MITHRIL_K_RESTRICT out, const float* MITHRIL_K_RES
                        float* MITHRIL_K_RESTRICT scratch, const Epi& epi = {}) {
     constexpr int64_t a2 = (TILE + 2) * (TILE + 2);
     const int64_t TH = (OH + TILE - 1) / TILE, TW = (OW + TILE - 1) / TILE, Tm = N * TH * TW;
-    float* VT = scratch;
-    float* MT = VT + a2 * C * Tm;
-    winograd_t_input<TILE>(VT, in, C * H * W, N, C, H, W, pad_h, pad_w, TH, TW);
+    float* V = scratch;
+    float* MT = V + a2 * C * Tm;
+    if constexpr (TILE == 4) winograd4_input(V, in, C * H * W, N, C, H, W, pad_h, pad_w, TH, TW);
+    else winograd_input(V, in, C * H * W, N, C, H, W, pad_h, pad_w, TH, TW);
     const int64_t panel = packed_b_size(K, C);
     MITHRIL_K_PARFOR(a2 * K * Tm * C >= kParallelWork * 8)
     for (int64_t xi = 0; xi < a2; ++xi)
-        gemm_packed(MT + xi * Tm * K, VT + xi * Tm * C, UT + xi * panel, nullptr, Tm, K, C, C, K);
+        gemm_packed_at(MT + xi * Tm * K, V + xi * C * Tm, UT + xi * panel, nullptr, Tm, K, C, Tm, K);
     winograd_t_output<TILE>(out, K * OH * OW, MT, bias, N, K, OH, OW, TH, TW, epi, 0);
 }
 

@@ -165,10 +165,11 @@ struct OffsetRows {
 };
 
 // One tile: R rows of C (R <= kMR) by one panel of NV vectors (cols <= NV * kVec
-// valid columns), the panel's row k at rows(k). A is read as A[i * lda + k];
+// valid columns), the panel's row k at rows(k). A is read as A[i * lda + k], or
+// with AT (A given transposed, K x M) as A[k * lda + i];
 // col_bias (or null) is the panel's slice of a per-column bias, row_bias (or null)
 // the tile's slice of a per-row one.
-template <int R, int NV, class Rows, class Act>
+template <int R, int NV, bool AT = false, class Rows, class Act>
 inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const Rows& rows, int64_t K, int64_t cols,
                  const float* col_bias, const float* row_bias, const Act& act) {
     vec acc[R][NV];
@@ -182,7 +183,7 @@ inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const Rows&
         for (int v = 0; v < NV; ++v) b[v] = load(brow + v * kVec);
 #pragma GCC unroll 16
         for (int i = 0; i < R; ++i) {
-            const float x = a[i][k];
+            const float x = AT ? A[k * lda + i] : a[i][k];
             for (int v = 0; v < NV; ++v) acc[i][v] += x * b[v];
         }
     }
@@ -198,19 +199,20 @@ inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const Rows&
     }
 }
 
-template <int R, class Rows, class Act>
+template <int R, bool AT = false, class Rows, class Act>
 inline void tile_rows(int rows, float* C, int64_t ldc, const float* A, int64_t lda, const Rows& b, int64_t K,
                       int64_t cols, const float* col_bias, const float* row_bias, const Act& act) {
     if constexpr (R > 1)
-        if (rows < R) return tile_rows<R - 1>(rows, C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
-    if (cols > kVec) tile<R, 2>(C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
-    else tile<R, 1>(C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
+        if (rows < R) return tile_rows<R - 1, AT>(rows, C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
+    if (cols > kVec) tile<R, 2, AT>(C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
+    else tile<R, 1, AT>(C, ldc, A, lda, b, K, cols, col_bias, row_bias, act);
 }
 
 // Every tile of C[M, N] = act(A B + biases), the rows of panel p of B given by
 // rows_of(p) (StridedRows, OffsetRows): tiles panel-major within blocks of rows,
-// threaded unless small or already inside a parallel region.
-template <class RowsOf, class Act>
+// threaded unless small or already inside a parallel region. With AT, A is given
+// transposed (K x M, A[k * lda + i]).
+template <bool AT = false, class RowsOf, class Act>
 inline void run_tiles(float* C, const float* A, const RowsOf& rows_of, const float* col_bias, const float* row_bias,
                       int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc, const Act& act) {
     if (M <= 0 || N <= 0) return;
@@ -241,7 +243,7 @@ inline void run_tiles(float* C, const float* A, const RowsOf& rows_of, const flo
         }
         const int rows = static_cast<int>(std::min<int64_t>(kMR, M - m0));
         const int64_t n0 = p * kNR;
-        tile_rows<kMR>(rows, C + m0 * ldc + n0, ldc, A + m0 * lda, lda, rows_of(p), K,
+        tile_rows<kMR, AT>(rows, C + m0 * ldc + n0, ldc, A + (AT ? m0 : m0 * lda), lda, rows_of(p), K,
                        std::min<int64_t>(kNR, N - n0), col_bias ? col_bias + n0 : nullptr,
                        row_bias ? row_bias + m0 : nullptr, act);
     };
@@ -268,6 +270,19 @@ inline void gemm_packed(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_REST
                         const Act& act = Act{}) {
     using namespace gemm_detail;
     run_tiles(
+        C, A, [&](int64_t p) { return StridedRows{P + p * K * kNR, panel_cols(N, p)}; }, bias, nullptr, M, N, K, lda,
+        ldc, act);
+}
+
+// gemm_packed with A given transposed: C[M, N] = act(A^T B + bias) for A [K, M]
+// (leading dimension lda >= M), B packed by pack_b. (Winograd's transformed
+// inputs, [C, tiles], times its packed weights.)
+template <class Act = Identity>
+inline void gemm_packed_at(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A,
+                           const float* MITHRIL_K_RESTRICT P, opt<const float*> bias, int64_t M, int64_t N, int64_t K,
+                           int64_t lda, int64_t ldc, const Act& act = Act{}) {
+    using namespace gemm_detail;
+    run_tiles<true>(
         C, A, [&](int64_t p) { return StridedRows{P + p * K * kNR, panel_cols(N, p)}; }, bias, nullptr, M, N, K, lda,
         ldc, act);
 }
