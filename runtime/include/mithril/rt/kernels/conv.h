@@ -798,20 +798,27 @@ void winograd4_weights(T* MITHRIL_K_RESTRICT U, const T* MITHRIL_K_RESTRICT weig
     }
 }
 
-// Bt applied to six values z[0..5] (each a lane array), into o[0..5].
+// Bt applied to six values z[0..5] (each a lane array), into o[0..5] (distinct
+// arrays: the restrict parameters below let the compiler vectorize the loop).
+template <class T>
+inline void winograd4_bt_lanes(T* MITHRIL_K_RESTRICT o0, T* MITHRIL_K_RESTRICT o1, T* MITHRIL_K_RESTRICT o2, T* MITHRIL_K_RESTRICT o3, T* MITHRIL_K_RESTRICT o4,
+                               T* MITHRIL_K_RESTRICT o5, const T* MITHRIL_K_RESTRICT z0, const T* MITHRIL_K_RESTRICT z1,
+                               const T* MITHRIL_K_RESTRICT z2, const T* MITHRIL_K_RESTRICT z3, const T* MITHRIL_K_RESTRICT z4,
+                               const T* MITHRIL_K_RESTRICT z5, int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        const T a = z4[q] - T(4) * z2[q], b = z3[q] - T(4) * z1[q];  // rows 1 and 2
+        const T c = z4[q] - z2[q], d = T(2) * (z3[q] - z1[q]);       // rows 3 and 4
+        o0[q] = T(4) * z0[q] - T(5) * z2[q] + z4[q];
+        o1[q] = a + b;
+        o2[q] = a - b;
+        o3[q] = c + d;
+        o4[q] = c - d;
+        o5[q] = T(4) * z1[q] - T(5) * z3[q] + z5[q];
+    }
+}
 template <class T>
 inline void winograd4_bt(T* const o[6], const T* const z[6], int64_t n) {
-    for (int64_t q = 0; q < n; ++q) {
-        const T z0 = z[0][q], z1 = z[1][q], z2 = z[2][q], z3 = z[3][q], z4 = z[4][q], z5 = z[5][q];
-        const T a = z4 - T(4) * z2, b = z3 - T(4) * z1;  // rows 1 and 2
-        const T c = z4 - z2, d = T(2) * (z3 - z1);       // rows 3 and 4
-        o[0][q] = T(4) * z0 - T(5) * z2 + z4;
-        o[1][q] = a + b;
-        o[2][q] = a - b;
-        o[3][q] = c + d;
-        o[4][q] = c - d;
-        o[5][q] = T(4) * z1 - T(5) * z3 + z5;
-    }
+    winograd4_bt_lanes(o[0], o[1], o[2], o[3], o[4], o[5], z[0], z[1], z[2], z[3], z[4], z[5], n);
 }
 
 // V[xi][c][j*TH*TW + ty*TW + tx] = (Bt d B)[xi] for the 6x6 patch d at input
@@ -863,17 +870,24 @@ void winograd4_input(T* MITHRIL_K_RESTRICT V, const T* MITHRIL_K_RESTRICT in, in
     }
 }
 
-// At applied to six values z[0..5], into o[0..3] (plus b).
+// At applied to six values z[0..5], into o[0..3] (plus b; distinct arrays).
+template <class T>
+inline void winograd4_at_lanes(T* MITHRIL_K_RESTRICT o0, T* MITHRIL_K_RESTRICT o1, T* MITHRIL_K_RESTRICT o2, T* MITHRIL_K_RESTRICT o3,
+                               const T* MITHRIL_K_RESTRICT z0, const T* MITHRIL_K_RESTRICT z1, const T* MITHRIL_K_RESTRICT z2,
+                               const T* MITHRIL_K_RESTRICT z3, const T* MITHRIL_K_RESTRICT z4, const T* MITHRIL_K_RESTRICT z5, T b,
+                               int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        const T s12 = z1[q] + z2[q], d12 = z1[q] - z2[q];
+        const T s34 = z3[q] + z4[q], d34 = z3[q] - z4[q];
+        o0[q] = z0[q] + s12 + s34 + b;
+        o1[q] = d12 + T(2) * d34 + b;
+        o2[q] = s12 + T(4) * s34 + b;
+        o3[q] = d12 + T(8) * d34 + z5[q] + b;
+    }
+}
 template <class T>
 inline void winograd4_at(T* const o[4], const T* const z[6], T b, int64_t n) {
-    for (int64_t q = 0; q < n; ++q) {
-        const T s12 = z[1][q] + z[2][q], d12 = z[1][q] - z[2][q];
-        const T s34 = z[3][q] + z[4][q], d34 = z[3][q] - z[4][q];
-        o[0][q] = z[0][q] + s12 + s34 + b;
-        o[1][q] = d12 + T(2) * d34 + b;
-        o[2][q] = s12 + T(4) * s34 + b;
-        o[3][q] = d12 + T(8) * d34 + z[5][q] + b;
-    }
+    winograd4_at_lanes(o[0], o[1], o[2], o[3], z[0], z[1], z[2], z[3], z[4], z[5], b, n);
 }
 
 // out[j][k][4ty + r][4tx + s] = (At M A)[r][s] (+ bias[k]) for the tiles of m
@@ -937,13 +951,18 @@ void winograd4_output(T* MITHRIL_K_RESTRICT out, int64_t img_stride, const T* MI
 // as the transposed left operand); the output transform reads MT[xi][tile][k],
 // a tile's channels side by side, and vectorizes across 16 of them.
 
-// At of F(2x2, 3x3) (see "Winograd" above) on lane arrays.
+// At of F(2x2, 3x3) (see "Winograd" above) on lane arrays (distinct).
+template <class T>
+inline void winograd2_at_lanes(T* MITHRIL_K_RESTRICT o0, T* MITHRIL_K_RESTRICT o1, const T* MITHRIL_K_RESTRICT z0, const T* MITHRIL_K_RESTRICT z1,
+                               const T* MITHRIL_K_RESTRICT z2, const T* MITHRIL_K_RESTRICT z3, int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        o0[q] = z0[q] + z1[q] + z2[q];
+        o1[q] = z1[q] - z2[q] - z3[q];
+    }
+}
 template <class T>
 inline void winograd2_at(T* const o[2], const T* const z[4], int64_t n) {
-    for (int64_t q = 0; q < n; ++q) {
-        o[0][q] = z[0][q] + z[1][q] + z[2][q];
-        o[1][q] = z[1][q] - z[2][q] - z[3][q];
-    }
+    winograd2_at_lanes(o[0], o[1], z[0], z[1], z[2], z[3], n);
 }
 
 // out[j][k][TILE*ty + r][TILE*tx + s] = (At M A)[r][s] (+ bias[k]) from
