@@ -573,6 +573,29 @@ void winograd_weights(T* MITHRIL_K_RESTRICT U, const T* MITHRIL_K_RESTRICT weigh
     }
 }
 
+// The a x a input patches of tiles q0 .. q0+n-1 of a plane (row-major over TW tiles
+// per row, tile (ty, tx) at input (step*ty - ph, step*tx - pw)) into D[i][x][q],
+// zero outside the plane; interior patches loaded without bounds checks.
+template <int a, int step, int64_t B, class T>
+inline void winograd_patches(T (&D)[a][a][B], const T* MITHRIL_K_RESTRICT plane, int64_t H, int64_t W, int64_t ph,
+                             int64_t pw, int64_t TW, int64_t q0, int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        const int64_t ty = (q0 + q) / TW, tx = (q0 + q) % TW;
+        const int64_t h0 = step * ty - ph, w0 = step * tx - pw;
+        if (h0 >= 0 && h0 + a <= H && w0 >= 0 && w0 + a <= W) {
+            const T* p = plane + h0 * W + w0;
+            for (int i = 0; i < a; ++i)
+                for (int x = 0; x < a; ++x) D[i][x][q] = p[i * W + x];
+        } else {
+            for (int i = 0; i < a; ++i)
+                for (int x = 0; x < a; ++x) {
+                    const int64_t h = h0 + i, w = w0 + x;
+                    D[i][x][q] = h >= 0 && h < H && w >= 0 && w < W ? plane[h * W + w] : T(0);
+                }
+        }
+    }
+}
+
 // winograd_input for planes with short rows of tiles (TW <= kWinogradShortRow):
 // the tiles of a plane in blocks of up to 64 whatever their row, each tile's
 // patch loaded whole (with bounds checks only at the border), so the transform's
@@ -593,21 +616,7 @@ void winograd_input_blocks(T* MITHRIL_K_RESTRICT V, const T* MITHRIL_K_RESTRICT 
         alignas(64) T D[4][4][B], R[4][4][B];
         for (int64_t q0 = 0; q0 < TT; q0 += B) {
             const int64_t n = std::min(B, TT - q0);
-            for (int64_t q = 0; q < n; ++q) {  // the patch d of tile q0 + q
-                const int64_t ty = (q0 + q) / TW, tx = (q0 + q) % TW;
-                const int64_t h0 = 2 * ty - ph, w0 = 2 * tx - pw;
-                if (h0 >= 0 && h0 + 3 < H && w0 >= 0 && w0 + 3 < W) {
-                    const T* p = plane + h0 * W + w0;
-                    for (int i = 0; i < 4; ++i)
-                        for (int x = 0; x < 4; ++x) D[i][x][q] = p[i * W + x];
-                } else {
-                    for (int i = 0; i < 4; ++i)
-                        for (int x = 0; x < 4; ++x) {
-                            const int64_t h = h0 + i, w = w0 + x;
-                            D[i][x][q] = h >= 0 && h < H && w >= 0 && w < W ? plane[h * W + w] : T(0);
-                        }
-                }
-            }
+            winograd_patches<4, 2>(D, plane, H, W, ph, pw, TW, q0, n);
             for (int i = 0; i < 4; ++i)  // d B, row i of each patch
                 for (int64_t q = 0; q < n; ++q) {
                     R[i][0][q] = D[i][0][q] - D[i][2][q];
@@ -839,21 +848,7 @@ void winograd4_input(T* MITHRIL_K_RESTRICT V, const T* MITHRIL_K_RESTRICT in, in
         alignas(64) T D[6][6][B], R[6][6][B];
         for (int64_t q0 = 0; q0 < TT; q0 += B) {
             const int64_t n = std::min(B, TT - q0);
-            for (int64_t q = 0; q < n; ++q) {  // the patch d of tile q0 + q
-                const int64_t ty = (q0 + q) / TW, tx = (q0 + q) % TW;
-                const int64_t h0 = 4 * ty - ph, w0 = 4 * tx - pw;
-                if (h0 >= 0 && h0 + 5 < H && w0 >= 0 && w0 + 5 < W) {
-                    const T* p = plane + h0 * W + w0;
-                    for (int i = 0; i < 6; ++i)
-                        for (int x = 0; x < 6; ++x) D[i][x][q] = p[i * W + x];
-                } else {
-                    for (int i = 0; i < 6; ++i)
-                        for (int x = 0; x < 6; ++x) {
-                            const int64_t h = h0 + i, w = w0 + x;
-                            D[i][x][q] = h >= 0 && h < H && w >= 0 && w < W ? plane[h * W + w] : T(0);
-                        }
-                }
-            }
+            winograd_patches<6, 4>(D, plane, H, W, ph, pw, TW, q0, n);
             for (int i = 0; i < 6; ++i) {  // d B, row i of each patch
                 const T* z[6] = {D[i][0], D[i][1], D[i][2], D[i][3], D[i][4], D[i][5]};
                 T* const o[6] = {R[i][0], R[i][1], R[i][2], R[i][3], R[i][4], R[i][5]};
