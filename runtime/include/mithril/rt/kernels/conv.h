@@ -1043,7 +1043,7 @@ template <class T>
 void winograd_products(T* MITHRIL_K_RESTRICT M, const T* MITHRIL_K_RESTRICT U, const T* MITHRIL_K_RESTRICT V, int64_t a2,
                        int64_t K, int64_t C, int64_t Tm) {
     if constexpr (std::is_same_v<T, float> && kPackedGemm) {
-        if (K * Tm * C >= kOwnGemmMacs && C * gemm_panel_width() * int64_t{sizeof(float)} <= (int64_t{640} << 10)) {
+        if (gemm_nn_suits(K, Tm, C)) {
             MITHRIL_K_PARFOR(a2 * K * Tm * C >= kParallelWork * 8)
             for (int64_t xi = 0; xi < a2; ++xi)
                 gemm_nn(M + xi * K * Tm, U + xi * K * C, V + xi * C * Tm, nullptr, K, Tm, C, C, Tm, Tm);

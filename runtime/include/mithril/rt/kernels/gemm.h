@@ -337,6 +337,16 @@ inline void gemm_rows(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRI
 // 0.6-0.8x), above the kernel wins (1.1-1.7x on ResNet-18's convolutions, 2 threads).
 inline constexpr int64_t kOwnGemmMacs = int64_t{1} << 18;
 
+// Whether gemm_ab gives an M x N x K float product to gemm_nn (where the build has
+// kPackedGemm): from kOwnGemmMacs multiply-adds, and while a K x panel-width slice
+// of B stays in the core's cache as row tiles pass over it; past about 640 KiB
+// (K = 5120 at AVX-512's 32 columns) the kernel would stream it from memory per
+// tile, where the BLAS blocks K (GPT-2's 256 x 768 x 50257 head gradient: 15% of a
+// training step slower).
+inline bool gemm_nn_suits(int64_t M, int64_t N, int64_t K) {
+    return M * N * K >= kOwnGemmMacs && K * gemm_detail::kNR * int64_t{sizeof(float)} <= (int64_t{640} << 10);
+}
+
 // C[M, N] = A[M, K] B[K, N], row-major, no transposes, for kernels whose right
 // operand changes every call (convolution columns, a matmul's second input):
 // gemm_nn for float products of at least kOwnGemmMacs multiply-adds where the
@@ -345,11 +355,7 @@ template <class T>
 inline void gemm_ab(T* C, const T* A, const T* B, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
                     int64_t ldc) {
     if constexpr (std::is_same_v<T, float> && kPackedGemm) {
-        // The kernel keeps a K x panel-width slice of B in the core's cache while row
-        // tiles pass over it; past about 640 KiB (K = 5120 at AVX-512's 32 columns) it
-        // would stream it from memory per tile, where the BLAS blocks K (GPT-2's
-        // 256 x 768 x 50257 head gradient: 15% of a training step slower).
-        if (M * N * K >= kOwnGemmMacs && K * gemm_detail::kNR * int64_t{sizeof(float)} <= (int64_t{640} << 10)) {
+        if (gemm_nn_suits(M, N, K)) {
             gemm_nn(C, A, B, nullptr, M, N, K, lda, ldb, ldc);
             return;
         }
