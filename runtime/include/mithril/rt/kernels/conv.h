@@ -1055,23 +1055,20 @@ void winograd_products(T* MITHRIL_K_RESTRICT M, const T* MITHRIL_K_RESTRICT U, c
 }
 
 // conv2d through Winograd F(tile x tile, 3x3) (tile 2 or 4, winograd_images > 0 for
-// it), in chunks of nb images. With `packed` (winograd_pack's transform of the
-// weights, made once), the weights are not transformed here and the scratch
-// holds only V and M.
+// it), in chunks of nb images, the weights transformed here into the scratch (U,
+// then V and M). Weights transformed once go through conv2d_winograd_t instead.
 template <class T, class Epi = NoEpilogue>
 void conv2d_winograd(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
                      const T* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                      int64_t pad_h, int64_t pad_w, int64_t OH, int64_t OW, int64_t nb, int64_t tile,
-                     T* MITHRIL_K_RESTRICT scratch, const Epi& epi = {}, const T* packed = nullptr) {
+                     T* MITHRIL_K_RESTRICT scratch, const Epi& epi = {}) {
     const int64_t TH = (OH + tile - 1) / tile, TW = (OW + tile - 1) / tile, tiles = TH * TW,
                   a2 = (tile + 2) * (tile + 2);
-    T* V = packed ? scratch : scratch + a2 * K * C;
+    T* U = scratch;
+    T* V = U + a2 * K * C;
     T* M = V + a2 * C * nb * tiles;
-    if (!packed) {
-        if (tile == 4) winograd4_weights(scratch, weight, K, C);
-        else winograd_weights(scratch, weight, K, C);
-    }
-    const T* U = packed ? packed : scratch;
+    if (tile == 4) winograd4_weights(U, weight, K, C);
+    else winograd_weights(U, weight, K, C);
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         const int64_t m = std::min(nb, N - n0), Tm = m * tiles;
         if (tile == 4) winograd4_input(V, in + n0 * C * H * W, C * H * W, m, C, H, W, pad_h, pad_w, TH, TW);
