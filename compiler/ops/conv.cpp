@@ -19,6 +19,7 @@
 
 #include "codegen/emit.h"
 #include "mithril/rt/kernels/conv.h"
+#include "mithril/rt/kernels/conv_nhwc.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
 #include "passes/fuse.h"
@@ -109,6 +110,13 @@ Shape conv_result(const Node& n, const Graph& g) {
                  ints_of(n.attrs.at("padding"), spatial), ints_of(n.attrs.at("dilation"), spatial)};
   return conv_output(in, *out[1].as_const(), q);
 }
+
+// Whether the layout pass moved this convolution to channels-last (attribute `layout`: "NHWC";
+// passes/layout.h): its input is [N, H, W, C] and its output [N, OH, OW, K].
+bool is_nhwc(const Node& n) { return n.attrs.contains("layout") && n.attrs.at("layout") == "NHWC"; }
+
+// An [N, H, W, C] shape in [N, C, H, W] order (the convolution's sizes in conv2d's names).
+Shape nchw_of(const Shape& s) { return {s[0], s[3], s[1], s[2]}; }
 
 void conv_rule(InferContext& c, size_t spatial) {
   if (c.count("epilogue_inputs") > 0 && !c.node().attrs.contains("batchnorm") && !c.node().attrs.contains("epilogue"))
@@ -269,6 +277,12 @@ Dim elems(size_t n) { return Dim(static_cast<int64_t>(n)); }
 // convolution's output always has the input's size), per image or per thread, or
 // the columns of a group of images and their gemm result (kernels/conv.h).
 Dim conv_own_scratch(const Node& n, const Graph& g) {
+  if (is_nhwc(n)) {
+    const Shape in = nchw_of(port_value(n, g, "input").shape);
+    Geometry2d q = geometry2d(n.attrs, 2);
+    return elems(rt::k::conv2d_nhwc_scratch(*in[1].as_const(), n.attrs.at("out_channels").get<int64_t>(), q.kh, q.kw,
+                                            q.groups));
+  }
   const Shape& in = port_value(n, g, "input").shape;
   const Shape out = conv_result(n, g);
   if (!auto_algo(in, out)) return columns_scratch(n, in, out, true);
@@ -337,7 +351,8 @@ bool emit_conv_epilogue(EmitContext& e, const Shape& result) {
   const bool bn = attrs.contains("batchnorm"), steps = attrs.contains("epilogue"), pool = attrs.contains("pool");
   if (!bn && !steps && !pool) return false;
   const Value& y = e.out();
-  const std::string T = EmitContext::ctype(y.dtype), K = EmitContext::dim(y.shape[1]);
+  const bool nhwc = is_nhwc(e.node());
+  const std::string T = EmitContext::ctype(y.dtype), K = EmitContext::dim(y.shape[nhwc ? 3 : 1]);
   const size_t bound = e.node().inputs.at(static_cast<size_t>(e.op().input_index("epilogue_inputs"))).size();
   size_t next = 0;
   if (bn) {
@@ -355,9 +370,26 @@ bool emit_conv_epilogue(EmitContext& e, const Shape& result) {
   std::vector<std::string> elems = {"v"};
   for (size_t j = next; j < bound; ++j) {
     inputs.push_back(&e.in("epilogue_inputs", j));
-    elems.push_back(fmt::format("in{}_[p]", inputs.size() - 1));
+    elems.push_back(fmt::format("in{}_[{}]", inputs.size() - 1, nhwc ? "k" : "p"));
   }
   const bool reads = inputs.size() > 1;
+  if (nhwc) {
+    // Channels-last (kernels/conv_nhwc.h): `count` pixels from pixel p0, K channels each; the
+    // other inputs are channels-last too (the layout pass gave them the output's layout).
+    e.line("const auto epilogue = [&]({}* rows, int64_t{}, int64_t count) {{", T, reads ? " p0" : "");
+    e.line("  for (int64_t i = 0; i < count; ++i) {{");
+    e.line("    {}* row = rows + i * {};", T, K);
+    for (size_t j = 1; j < inputs.size(); ++j)
+      e.line("    const {}* in{}_ = {} + (p0 + i) * {};", T, j, e.name(*inputs[j]), K);
+    e.line("    for (int64_t k = 0; k < {}; ++k) {{", K);
+    e.line("      const {} v = {};", T, bn ? "row[k] * bn_scale[k] + bn_shift[k]" : "row[k]");
+    const std::string last = steps ? epilogue_statements(e, inputs, elems, "      ") : "v";
+    e.line("      row[k] = {};", last);
+    e.line("    }}");
+    e.line("  }}");
+    e.line("}};");
+    return true;
+  }
   e.line("const auto epilogue = [&]({}* row, int64_t{}, int64_t{}, int64_t P) {{", T, reads || pool ? " n" : "",
          reads || bn || pool ? " k" : "");
   for (size_t j = 1; j < inputs.size(); ++j)
@@ -406,6 +438,15 @@ void emit_conv(EmitContext& e, bool transposed) {
   // The algorithm decides the scratch size: as conv_scratch.
   const Shape result = conv_result(e.node(), e.plan().graph);
   const bool epilogue = emit_conv_epilogue(e, result);
+  if (is_nhwc(e.node())) {
+    // Channels-last (the layout pass): depthwise or pointwise, kernels/conv_nhwc.h.
+    const std::string packed = e.packed("weight");
+    std::string extra = epilogue ? ", epilogue" : packed.empty() ? "" : ", rt::k::NoPixelEpilogue{}";
+    if (!packed.empty()) extra += fmt::format(", rt::k::kPackedGemm ? {} : nullptr", packed);
+    e.line("rt::k::conv2d_nhwc({}, {}, {}, {}, {}, {}{});  // channels-last", e.y(), e.x("input"), e.x("weight"),
+           bias, conv_sizes(e, nchw_of(e.in("input").shape), nchw_of(result)), scratch_arg(e), extra);
+    return;
+  }
   std::string y = e.y();
   if (e.node().attrs.contains("pool")) {
     y = "unpooled";
@@ -421,10 +462,22 @@ void emit_conv(EmitContext& e, bool transposed) {
          extra);
 }
 
-// Conv2d's packed weight: the Winograd transform, made once, for the shapes that take it
+// Conv2d's packed weight: a channels-last pointwise convolution's gemm panels, or the Winograd
+// transform, made once, for the shapes that take it
 // (rt::k::detail::winograd_packs: Winograd suits them, but their batch is too small to transform
 // the weights on every call). Every size must be known.
-std::optional<PackSpec> winograd_pack_spec(const Node& n, const Graph& g) {
+std::optional<PackSpec> conv2d_pack_spec(const Node& n, const Graph& g) {
+  if (is_nhwc(n)) {
+    // A channels-last pointwise convolution is a Linear over the pixels: its weight [K, C, 1, 1]
+    // packed as a Linear's [K, C] (kernels/gemm.h pack_b).
+    Geometry2d q = geometry2d(n.attrs, 2);
+    const Shape x = nchw_of(port_value(n, g, "input").shape);
+    const int64_t K = n.attrs.at("out_channels").get<int64_t>(), C = *x[1].as_const();
+    if (rt::k::conv_nhwc_depthwise(C, K, q.groups)) return std::nullopt;
+    return PackSpec{fmt::format("rt::k::packed_b_size({}, {})", K, C),
+                    fmt::format("rt::k::pack_b({{dst}}, {{src}}, {}, {}, {}, true)", K, C, C),
+                    (K + 15) / 16 * 16 * C};
+  }
   const Shape& x = port_value(n, g, "input").shape;
   const Shape y = conv_result(n, g);
   for (const Shape* s : {&x, &y})
@@ -592,7 +645,7 @@ MITHRIL_REGISTER_OPS(conv) {
                        "as in PyTorch",
                        false)
                   .scratch_elems(conv_scratch)
-                  .packs("weight", winograd_pack_spec)
+                  .packs("weight", conv2d_pack_spec)
                   .emit("cpu", [](EmitContext& e) { emit_conv(e, false); })
                   .grad([](GradContext& g) { conv_grad(g, false); })
                   .rule([](InferContext& c) { conv_rule(c, 2); }));

@@ -4,6 +4,7 @@
 
 #include "ops/registry.h"
 #include "passes/fuse.h"
+#include "passes/layout.h"
 #include "passes/passes.h"
 
 namespace mithril {
@@ -132,7 +133,7 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
   // Last, so that the backward pass and the optimizer's chains fuse too (passes/fuse.h). Only for
   // code generation (and when asked to dump one of them, with those before it): `mithril check`
   // summarizes the layers as written.
-  const std::vector<std::string> late = {"fold-batchnorm", "fuse-elementwise", "fuse-epilogue", "fuse-pool"};
+  const std::vector<std::string> late = {"fold-batchnorm", "fuse-elementwise", "fuse-epilogue", "fuse-pool", "layout"};
   auto dumped_at = std::find(late.begin(), late.end(), opts.dump_after);
   auto wanted = [&](const std::string& name) {
     return opts.codegen ||
@@ -150,6 +151,9 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
   if (wanted("fuse-pool"))
     passes.push_back({"fuse-pool", "a max or average pooling into the Conv2d whose output only it reads (programs without gradients)",
                       true, [](Graph g) { return fuse_pool(std::move(g)); }});
+  if (wanted("layout"))
+    passes.push_back({"layout", "channels-last (NHWC) for the convolutions whose kernels gain more than the transposes cost (programs without gradients)",
+                      true, [](Graph g) { return choose_layouts(std::move(g)); }});
   // Applied by the memory plan (codegen/plan.h), not to the graph: listed so that it can be switched off.
   if (opts.codegen)
     passes.push_back({"pack-weights", "GEMM weights kept packed for the CPU kernel (programs without gradients)", true,

@@ -5,11 +5,11 @@ Usage: passes_off.py MITHRIL ROOT
 
 The sample models, compiled with all passes on (the default) and with all optional passes off
 (`--no-pass all`: simplify, fold, cse, dce, fold-batchnorm, fuse-elementwise, fuse-epilogue,
-fuse-pool, pack-weights), on the same weights and inputs:
+fuse-pool, layout, pack-weights), on the same weights and inputs:
   - outputs and the gradients of every parameter (`mithril run --grad`, dL/d(output) = ones), in
     eval mode and, for the BatchNorm model, in train mode;
   - the outputs of the forward program alone (no --grad: where fold-batchnorm, fuse-epilogue,
-    fuse-pool and pack-weights act) against the outputs of the run with every pass off;
+    fuse-pool, layout and pack-weights act) against the outputs of the run with every pass off;
   - a short training run (digits MLP, one epoch, same seed): the trained weights.
 The samples give the passes little to do, so one more model is written to give each of them work
 (x * 1, constant arithmetic, a repeated subexpression, a Reshape chain, Log(Softmax), elementwise

@@ -20,6 +20,8 @@
 
 #include "mithril/rt/arena.h"
 #include "mithril/rt/kernels/conv.h"
+#include "mithril/rt/kernels/conv_nhwc.h"
+#include "mithril/rt/kernels/data.h"
 #include "mithril/rt/kernels/gemm.h"
 #include "test_support.h"
 
@@ -257,5 +259,110 @@ TEST_CASE("conv2d with an epilogue matches a float64 loop in every plan", "[gemm
                                 "] = " + std::to_string(got) + ", want " + std::to_string(want);
                 }
         REQUIRE(error == "");
+    }
+}
+
+// Channels-last convolutions (kernels/conv_nhwc.h) against a float64 loop in NHWC, with a pixel
+// epilogue (scale, residual add, ReLU, as the layout pass emits them) that must see every pixel
+// once: depthwise with a whole block of 64 channels and a rest, strided, dilated, padded, without
+// bias; pointwise with the weight packed (blocks of pixels, then one gemm for few pixels) and as
+// it is (the BLAS). Tolerance as conv2d's above.
+TEST_CASE("conv2d_nhwc (depthwise, pointwise) with a pixel epilogue matches a float64 loop", "[gemm][conv]") {
+    struct Case {
+        std::int64_t N, C, H, W, K, KH, stride, pad, dil;
+        bool bias, packed;
+    };
+    const Case cases[] = {{2, 72, 15, 13, 72, 3, 1, 1, 1, true, false},  {1, 128, 9, 9, 128, 3, 2, 1, 1, false, false},
+                          {3, 5, 8, 11, 5, 5, 1, 2, 2, true, false},     {1, 64, 7, 7, 64, 3, 2, 2, 2, true, false},
+                          {2, 24, 30, 30, 40, 1, 1, 0, 1, true, true},   {1, 96, 7, 7, 200, 1, 1, 0, 1, false, true},
+                          {2, 24, 10, 9, 40, 1, 1, 0, 1, true, false}};
+    for (const Case& c : cases) {
+        const bool dw = c.KH > 1;
+        const std::int64_t groups = dw ? c.C : 1, Cg = c.C / groups;
+        const std::int64_t OH = (c.H + 2 * c.pad - c.dil * (c.KH - 1) - 1) / c.stride + 1,
+                           OW = (c.W + 2 * c.pad - c.dil * (c.KH - 1) - 1) / c.stride + 1;
+        INFO("N=" << c.N << " C=" << c.C << " H=" << c.H << " W=" << c.W << " K=" << c.K << " kernel=" << c.KH
+                  << " stride=" << c.stride << " pad=" << c.pad << " dilation=" << c.dil << " packed=" << c.packed);
+        REQUIRE(k::conv2d_nhwc_supports(c.C, c.K, c.KH, c.KH, c.stride, c.stride, c.pad, c.pad, groups));
+        const auto in = random_vector<float>(std::size_t(c.N * c.H * c.W * c.C), 21);
+        const auto w = random_vector<float>(std::size_t(c.K * Cg * c.KH * c.KH), 22);
+        const auto bias = random_vector<float>(std::size_t(c.K), 23);
+        const auto scale = random_vector<float>(std::size_t(c.K), 24);
+        const std::int64_t pixels = c.N * OH * OW;
+        const auto res = random_vector<float>(std::size_t(pixels * c.K), 25);
+        std::vector<float> out(std::size_t(pixels * c.K), 42.f);
+        std::vector<float> scratch(k::conv2d_nhwc_scratch(c.C, c.K, c.KH, c.KH, groups));
+        std::vector<float> P;
+        if (c.packed) {
+            P.assign(std::size_t(k::packed_b_size(c.K, c.C)), 0.f);
+            k::pack_b(P.data(), w.data(), c.K, c.C, c.C, true);
+        }
+        std::vector<int> seen(std::size_t(pixels), 0);
+        auto epi = [&](float* rows, std::int64_t p0, std::int64_t count) {
+            for (std::int64_t i = 0; i < count; ++i) {
+                ++seen[std::size_t(p0 + i)];
+                for (std::int64_t kk = 0; kk < c.K; ++kk) {
+                    float& v = rows[i * c.K + kk];
+                    v = std::max(v * scale[std::size_t(kk)] + res[std::size_t((p0 + i) * c.K + kk)], 0.f);
+                }
+            }
+        };
+        const float* P_or_null = c.packed && k::kPackedGemm ? P.data() : nullptr;
+        k::conv2d_nhwc(out.data(), in.data(), w.data(), c.bias ? bias.data() : nullptr, c.N, c.C, c.H, c.W, c.K, c.KH,
+                       c.KH, c.stride, c.stride, c.pad, c.pad, c.dil, c.dil, groups, OH, OW, scratch.data(), epi,
+                       P_or_null);
+        for (int s : seen) REQUIRE(s == 1);  // every pixel once
+        std::string error;
+        for (std::int64_t p = 0; p < pixels && error.empty(); ++p)
+            for (std::int64_t kk = 0; kk < c.K && error.empty(); ++kk) {
+                const std::int64_t n = p / (OH * OW), oh = p / OW % OH, ow = p % OW, g = kk / (c.K / groups);
+                double sum = c.bias ? bias[std::size_t(kk)] : 0.0, sum_abs = 0;
+                for (std::int64_t ci = 0; ci < Cg; ++ci)
+                    for (std::int64_t a = 0; a < c.KH; ++a)
+                        for (std::int64_t b = 0; b < c.KH; ++b) {
+                            const std::int64_t ih = oh * c.stride - c.pad + a * c.dil,
+                                               iw = ow * c.stride - c.pad + b * c.dil;
+                            if (ih < 0 || iw < 0 || ih >= c.H || iw >= c.W) continue;
+                            const double x = in[std::size_t(((n * c.H + ih) * c.W + iw) * c.C + g * Cg + ci)];
+                            const double v = x * w[std::size_t(((kk * Cg + ci) * c.KH + a) * c.KH + b)];
+                            sum += v;
+                            sum_abs += std::abs(v);
+                        }
+                const double want = std::max(sum * scale[std::size_t(kk)] + res[std::size_t(p * c.K + kk)], 0.0);
+                const double got = out[std::size_t(p * c.K + kk)];
+                if (!(std::abs(got - want) <= 1e-5 + 1e-4 * std::abs(want) + 1e-5 * sum_abs))
+                    error = "out[pixel " + std::to_string(p) + ", " + std::to_string(kk) + "] = " + std::to_string(got) +
+                            ", want " + std::to_string(want);
+            }
+        REQUIRE(error == "");
+    }
+    // A shape without a channels-last kernel is refused, not computed wrongly.
+    CHECK_FALSE(k::conv2d_nhwc_supports(16, 32, 3, 3, 1, 1, 1, 1, 1));
+    std::vector<float> x(16 * 9), y(32 * 9), w(32 * 16 * 9);
+    CHECK_THROWS_WITH(k::conv2d_nhwc(y.data(), x.data(), w.data(), nullptr, 1, 16, 3, 3, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1,
+                                     3, 3, static_cast<float*>(nullptr)),
+                      Catch::Contains("only depthwise"));
+}
+
+// permute's tiled path (NCHW <-> NHWC and other rotations of trailing axes) against the index formula.
+TEST_CASE("permute: rotations of trailing axes in tiles equal the element-wise definition", "[kernels][permute]") {
+    const std::int64_t shape[4] = {2, 37, 5, 33};
+    const auto x = random_vector<float>(2 * 37 * 5 * 33, 31);
+    const std::int64_t perms[][4] = {{0, 2, 3, 1}, {0, 3, 1, 2}, {1, 2, 3, 0}, {0, 1, 3, 2}, {0, 2, 1, 3}};
+    for (const auto& perm : perms) {
+        INFO("perm " << perm[0] << perm[1] << perm[2] << perm[3]);
+        std::vector<float> y(x.size(), -1.f);
+        k::permute(y.data(), x.data(), 4, shape, perm);
+        std::int64_t os[4], is[4] = {37 * 5 * 33, 5 * 33, 33, 1};
+        for (int d = 0; d < 4; ++d) os[d] = shape[perm[d]];
+        std::int64_t i = 0;
+        bool ok = true;
+        for (std::int64_t a = 0; a < os[0]; ++a)
+            for (std::int64_t b = 0; b < os[1]; ++b)
+                for (std::int64_t c = 0; c < os[2]; ++c)
+                    for (std::int64_t d = 0; d < os[3]; ++d, ++i)
+                        ok &= y[std::size_t(i)] ==
+                              x[std::size_t(a * is[perm[0]] + b * is[perm[1]] + c * is[perm[2]] + d * is[perm[3]])];
+        CHECK(ok);
     }
 }

@@ -103,14 +103,16 @@ TEST_CASE("fuse-elementwise: a chain becomes one node, broadcast operands stay i
   CHECK(frontend_passes(opts).back().name == "autodiff");
   opts.codegen = true;
   auto passes = frontend_passes(opts);
-  REQUIRE(passes.size() >= 4);
-  CHECK(passes[passes.size() - 4].name == "fuse-elementwise");
-  CHECK(passes[passes.size() - 3].name == "fuse-epilogue");
-  CHECK(passes[passes.size() - 2].name == "fuse-pool");
+  REQUIRE(passes.size() >= 5);
+  CHECK(passes[passes.size() - 5].name == "fuse-elementwise");
+  CHECK(passes[passes.size() - 4].name == "fuse-epilogue");
+  CHECK(passes[passes.size() - 3].name == "fuse-pool");
+  CHECK(passes[passes.size() - 2].name == "layout");
   CHECK(passes.back().name == "pack-weights");
-  for (size_t k = passes.size() - 4; k < passes.size(); ++k) CHECK(passes[k].optional);
+  for (size_t k = passes.size() - 5; k < passes.size(); ++k) CHECK(passes[k].optional);
   const std::vector<std::string> optional = {"simplify",         "fold",          "cse",       "dce", "fold-batchnorm",
-                                             "fuse-elementwise", "fuse-epilogue", "fuse-pool", "pack-weights"};
+                                             "fuse-elementwise", "fuse-epilogue", "fuse-pool", "layout",
+                                             "pack-weights"};
   CHECK(resolve_disabled_passes({"all"}, opts) == optional);
   CHECK(optional_passes() == optional);
   CHECK_THROWS_AS(resolve_disabled_passes({"autodiff"}, opts), CompileError);

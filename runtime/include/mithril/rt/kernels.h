@@ -9,6 +9,7 @@
 
 #include "mithril/rt/kernels/common.h"
 #include "mithril/rt/kernels/conv.h"
+#include "mithril/rt/kernels/conv_nhwc.h"
 #include "mithril/rt/kernels/gemm.h"
 #include "mithril/rt/kernels/pool.h"
 #include "mithril/rt/kernels/norm.h"

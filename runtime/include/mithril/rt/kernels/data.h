@@ -39,13 +39,56 @@ void embedding(T* MITHRIL_K_RESTRICT out, const I* MITHRIL_K_RESTRICT indices, c
     }
 }
 
+namespace detail {
+
+// out[b][j][i] = in[b][i][j] for in [batches, rows, cols]: tiles of 32 x 32, so
+// that both sides are read and written a cache line at a time.
+template <class T>
+void transpose_batches(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t batches, int64_t rows,
+                       int64_t cols) {
+    constexpr int64_t kTile = 32;
+    const int64_t rt = (rows + kTile - 1) / kTile, ct = (cols + kTile - 1) / kTile;
+    MITHRIL_K_PARFOR(batches * rows * cols >= kParallelWork)
+    for (int64_t t = 0; t < batches * rt * ct; ++t) {
+        const int64_t b = t / (rt * ct), i0 = t / ct % rt * kTile, j0 = t % ct * kTile;
+        const int64_t i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
+        const T* x = in + b * rows * cols;
+        T* y = out + b * rows * cols;
+        for (int64_t j = j0; j < j1; ++j)
+            for (int64_t i = i0; i < i1; ++i) y[j * rows + i] = x[i * cols + j];
+    }
+}
+
+}  // namespace detail
+
 // torch.permute(in, perm).contiguous() / numpy.transpose(in, perm):
 // out.shape[d] = shape[perm[d]], out[idx] = in[idx permuted back].
-// in: contiguous with `shape` (rank <= 8); out contiguous.
+// in: contiguous with `shape` (rank <= 8); out contiguous. A permutation that
+// keeps the leading axes and swaps two runs of trailing ones (NCHW <-> NHWC:
+// [0, 2, 3, 1] and [0, 3, 1, 2]) is a batch of matrix transposes, done in tiles.
 template <class T>
 void permute(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t rank, const int64_t* shape,
              const int64_t* perm) {
     detail::check_rank("permute", rank);
+    {
+        int64_t lead = 0;
+        while (lead < rank && perm[lead] == lead) ++lead;
+        // perm = [0 .. lead), [s .. rank), [lead .. s) for the s where the second run starts.
+        if (lead < rank) {
+            const int64_t s = perm[lead];
+            bool rotation = s > lead;
+            for (int64_t d = lead; rotation && d < rank; ++d)
+                rotation = perm[d] == (d - lead < rank - s ? s + (d - lead) : lead + (d - lead - (rank - s)));
+            if (rotation) {
+                int64_t batches = 1, rows = 1, cols = 1;
+                for (int64_t d = 0; d < lead; ++d) batches *= shape[d];
+                for (int64_t d = lead; d < s; ++d) rows *= shape[d];
+                for (int64_t d = s; d < rank; ++d) cols *= shape[d];
+                detail::transpose_batches(out, in, batches, rows, cols);
+                return;
+            }
+        }
+    }
     int64_t in_stride[kMaxRank], oshape[kMaxRank], ostride_in[kMaxRank];
     int64_t total = 1;
     for (int64_t d = rank - 1, s = 1; d >= 0; --d) {
