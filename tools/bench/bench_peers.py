@@ -82,6 +82,7 @@ INFER_ROWS = [
     ("LeNet batch 1", "lenet", "input", (1, 1, 28, 28), "torch_lenet", "output", 1.0),
     ("LeNet batch 64", "lenet", "input", (64, 1, 28, 28), "torch_lenet", "output", 0.25),
     ("ResNet-18 batch 1", "resnet18", "input", (1, 3, 224, 224), "torch_resnet18", "output", 0.1),
+    ("MobileNet v1 batch 1", "mobilenet", "image", (1, 3, 224, 224), "torch_mobilenet", "logits", 0.1),
     ("GPT-2 small 1 x 64 tokens", "gpt2", "tokens", (1, 64), "torch_gpt2", "logits", 0.05),
 ]
 TRAIN_ROWS = [

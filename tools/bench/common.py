@@ -60,6 +60,42 @@ def torch_resnet18(torch):
     return ResNet18()
 
 
+def torch_mobilenet(torch):
+    """MobileNet v1 (samples/mobilenet.yaml) with Mithril's parameter names."""
+    nn = torch.nn
+
+    class Separable(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.dw = nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False)
+            self.dw_bn = nn.BatchNorm2d(cin)
+            self.pw = nn.Conv2d(cin, cout, 1, bias=False)
+            self.pw_bn = nn.BatchNorm2d(cout)
+
+        def forward(self, x):
+            return torch.relu(self.pw_bn(self.pw(torch.relu(self.dw_bn(self.dw(x))))))
+
+    class MobileNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False)
+            self.stem_bn = nn.BatchNorm2d(32)
+            blocks = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2)] + \
+                [(512, 512, 1)] * 5 + [(512, 1024, 2), (1024, 1024, 1)]
+            for i, (cin, cout, stride) in enumerate(blocks):
+                self.add_module(f"b{i + 1}", Separable(cin, cout, stride))
+            self.n = len(blocks)
+            self.fc = nn.Linear(1024, 1000)
+
+        def forward(self, x):
+            x = torch.relu(self.stem_bn(self.stem(x)))
+            for i in range(self.n):
+                x = getattr(self, f"b{i + 1}")(x)
+            return self.fc(x.mean((2, 3)))
+
+    return MobileNet()
+
+
 def torch_gpt2(torch):
     """GPT-2 small with Mithril's parameter names (so state_dict() is our weights file)."""
     nn, F = torch.nn, torch.nn.functional
@@ -112,7 +148,7 @@ def torch_gpt2(torch):
     return GPT2()
 
 
-BUILDERS = {f.__name__: f for f in (torch_mlp, torch_lenet, torch_resnet18, torch_gpt2)}
+BUILDERS = {f.__name__: f for f in (torch_mlp, torch_lenet, torch_resnet18, torch_mobilenet, torch_gpt2)}
 
 
 def build(torch, builder_name, seed=0):

@@ -55,15 +55,15 @@ namespace detail {
 // AVX-512 accumulators, the taps' inputs and weights loaded beside them.
 inline constexpr int64_t kDepthwiseBlock = 64;
 
-// One pixel's channels [c0, c0 + B) (B = kDepthwiseBlock, or fewer at the end:
-// `n`) of a depthwise convolution: the sum over the taps inside the image.
+// One pixel's channels [c0, c0 + B) (B = kDepthwiseBlock or 16, or with B = 0 the
+// last n < 16) of a depthwise convolution: the sum over the taps inside the image.
 template <int64_t B, class T>
 inline void depthwise_block(T* MITHRIL_K_RESTRICT y, const T* MITHRIL_K_RESTRICT img, const T* MITHRIL_K_RESTRICT wt,
                             const opt<T>* MITHRIL_K_RESTRICT bias, int64_t n, int64_t c0, int64_t C, int64_t H,
                             int64_t W, int64_t KH, int64_t KW, int64_t ih0, int64_t iw0, int64_t dil_h,
                             int64_t dil_w) {
     // B > 0: a whole block, its bounds constant (the loops become vector operations on
-    // registers); B == 0: the last n < kDepthwiseBlock channels.
+    // registers); B == 0: the last n < 16 channels.
     T acc[B > 0 ? B : kDepthwiseBlock];
     T* MITHRIL_K_RESTRICT a = acc;
     if constexpr (B > 0) {
@@ -102,7 +102,8 @@ void conv2d_nhwc_depthwise(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRIC
     const int64_t taps = KH * KW;
     for (int64_t c = 0; c < C; ++c)
         for (int64_t t = 0; t < taps; ++t) wt[t * C + c] = weight[c * taps + t];
-    const int64_t rows = N * OH, full = C / kDepthwiseBlock * kDepthwiseBlock;
+    // Blocks of 64 channels, then of 16 (MobileNet's first 32-channel layer), then the rest.
+    const int64_t rows = N * OH, full = C / kDepthwiseBlock * kDepthwiseBlock, full16 = C / 16 * 16;
     MITHRIL_K_PARFOR(rows * OW * C * taps >= kParallelWork)
     for (int64_t r = 0; r < rows; ++r) {
         const int64_t n = r / OH, oh = r % OH;
@@ -114,8 +115,10 @@ void conv2d_nhwc_depthwise(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRIC
             for (int64_t c0 = 0; c0 < full; c0 += kDepthwiseBlock)
                 depthwise_block<kDepthwiseBlock>(y, img, wt, bias, kDepthwiseBlock, c0, C, H, W, KH, KW, ih0, iw0,
                                                  dil_h, dil_w);
-            if (full < C)
-                depthwise_block<0>(y, img, wt, bias, C - full, full, C, H, W, KH, KW, ih0, iw0, dil_h, dil_w);
+            for (int64_t c0 = full; c0 < full16; c0 += 16)
+                depthwise_block<16>(y, img, wt, bias, 16, c0, C, H, W, KH, KW, ih0, iw0, dil_h, dil_w);
+            if (full16 < C)
+                depthwise_block<0>(y, img, wt, bias, C - full16, full16, C, H, W, KH, KW, ih0, iw0, dil_h, dil_w);
         }
         if constexpr (!std::is_same_v<Epi, NoPixelEpilogue>) epi(yrow, r * OW, OW);
     }
