@@ -1,6 +1,7 @@
 // The `layout` pass (passes/layout.h).
 #include "passes/layout.h"
 
+#include <functional>
 #include <map>
 #include <set>
 
@@ -119,9 +120,10 @@ struct Layouts {
 
 double layout_rate(bool nhwc, bool depthwise, bool pointwise) {
   // Multiply-adds per ns on 2 threads (AVX2 EPYC, MobileNet-v1's layers at batch 1; docs/passes.md).
-  // Channels-first depthwise runs one 1 x (KH*KW) x (OH*OW) gemm per channel: 1-2 per ns.
-  // Channels-last depthwise keeps 64 channels of a pixel in registers over the taps.
-  if (depthwise) return nhwc ? 12.0 : 1.5;
+  // Channels-first depthwise adds shifted input rows into each output row, one tap at a time
+  // (kernels/conv.h conv2d_depthwise): 1.4-8.6 per ns, short rows (14 x 14 planes) the slowest.
+  // Channels-last depthwise keeps 64 channels of a pixel in registers over the taps: 6-22.
+  if (depthwise) return nhwc ? 12.0 : 3.0;
   if (pointwise) return 55.0;  // one gemm either way
   return 40.0;
 }
@@ -143,21 +145,47 @@ Graph choose_layouts(Graph g) {
   }
   L.outputs.insert(g.outputs.begin(), g.outputs.end());
 
-  // Local search from all channels-first: flip while a flip lowers the estimate.
+  // Chains: convolutions joined by a tensor one writes and the other reads (input or residual).
+  // Moving a whole chain at once removes the transposes inside it, which single flips from all
+  // channels-first do not find when each one alone costs two transposes.
+  std::vector<size_t> chain(L.convs.size());
+  for (size_t i = 0; i < chain.size(); ++i) chain[i] = i;
+  std::function<size_t(size_t)> root = [&](size_t i) { return chain[i] == i ? i : chain[i] = root(chain[i]); };
+  for (size_t i = 0; i < L.convs.size(); ++i) {
+    std::vector<int> reads = L.convs[i].residual;
+    reads.push_back(L.convs[i].input);
+    for (int v : reads)
+      if (auto it = L.conv_of_node.find(g.value(v).producer); it != L.conv_of_node.end())
+        chain[root(i)] = root(it->second);
+  }
+
+  // Local search from all channels-first: flip whole chains, then single convolutions, while a
+  // flip lowers the estimate.
   std::vector<bool> nhwc(L.convs.size(), false);
   double best = L.cost(nhwc);
+  auto try_flip = [&](const std::vector<size_t>& which) {
+    for (size_t i : which) nhwc[i] = !nhwc[i];
+    const double t = L.cost(nhwc);
+    if (t < best * (1 - 1e-9)) {
+      best = t;
+      return true;
+    }
+    for (size_t i : which) nhwc[i] = !nhwc[i];
+    return false;
+  };
   for (int round = 0; round < 16; ++round) {
     bool changed = false;
-    for (size_t i = 0; i < nhwc.size(); ++i) {
-      nhwc[i] = !nhwc[i];
-      const double t = L.cost(nhwc);
-      if (t < best * (1 - 1e-9)) {
-        best = t;
-        changed = true;
-      } else {
-        nhwc[i] = !nhwc[i];
-      }
+    std::map<size_t, std::vector<size_t>> chains;
+    for (size_t i = 0; i < nhwc.size(); ++i) chains[root(i)].push_back(i);
+    for (auto& [r, members] : chains) {
+      // The chain all channels-last (or all channels-first), whatever its members are now.
+      std::vector<size_t> flip;
+      const bool to = !nhwc[members[0]];
+      for (size_t i : members)
+        if (nhwc[i] != to) flip.push_back(i);
+      changed |= try_flip(flip);
     }
+    for (size_t i = 0; i < nhwc.size(); ++i) changed |= try_flip({i});
     if (!changed) break;
   }
   bool any = false;

@@ -13,9 +13,10 @@
 // listed in docs/passes.md), plus, for each tensor a convolution reads or writes, one transpose
 // (read and write of every element, at kTransposeBytesPerNs) when a reader needs the other layout
 // than its producer gives (graph inputs, model outputs and every other op are channels-first). It
-// starts from all channels-first and flips one convolution at a time while a flip lowers the
-// total (a local search: a chain of pointwise convolutions, equally fast either way, follows the
-// depthwise ones around it once those have moved).
+// starts from all channels-first and, round after round, flips whole chains (convolutions joined
+// by tensors one writes and another reads) and then single convolutions while a flip lowers the
+// total: a local search, whose chain moves find the layouts whose gain only shows once the
+// transposes inside a chain are gone.
 //
 // The rewrite: a channels-last convolution gets the attribute `layout: NHWC`, reads [N, H, W, C]
 // and writes [N, OH, OW, K]; a Permute [0, 2, 3, 1] makes the channels-last copy of a

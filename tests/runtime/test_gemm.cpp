@@ -199,11 +199,12 @@ TEST_CASE("conv2d with an epilogue matches a float64 loop in every plan", "[gemm
     // transformed weights), a small strided one (im2col of 4 images per product), 7x7
     // planes with enough tiles for F(2x2, 3x3), and F(2x2, 3x3) on transformed weights (odd
     // plane, channel counts not multiples of 16), then wide strided ones through their phases
-    // (a 7x7 stride-2 stem, a 5x5 stride-3 one).
+    // (a 7x7 stride-2 stem, a 5x5 stride-3 one), then depthwise ones (direct: 3x3, 3x3 stride 2, 5x5).
     const Case cases[] = {{9, 6, 14, 16, 5, 1, 0, 1}, {7, 4, 10, 8, 3, 1, 1, 2}, {1, 64, 20, 64, 3, 2, 1, 1},
                           {4, 64, 7, 64, 3, 1, 1, 1}, {8, 32, 22, 32, 3, 1, 1, 1}, {1, 32, 9, 48, 3, 1, 1, 1},
                           {8, 4, 12, 8, 3, 2, 1, 1},  {16, 16, 7, 24, 3, 1, 1, 1}, {2, 24, 7, 40, 3, 1, 1, 1},
-                          {1, 3, 134, 16, 7, 2, 3, 1},  {1, 4, 200, 8, 5, 3, 2, 1}};
+                          {1, 3, 134, 16, 7, 2, 3, 1},  {1, 4, 200, 8, 5, 3, 2, 1}, {2, 24, 11, 24, 3, 1, 1, 24},
+                          {1, 32, 15, 32, 3, 2, 1, 32}, {3, 5, 9, 5, 5, 1, 2, 5}};
     for (const Case& c : cases) {
         const std::int64_t OH = (c.H + 2 * c.pad - c.KH) / c.stride + 1, P = OH * OH, Cg = c.C / c.groups,
                            Kg = c.K / c.groups;

@@ -28,7 +28,10 @@
 //     through BLAS's threads better when the columns of several images sit side
 //     by side ([rows, m*OH*OW]), one gemm per group of images, the result
 //     copied back to NCHW (a cheap pass next to the gemm);
-//   * otherwise one gemm per image, as ConvAlgo::PerImage always does.
+//   * otherwise one gemm per image, as ConvAlgo::PerImage always does;
+//   * depthwise convolutions (groups == C == K), in either algo, are none of
+//     these: each plane is accumulated from shifted input rows directly
+//     (conv2d_depthwise; channels-last, faster, in conv_nhwc.h).
 // Every output row can be rewritten by an epilogue while it is in cache (see
 // NoEpilogue). Results depend on the plan, and in the threaded weight gradient on
 // the thread count (partial sums added in thread order), never on timing.
@@ -1236,11 +1239,58 @@ inline size_t conv2d_scratch(int64_t C, int64_t KH, int64_t KW, int64_t stride_h
                                         algo, dil_h, dil_w);
 }
 
+namespace detail {
+
+// A depthwise convolution (groups == C == K) channels-first: each output plane is a
+// sum of KH*KW shifted input rows times one weight each, accumulated row by row in
+// place (stride 1 reads contiguous inputs: vector loops), planes over the threads.
+// The im2col path would run one 1 x (KH*KW) x (OH*OW) product per channel.
+template <class T, class Epi>
+void conv2d_depthwise(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
+                      const opt<T>* MITHRIL_K_RESTRICT bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH,
+                      int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
+                      int64_t dil_w, int64_t OH, int64_t OW, const Epi& epi) {
+    const int64_t P = OH * OW;
+    MITHRIL_K_PARFOR(N * C * P * KH * KW >= kParallelWork)
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+        const int64_t c = nc % C;
+        const T* plane = in + nc * H * W;
+        const T* w = weight + c * KH * KW;
+        T* y = out + nc * P;
+        const T b = bias ? static_cast<T>(bias[c]) : T(0);
+        for (int64_t oh = 0; oh < OH; ++oh) {
+            T* MITHRIL_K_RESTRICT yr = y + oh * OW;
+            for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = b;
+            for (int64_t kh = 0; kh < KH; ++kh) {
+                const int64_t ih = oh * stride_h - pad_h + kh * dil_h;
+                if (ih < 0 || ih >= H) continue;
+                const T* MITHRIL_K_RESTRICT xr = plane + ih * W;
+                for (int64_t kw = 0; kw < KW; ++kw) {
+                    const int64_t off = kw * dil_w - pad_w;
+                    int64_t lo, hi;
+                    valid_range(off, stride_w, W, OW, lo, hi);
+                    const T wv = w[kh * KW + kw];
+                    if (stride_w == 1) {
+                        const T* MITHRIL_K_RESTRICT xs = xr + off;
+                        for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xs[ow];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * stride_w + off];
+                    }
+                }
+            }
+        }
+        if constexpr (has_epilogue<Epi>) epi(y, nc / C, c, P);
+    }
+}
+
+}  // namespace detail
+
 // torch.nn.functional.conv2d(in, weight, bias, stride, padding, dilation, groups).
 // in [N, C, H, W], weight [K, C/groups, KH, KW], bias [K] or null,
 // out [N, K, OH, OW] with OH = (H + 2*pad_h - dil_h*(KH-1) - 1)/stride_h + 1
 // (given by the caller). scratch: conv2d_scratch(..., N, K, algo) elements.
-// Per image and group: im2col into scratch (none for a pointwise convolution),
+// Depthwise (groups == C == K): direct, conv2d_depthwise, no scratch used. Otherwise,
+// per image and group: im2col into scratch (none for a pointwise convolution),
 // then one gemm out_g[K/g, OH*OW] = weight_g[K/g, C/g*KH*KW] * col[C/g*KH*KW, OH*OW];
 // images spread over threads or batched per gemm as the plan says. `epi` (see
 // NoEpilogue) rewrites each output row once it holds the convolution plus bias.
@@ -1256,6 +1306,11 @@ void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* 
     // The size check matters when the backward pass calls this with an explicit output size.
     const bool pointwise =
         detail::conv_is_pointwise(KH, KW, stride_h, stride_w, pad_h, pad_w) && OH == H && OW == W;
+    if (groups == C && K == C && C > 1) {
+        detail::conv2d_depthwise(out, in, weight, bias, N, C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h,
+                                 dil_w, OH, OW, epi);
+        return;
+    }
     const int64_t tile = detail::winograd_tile(OH, OW);
     if (const int64_t wb = detail::winograd_images(algo, N, C, K, KH, KW, stride_h, stride_w, dil_h, dil_w, groups,
                                                    OH, OW, tile)) {
