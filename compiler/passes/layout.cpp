@@ -8,6 +8,7 @@
 #include "mithril/rt/kernels/conv_nhwc.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
+#include "passes/optimize.h"
 
 namespace mithril {
 namespace {
@@ -251,23 +252,16 @@ Graph choose_layouts(Graph g) {
   }
 
   // Put the new nodes in place and renumber.
-  std::vector<Node> nodes;
-  nodes.reserve(g.nodes.size());
-  auto place = [&](size_t k) {
-    Node n = std::move(g.nodes[k]);
-    n.id = static_cast<int>(nodes.size());
-    for (auto& port : n.outputs)
-      for (int v : port) g.value(v).producer = n.id;
-    nodes.push_back(std::move(n));
-  };
+  std::vector<size_t> order;
+  order.reserve(g.nodes.size());
   for (size_t k = 0; k < n0; ++k) {
     if (auto it = before.find(k); it != before.end())
-      for (int b : it->second) place(static_cast<size_t>(b));
-    place(k);
+      for (int b : it->second) order.push_back(static_cast<size_t>(b));
+    order.push_back(k);
     if (auto it = after.find(k); it != after.end())
-      for (int a : it->second) place(static_cast<size_t>(a));
+      for (int a : it->second) order.push_back(static_cast<size_t>(a));
   }
-  g.nodes = std::move(nodes);
+  reorder_nodes(g, order);
   return g;
 }
 

@@ -311,14 +311,10 @@ json nested(const std::vector<double>& x, DType t, const Shape& s, size_t axis, 
 
 }  // namespace
 
-void remove_nodes(Graph& g, const std::vector<bool>& keep) {
+void reorder_nodes(Graph& g, const std::vector<size_t>& order) {
   std::vector<Node> nodes;
-  for (size_t k = 0; k < g.nodes.size(); ++k) {
-    if (!keep[k]) {
-      for (auto& port : g.nodes[k].outputs)
-        for (int v : port) g.value(v).producer = -1;  // an orphan value: never read, never planned
-      continue;
-    }
+  nodes.reserve(order.size());
+  for (size_t k : order) {
     Node n = std::move(g.nodes[k]);
     n.id = static_cast<int>(nodes.size());
     for (auto& port : n.outputs)
@@ -326,6 +322,19 @@ void remove_nodes(Graph& g, const std::vector<bool>& keep) {
     nodes.push_back(std::move(n));
   }
   g.nodes = std::move(nodes);
+}
+
+void remove_nodes(Graph& g, const std::vector<bool>& keep) {
+  std::vector<size_t> order;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    if (keep[k]) {
+      order.push_back(k);
+      continue;
+    }
+    for (auto& port : g.nodes[k].outputs)
+      for (int v : port) g.value(v).producer = -1;  // an orphan value: never read, never planned
+  }
+  reorder_nodes(g, order);
 }
 
 std::vector<double> broadcast_elements(const std::vector<double>& x, const Shape& from, const Shape& to) {

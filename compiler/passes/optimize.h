@@ -40,6 +40,11 @@ Graph dce(Graph g);
 // their order and are renumbered. For the passes that remove nodes (these, fuse-epilogue).
 void remove_nodes(Graph& g, const std::vector<bool>& keep);
 
+// The nodes g.nodes[order[0]], g.nodes[order[1]], ... become the node list, renumbered, their
+// outputs' producers updated; nodes not in `order` are dropped (callers orphan their outputs).
+// For the passes that move nodes (remove_nodes, layout, the optimizer's updates).
+void reorder_nodes(Graph& g, const std::vector<size_t>& order);
+
 // For fold rules: the elements of a tensor of constant shape `from` broadcast (NumPy rules) to
 // the constant shape `to`, row-major.
 std::vector<double> broadcast_elements(const std::vector<double>& x, const Shape& from, const Shape& to);

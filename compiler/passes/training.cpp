@@ -5,6 +5,7 @@
 
 #include "ops/grad.h"
 #include "passes/autodiff.h"
+#include "passes/optimize.h"
 
 namespace mithril {
 
@@ -192,20 +193,14 @@ Graph add_optimizer(Graph g, const TrainSpec& spec) {
     int param = u.inputs[u.op->input_index("param")].at(0);
     after[std::max(g.value(grad).producer, last_reader[param])].push_back(static_cast<int>(k));
   }
-  std::vector<Node> order;
-  auto take = [&](int k) {
-    Node n = std::move(g.nodes[k]);
-    n.id = static_cast<int>(order.size());
-    for (auto& port : n.outputs)
-      for (int v : port) g.value(v).producer = n.id;
-    order.push_back(std::move(n));
-  };
+  std::vector<size_t> order;
+  order.reserve(g.nodes.size());
   for (size_t k = 0; k < first_update; ++k) {
-    take(static_cast<int>(k));
+    order.push_back(k);
     if (auto it = after.find(static_cast<int>(k)); it != after.end())
-      for (int u : it->second) take(u);
+      for (int u : it->second) order.push_back(static_cast<size_t>(u));
   }
-  g.nodes = std::move(order);
+  reorder_nodes(g, order);
   return g;
 }
 
