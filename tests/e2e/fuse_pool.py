@@ -33,7 +33,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Runner  # noqa: E402
+from harness import Runner, randomize_batchnorm, torch_weights  # noqa: E402
 
 try:
     import torch
@@ -99,15 +99,9 @@ def main():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(2)
     net = Pools()
-    with torch.no_grad():
-        c = 5
-        net.bna.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-        net.bna.bias.copy_(torch.rand(c, generator=gen) - 0.5)
-        net.bna.running_mean.copy_(torch.rand(c, generator=gen) - 0.5)
-        net.bna.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+    randomize_batchnorm(torch, net.bna, gen)
     net.eval()
-    weights = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()
-               if not k.endswith("num_batches_tracked")}
+    weights = torch_weights(net)
     x = torch.randn((3, 3, 9, 10), generator=gen).numpy().astype(np.float32)
     big = torch.randn((3, 3, 70, 70), generator=gen).numpy().astype(np.float32)
     with torch.no_grad():

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness import Runner
+from harness import Runner, torch_weights
 import samples_cnn
 import samples_gpt2
 import samples_more
@@ -110,8 +110,7 @@ def torch_case(r, root, name, net, sample, model_name, in_name, x, out_name, cla
     net.train(mode == "train")
     gen = np.random.default_rng(11)
     labels = gen.integers(0, classes, (x.shape[0],)).astype(np.int64)
-    weights = {"net." + k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()
-               if not k.endswith("num_batches_tracked")}
+    weights = torch_weights(net, "net.")
     text = wrapper(root, sample, model_name, in_name, (x.shape, "float32"), out_name, classes, labels.shape)
     outs, grads = r.run_grad(text, {in_name: x, "labels": labels}, weights, extra=["--mode", mode, *extra], name=name)
     # The reference runs on the float32 weights, in float64.

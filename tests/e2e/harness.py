@@ -48,6 +48,25 @@ def load_safetensors(path):
     return out
 
 
+def torch_weights(net, prefix=""):
+    """A PyTorch module's state dict as a Mithril weights dict: float32 arrays, names with `prefix`,
+    without BatchNorm's num_batches_tracked (Mithril has none)."""
+    return {prefix + k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()
+            if not k.endswith("num_batches_tracked")}
+
+
+def randomize_batchnorm(torch, bn, gen):
+    """Gives a BatchNorm layer random affine parameters and running statistics from the torch
+    Generator `gen` (weight and variance in [0.5, 1.5), bias and mean in [-0.5, 0.5)), so that
+    eval mode tests more than the identity."""
+    c = bn.num_features
+    with torch.no_grad():
+        bn.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+        bn.bias.copy_(torch.rand(c, generator=gen) - 0.5)
+        bn.running_mean.copy_(torch.rand(c, generator=gen) - 0.5)
+        bn.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+
+
 def mlp_weights(rng):
     """Weights for samples/mlp.yaml (784-512-512-10, PyTorch names and layouts), drawn as PyTorch's
     Linear initializes them: uniform within 1/sqrt(fan_in)."""

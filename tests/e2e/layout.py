@@ -37,7 +37,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Runner  # noqa: E402
+from harness import Runner, randomize_batchnorm, torch_weights  # noqa: E402
 
 try:
     import torch
@@ -112,16 +112,10 @@ def main():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(3)
     net = Separable()
-    with torch.no_grad():
-        for bn in [net.stem_bn, net.dw1_bn, net.pw1_bn]:
-            c = bn.num_features
-            bn.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-            bn.bias.copy_(torch.rand(c, generator=gen) - 0.5)
-            bn.running_mean.copy_(torch.rand(c, generator=gen) - 0.5)
-            bn.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+    for bn in [net.stem_bn, net.dw1_bn, net.pw1_bn]:
+        randomize_batchnorm(torch, bn, gen)
     net.eval()
-    weights = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()
-               if not k.endswith("num_batches_tracked")}
+    weights = torch_weights(net)
     x = torch.randn((2, 8, 15, 13), generator=gen).numpy().astype(np.float32)
     with torch.no_grad():
         ref = [t.numpy() for t in net.double()(torch.from_numpy(x).double())]

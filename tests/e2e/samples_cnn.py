@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-from harness import Runner
+from harness import Runner, torch_weights
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -100,8 +100,7 @@ def main():
         for name, net, in_name, in_shape, out_name in cases:
             randomize_batchnorm(net, gen)
             net.eval()
-            weights = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()
-                       if not k.endswith("num_batches_tracked")}
+            weights = torch_weights(net)
             x = torch.randn(in_shape, generator=gen).numpy().astype(np.float32)
             with torch.no_grad():
                 ref = net.double()(torch.from_numpy(x).double()).numpy()
