@@ -36,6 +36,8 @@ struct NoPixelEpilogue {
     template <class T>
     void operator()(T*, int64_t, int64_t) const {}
 };
+template <class E>
+inline constexpr bool has_pixel_epilogue = !std::is_same_v<E, NoPixelEpilogue>;
 
 inline bool conv_nhwc_depthwise(int64_t C, int64_t K, int64_t groups) { return groups == C && K == C; }
 inline bool conv_nhwc_pointwise(int64_t KH, int64_t KW, int64_t stride_h, int64_t stride_w, int64_t pad_h,
@@ -66,15 +68,11 @@ inline void depthwise_block(T* MITHRIL_K_RESTRICT y, const T* MITHRIL_K_RESTRICT
                             const opt<T>* MITHRIL_K_RESTRICT bias, int64_t n, int64_t c0, int64_t C, int64_t H,
                             int64_t W, int64_t KH, int64_t KW, int64_t ih0, int64_t iw0, int64_t dil_h,
                             int64_t dil_w) {
-    // B > 0: a whole block, its bounds constant (the loops become vector operations on
+    // B > 0: a whole block, its bound a constant (the loops become vector operations on
     // registers); B == 0: the last n < 16 channels.
-    T acc[B > 0 ? B : kDepthwiseBlock];
-    T* MITHRIL_K_RESTRICT a = acc;
-    if constexpr (B > 0) {
-        for (int64_t j = 0; j < B; ++j) acc[j] = bias ? static_cast<T>(bias[c0 + j]) : T(0);
-    } else {
-        for (int64_t j = 0; j < n; ++j) a[j] = bias ? static_cast<T>(bias[c0 + j]) : T(0);
-    }
+    const int64_t m = B > 0 ? B : n;
+    T acc[B > 0 ? B : 16];
+    for (int64_t j = 0; j < m; ++j) acc[j] = bias ? static_cast<T>(bias[c0 + j]) : T(0);
     for (int64_t kh = 0; kh < KH; ++kh) {
         const int64_t ih = ih0 + kh * dil_h;
         if (ih < 0 || ih >= H) continue;
@@ -83,18 +81,10 @@ inline void depthwise_block(T* MITHRIL_K_RESTRICT y, const T* MITHRIL_K_RESTRICT
             if (iw < 0 || iw >= W) continue;
             const T* x = img + (ih * W + iw) * C + c0;
             const T* w = wt + (kh * KW + kw) * C + c0;
-            if constexpr (B > 0) {
-                for (int64_t j = 0; j < B; ++j) acc[j] += x[j] * w[j];
-            } else {
-                for (int64_t j = 0; j < n; ++j) a[j] += x[j] * w[j];
-            }
+            for (int64_t j = 0; j < m; ++j) acc[j] += x[j] * w[j];
         }
     }
-    if constexpr (B > 0) {
-        for (int64_t j = 0; j < B; ++j) y[c0 + j] = acc[j];
-    } else {
-        for (int64_t j = 0; j < n; ++j) y[c0 + j] = a[j];
-    }
+    for (int64_t j = 0; j < m; ++j) y[c0 + j] = acc[j];
 }
 
 template <class T, class Epi>
@@ -124,7 +114,7 @@ void conv2d_nhwc_depthwise(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRIC
             if (full16 < C)
                 depthwise_block<0>(y, img, wt, bias, C - full16, full16, C, H, W, KH, KW, ih0, iw0, dil_h, dil_w);
         }
-        if constexpr (!std::is_same_v<Epi, NoPixelEpilogue>) epi(yrow, r * OW, OW);
+        if constexpr (has_pixel_epilogue<Epi>) epi(yrow, r * OW, OW);
     }
 }
 
@@ -139,7 +129,7 @@ template <class T, class Epi>
 void conv2d_nhwc_pointwise(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
                            const opt<T>* MITHRIL_K_RESTRICT bias, int64_t M, int64_t C, int64_t K,
                            const opt<T>* MITHRIL_K_RESTRICT packed, const Epi& epi) {
-    constexpr bool has_epi = !std::is_same_v<Epi, NoPixelEpilogue>;
+    constexpr bool has_epi = has_pixel_epilogue<Epi>;
     const int64_t blocks = (M + kPointwiseBlock - 1) / kPointwiseBlock;
     if constexpr (std::is_same_v<T, float> && kPackedGemm) {
         if (packed) {
