@@ -5,13 +5,16 @@
 
 #include "driver/build.h"
 #include "driver/check.h"
+#include "driver/process.h"
 #include "driver/train.h"
 #include "codegen/plan.h"
 #include "mithril/rt/npy.h"
 
+#include <csignal>
 #include <filesystem>
 #include <sys/wait.h>
 #include "ops/registry.h"
+#include "support/limits.h"
 
 using namespace mithril;
 
@@ -124,6 +127,12 @@ int main(int argc, char** argv) {
       "docs/training.md (training)."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("mithril ") + MITHRIL_VERSION);
+  // Limits on what a model file may ask for (docs/security.md); any command, before or after its name.
+  std::vector<std::string> limit_args;
+  std::string limit_help = "raise a limit on what a model file may ask for; repeatable. Limits:";
+  for (auto& l : mithril::limit_table()) limit_help += fmt::format("\n  {}={} ({})", l.name, l.value, l.what);
+  app.add_option("--limit", limit_args, limit_help)->type_name("NAME=N");
+  app.fallthrough();
 
   // check
   auto* check = app.add_subcommand("check", "Check a model: flatten, infer shapes and dtypes, print a summary.");
@@ -305,6 +314,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    for (auto& l : limit_args) set_limit(l);
     if (*check) {
       CheckOptions opts;
       for (auto& s : shapes) parse_shape_binding(s, opts.pipeline.shapes);
@@ -362,44 +372,39 @@ int main(int argc, char** argv) {
       build.values.clear();
       for (auto* k : {"batch_size", "clip_norm"})
         if (settings.values.count(k)) build.values[k] = settings.values.at(k);
-      std::string binary = build_training_cached(model_path, copts, build);
-      auto quote = [](const std::string& s) {
-        std::string o = "'";
-        for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
-        return o + "'";
-      };
-      std::string args;
+      // The program's arguments, one string each (no shell in between).
+      std::vector<std::string> args = {build_training_cached(model_path, copts, build)};
       for (auto& [key, v] : settings.values) {
         std::string dashed = key;
         for (auto& c : dashed)
           if (c == '_') c = '-';
         if (v.is_boolean()) {
-          if (v.get<bool>()) args += " --" + dashed;
+          if (v.get<bool>()) args.push_back("--" + dashed);
         } else {
-          args += " --" + dashed + " " + quote(v.is_string() ? v.get<std::string>() : v.dump());
+          args.insert(args.end(), {"--" + dashed, v.is_string() ? v.get<std::string>() : v.dump()});
         }
       }
-      if (!threads.empty()) args += " --threads " + quote(threads);
+      if (!threads.empty()) args.insert(args.end(), {"--threads", threads});
       if (*evaluate) {
-        args += " --evaluate " + quote(weights);
+        args.insert(args.end(), {"--evaluate", weights});
       } else {
-        if (!train_bench.empty()) args += " --bench " + quote(train_bench);
+        if (!train_bench.empty()) args.insert(args.end(), {"--bench", train_bench});
         if (train_profile) {
           if (train_bench.empty()) fail(SourceLoc{"--profile", 0, 0}, "--profile times the --bench steps: add --bench N");
-          args += " --profile";
+          args.push_back("--profile");
         }
         if (!resume.empty()) {
           if (!rundir.empty() && rundir != resume) fail(SourceLoc{"--resume", 0, 0}, "give either -o or --resume (the run folder), not both");
-          args += " --resume " + quote(resume);
+          args.insert(args.end(), {"--resume", resume});
         } else {
           Program prog = load_program(model_path);
-          args += " -o " + quote(rundir.empty() ? "runs/" + prog.main->name : rundir);
+          args.insert(args.end(), {"-o", rundir.empty() ? "runs/" + prog.main->name : rundir});
         }
-        if (!weights.empty()) args += " --weights " + quote(weights);
-        if (progress) args += " --progress";
-        if (no_progress) args += " --no-progress";
+        if (!weights.empty()) args.insert(args.end(), {"--weights", weights});
+        if (progress) args.push_back("--progress");
+        if (no_progress) args.push_back("--no-progress");
       }
-      int rc = std::system((quote(binary) + args).c_str());
+      int rc = run_child(args);
       if (WIFSIGNALED(rc)) return 128 + WTERMSIG(rc);
       return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
     }
@@ -423,12 +428,7 @@ int main(int argc, char** argv) {
         return 0;
       }
       // run: the inputs' shapes specialize the code; the binary is cached by its source.
-      std::string args;
-      auto quote = [](const std::string& s) {
-        std::string o = "'";
-        for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
-        return o + "'";
-      };
+      std::vector<std::string> args;  // the program's arguments, one string each (no shell in between)
       for (auto& in : run_inputs) {
         auto eq = in.find('=');
         if (eq == std::string::npos || eq == 0) fail(SourceLoc{"--input " + in, 0, 0}, "expected NAME=FILE.npy");
@@ -443,25 +443,25 @@ int main(int argc, char** argv) {
         for (auto d : t.shape()) dims.push_back(std::to_string(d));
         parse_shape_binding(name + "=" + fmt::format("{}", fmt::join(dims, ",")), copts.check.pipeline.shapes);
         copts.check.pipeline.shapes.where[name] = SourceLoc{file, 0, 0};
-        args += " --input " + quote(in);
+        args.insert(args.end(), {"--input", in});
       }
       copts.require_all_inputs = true;
-      std::string binary = build_cached(model_path, copts);
-      if (!out_dir.empty()) args += " -o " + quote(out_dir);
-      if (!weights.empty()) args += " --weights " + quote(weights);
-      if (init_missing) args += " --init-missing";
-      if (!save_weights.empty()) args += " --save-weights " + quote(save_weights);
-      if (!bench.empty()) args += " --bench " + quote(bench);
+      args.insert(args.begin(), build_cached(model_path, copts));
+      if (!out_dir.empty()) args.insert(args.end(), {"-o", out_dir});
+      if (!weights.empty()) args.insert(args.end(), {"--weights", weights});
+      if (init_missing) args.push_back("--init-missing");
+      if (!save_weights.empty()) args.insert(args.end(), {"--save-weights", save_weights});
+      if (!bench.empty()) args.insert(args.end(), {"--bench", bench});
       if (run_profile) {
         if (bench.empty()) fail(SourceLoc{"--profile", 0, 0}, "--profile times the --bench runs: add --bench N");
-        args += " --profile";
+        args.push_back("--profile");
       }
       if (!output_grads.empty() && !want_grad) fail(SourceLoc{"--output-grad", 0, 0}, "--output-grad needs --grad");
-      if (want_grad) args += " --grad";
-      if (check_grad) args += " --check-grad";
-      for (auto& og : output_grads) args += " --output-grad " + quote(og);
-      args += " --seed " + quote(seed);
-      int rc = std::system((quote(binary) + args).c_str());
+      if (want_grad) args.push_back("--grad");
+      if (check_grad) args.push_back("--check-grad");
+      for (auto& og : output_grads) args.insert(args.end(), {"--output-grad", og});
+      args.insert(args.end(), {"--seed", seed});
+      int rc = run_child(args);
       return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
     }
     if (*ops) {
@@ -487,6 +487,12 @@ int main(int argc, char** argv) {
   } catch (const CompileError& e) {
     std::cerr << e.what() << "\n";
     return 1;
+  } catch (const Interrupted& e) {
+    // Told to stop (SIGINT, SIGTERM) while building: the build was stopped too; end as the signal says.
+    std::cerr << "mithril: interrupted\n";
+    std::signal(e.signal(), SIG_DFL);
+    std::raise(e.signal());
+    return 128 + e.signal();
   } catch (const std::exception& e) {
     std::cerr << "error: internal compiler error: " << e.what() << "\n";
     return 2;

@@ -33,8 +33,14 @@ std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOp
 std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, const ProgramPlan& eval, const CpuOptions& opts,
                                                      const std::string& defaults);
 
-// Writes the files under `dir` (created if needed). Each file is written to a
-// temporary name and renamed, so an interrupted write never leaves a half file.
+// The name of a generated project, its files and its binary: the model's name as an identifier
+// that is no file of the project (main, runtime) and no target name CMake reserves (test, all).
+std::string project_name(const std::string& name);
+
+// Writes the project into `dir` (its parents are created if needed) whole or not at all: the files
+// go into a new folder beside it, which then takes its place; a project generated there before is
+// replaced (its build/ folder kept), any other folder that is not empty gets the files added.
+// Defined in compiler/driver/project_io.cpp.
 void write_project(const std::string& dir, const std::vector<GeneratedFile>& files);
 
 // Fills {{KEY}} holes of a template from codegen_templates/ (by its path there, e.g. "cpu/main.cpp.in").

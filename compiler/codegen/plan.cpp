@@ -2,6 +2,8 @@
 
 #include "codegen/emit.h"
 #include "ops/registry.h"
+#include "support/checked.h"
+#include "support/limits.h"
 
 #include <algorithm>
 #include <cctype>
@@ -9,17 +11,10 @@
 
 namespace mithril {
 
-std::string c_identifier(const std::string& name) {
-  std::string out;
-  for (char ch : name) out += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
-  if (out.empty() || std::isdigit(static_cast<unsigned char>(out[0]))) out = "v" + out;
-  return out;
-}
-
 namespace {
 
 constexpr int64_t kAlign = 64;
-int64_t align_up(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+int64_t align_up(int64_t n) { return checked_add(n, kAlign - 1) / kAlign * kAlign; }
 
 // First-fit allocator over a byte range; freed blocks merge with their neighbours.
 class Arena {
@@ -40,7 +35,7 @@ class Arena {
       at = free_.rbegin()->first;
       free_.erase(std::prev(free_.end()));
     }
-    end_ = at + size;
+    end_ = checked_add(at, size);
     return at;
   }
   void release(int64_t at, int64_t size) {
@@ -89,27 +84,43 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
     p.max[s] = it->second;
   }
 
-  // Names: the terminal or layer name, made a unique C++ identifier.
-  // Names the generated functions use themselves, C++ keywords a layer might be called, and the dims.
-  std::set<std::string> used = {"arena", "weights", "d", "i", "j", "m", "rest", "in", "int", "float", "double", "bool",
-                                "char", "auto", "new", "delete", "class", "struct", "return", "default", "case",
-                                "switch", "for", "while", "do", "if", "else", "const", "static", "this", "void",
-                                "operator", "template", "typename", "namespace", "using", "std", "rt", "mithril"};
-  for (auto& s : syms) used.insert(std::string(kDimPrefix) + s);
+  // Names: the terminal or layer name, made a unique C++ identifier (c_identifier keeps clear of
+  // keywords and macros), never a name the generated functions or the op emitters' blocks declare
+  // themselves (the locals of emitted code: `sum`, `row`, `i0`, `t1`), nor a dim's local.
+  std::set<std::string> used = {"arena", "weights", "packed", "in", "g", "std", "rt", "mithril", "a", "b", "d", "i", "j",
+                                "k", "m", "n", "p", "t", "v", "rest", "row", "from", "to", "scale", "scores", "sum",
+                                "epilogue", "unpooled", "profile_", "profile_node_"};
+  auto taken = [&](const std::string& n) {  // i0, i1, ...: the index variables of broadcasting loops
+    return used.count(n) > 0 || (n.size() > 1 && n[0] == 'i' &&
+                                 std::all_of(n.begin() + 1, n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }));
+  };
+  for (auto& s : syms) {
+    used.insert(std::string(kDimPrefix) + s);
+    p.dim_field[s] = cpp_reserved(s) ? s + "_v" : s;  // the member of Dims: `d.N`
+  }
   for (auto& v : g.values) {
     std::string base = c_identifier(v.name.empty() ? "t" + std::to_string(v.id) : v.name);
     std::string name = base;
-    for (int k = 2; used.count(name); ++k) name = base + "_" + std::to_string(k);
+    for (int k = 2; taken(name); ++k) name = base + "_" + std::to_string(k);
     used.insert(name);
     p.ident[v.id] = name;
   }
   for (auto& v : g.values) {
-    int64_t n = static_cast<int64_t>(dtype_size(v.dtype));
-    for (auto& d : v.shape) {
-      auto e = d.eval(p.max);
-      n *= std::max<int64_t>(*e, 0);
+    std::string why;
+    try {
+      int64_t elems = 1;
+      for (auto& d : v.shape) elems = checked_mul(elems, std::max<int64_t>(*d.eval(p.max), 0));
+      if (elems > limits().tensor_elements)
+        why = fmt::format("{} elements, past the limit of {} (raise it with --limit tensor_elements=N)", elems, limits().tensor_elements);
+      p.bytes[v.id] = checked_mul(elems, static_cast<int64_t>(dtype_size(v.dtype)));
+    } catch (const SizeOverflow& e) {
+      why = e.what();
     }
-    p.bytes[v.id] = n;
+    if (!why.empty()) {
+      std::string bounds;
+      for (auto& [sym, b] : p.max) bounds += fmt::format("{}{}={}", bounds.empty() ? " at " : ", ", sym, b);
+      fail(v.loc, "'{}' {} is too large{}: {}", v.name, shape_str(v.shape), bounds, why);
+    }
   }
 
   // Weights: one block, in first-use order.
@@ -117,7 +128,7 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
     for (int id : g.values_of_kind(k)) {
       p.weights.push_back(id);
       p.offset[id] = p.weight_bytes;
-      p.weight_bytes += align_up(std::max<int64_t>(p.bytes[id], 1));
+      p.weight_bytes = checked_add(p.weight_bytes, align_up(std::max<int64_t>(p.bytes[id], 1)));
     }
 
   // Intermediates and outputs: linear scan over the node order. A value is
@@ -162,7 +173,7 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
         if (p.offset[v] < 0) p.offset[v] = arena.alloc(p.bytes[v]);
     if (n.op->scratch) {  // live only while this node runs
       Dim elems = n.op->scratch(n, g);
-      int64_t bytes = std::max<int64_t>(*elems.eval(p.max), 0) * static_cast<int64_t>(dtype_size(g.value(n.outputs[0][0]).dtype));
+      int64_t bytes = checked_mul(std::max<int64_t>(*elems.eval(p.max), 0), static_cast<int64_t>(dtype_size(g.value(n.outputs[0][0]).dtype)));
       if (bytes > 0) {
         p.scratch_elems[n.id] = elems;
         p.scratch_offset[n.id] = arena.alloc(bytes);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/cpp_text.h"
 #include "ir/graph.h"
 #include "ops/registry.h"
 #include "passes/passes.h"
@@ -24,6 +25,7 @@ struct ProgramPlan {
   int64_t weight_bytes = 0;
   std::vector<std::string> symbols;    // dims left to run time, sorted
   std::map<std::string, int64_t> max;  // each run-time dim's upper bound
+  std::map<std::string, std::string> dim_field;  // each run-time dim's member of the generated Dims (`N`; `EOF_v`)
   std::vector<int> weights;            // parameters then state, in first-use order
   std::vector<int64_t> scratch_offset; // per node: arena offset of its working memory, -1 when none
   std::vector<Dim> scratch_elems;      // per node: its size in elements (of the first output's dtype)
@@ -46,7 +48,5 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
 // False when `--no-pass pack-weights` (or all) switched weight packing off.
 bool packs_weights(const PipelineOptions& opts);
 
-// `block1.conv2` -> `block1_conv2`; identifiers are made unique by the planner.
-std::string c_identifier(const std::string& name);
 
 }  // namespace mithril

@@ -1,7 +1,14 @@
 #include "driver/build.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -9,6 +16,7 @@
 #include <thread>
 
 #include "codegen/cpu_target.h"
+#include "driver/process.h"
 
 namespace mithril {
 
@@ -41,7 +49,7 @@ static std::vector<GeneratedFile> generate(const std::string& model_path, const 
     for (int id : g.inputs)
       if (!opts.check.pipeline.shapes.inputs.count(g.value(id).name))
         fail(SourceLoc{model_path, 0, 0}, "missing input '{}': pass --input {}=FILE.npy", g.value(id).name, g.value(id).name);
-  name = c_identifier(opts.name.empty() ? g.name : opts.name);
+  name = project_name(opts.name.empty() ? g.name : opts.name);
   ProgramPlan plan = plan_program(std::move(g), opts.max, packs_weights(opts.check.pipeline));
   plan.training = opts.training;
   CpuOptions co{name, fs::path(model_path).filename().string(), opts.weights, opts.embed_weights};
@@ -56,16 +64,14 @@ std::string compile_model(const std::string& model_path, const std::string& dir,
   return name;
 }
 
-static std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 static fs::path cache_root() {
-  if (const char* d = std::getenv("MITHRIL_CACHE_DIR")) return d;
-  if (const char* x = std::getenv("XDG_CACHE_HOME")) return fs::path(x) / "mithril";
-  if (const char* h = std::getenv("HOME")) return fs::path(h) / ".cache" / "mithril";
+  auto env = [](const char* name) -> const char* {
+    const char* v = std::getenv(name);
+    return v && *v ? v : nullptr;  // set to "" counts as not set
+  };
+  if (const char* d = env("MITHRIL_CACHE_DIR")) return d;
+  if (const char* x = env("XDG_CACHE_HOME")) return fs::path(x) / "mithril";
+  if (const char* h = env("HOME")) return fs::path(h) / ".cache" / "mithril";
   return fs::temp_directory_path() / "mithril-cache";
 }
 
@@ -86,22 +92,77 @@ static std::string one_line(const std::string& text) {
   return out;
 }
 
+// The build cache holds one folder per generated project, ROOT/NAME-HASH: its sources, build/
+// (CMake's build folder, with the binary), build.log, and the marker `complete`, written last. A
+// folder without the marker is never used: a build that failed or was killed left it, and the next
+// build removes it. A build holds the lock ROOT/NAME-HASH.lock from start to end, so two processes
+// never build one project at once; the folder keeps its name while it is built because CMake's
+// build folder records its absolute path.
+namespace {
+
+class CacheLock {
+ public:
+  CacheLock(const fs::path& path, const std::string& name) {
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd_ < 0) fail(SourceLoc{path.string(), 0, 0}, "cannot open the build cache's lock file: {}", std::strerror(errno));
+    int rc = flock(fd_, LOCK_EX | LOCK_NB);
+    if (rc != 0 && errno == EWOULDBLOCK) {
+      std::cerr << "mithril: waiting for another build of " << name << " to finish (lock " << path.string() << ")\n";
+      while ((rc = flock(fd_, LOCK_EX)) != 0 && errno == EINTR) {
+      }
+    }
+    if (rc != 0) {
+      const int err = errno;
+      close(fd_);
+      fail(SourceLoc{path.string(), 0, 0}, "cannot lock the build cache's lock file: {}", std::strerror(err));
+    }
+  }
+  ~CacheLock() { close(fd_); }
+  CacheLock(const CacheLock&) = delete;
+  CacheLock& operator=(const CacheLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
 std::string build_project_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
                                  const std::string& blas) {
   check_blas_choice(blas);
   // The BLAS library is in the key twice over: by name here, and in CMakeLists.txt's MITHRIL_BLAS.
   uint64_t h = stable_hash("blas=" + blas + ";", stable_hash(name));
   for (auto& f : files) h = stable_hash(f.text, stable_hash(f.path, h));
-  fs::path dir = cache_root() / fmt::format("{}-{:016x}", name, h);
-  fs::path binary = dir / "build" / name;
-  if (fs::exists(binary)) return binary.string();
+  const fs::path root = cache_root();
+  const std::string entry = fmt::format("{}-{:016x}", name, h);
+  const fs::path dir = root / entry, binary = dir / "build" / name, marker = dir / "complete";
+  std::error_code ec;
+  auto complete = [&] { return fs::exists(marker, ec) && fs::exists(binary, ec); };
+  if (complete()) return binary.string();
 
+  fs::create_directories(root, ec);
+  if (ec)
+    fail(SourceLoc{root.string(), 0, 0}, "cannot create the build cache folder: {} (MITHRIL_CACHE_DIR sets another)",
+         ec.message());
+  CacheLock lock(root / (entry + ".lock"), name);
+  if (complete()) return binary.string();  // built by the process we waited for
+  if (fs::exists(dir, ec)) {
+    fs::remove_all(dir, ec);
+    if (ec) fail(SourceLoc{dir.string(), 0, 0}, "cannot remove this unfinished build: {}", ec.message());
+  }
   std::cerr << "mithril: building " << name << " (first run of this model; cached in " << dir.string() << ")\n";
   write_project(dir.string(), files);
   fs::path log = dir / "build.log";
-  std::string cmd = fmt::format("cmake -S {0} -B {0}/build -DCMAKE_BUILD_TYPE=Release > {1} 2>&1 && cmake --build {0}/build -j {2} >> {1} 2>&1",
-                                quote(dir.string()), quote(log.string()), std::max(1u, std::thread::hardware_concurrency()));
-  if (std::system(cmd.c_str()) != 0 || !fs::exists(binary)) {
+  // In a process group of its own, which ends whole (compilers included) when mithril is stopped or dies.
+  auto step = [&](const std::vector<std::string>& argv, bool append) {
+    const int status = run_child(argv, ChildOptions{log.string(), append, true});
+    if (int sig = last_child_interrupt()) throw Interrupted(sig);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  };
+  const std::string build_dir = (dir / "build").string(), jobs = std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+  const bool built = step({"cmake", "-S", dir.string(), "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release"}, false) &&
+                     step({"cmake", "--build", build_dir, "-j", jobs}, true);
+  if (!built || !fs::exists(binary, ec)) {
     std::ifstream in(log);
     std::stringstream ss;
     ss << in.rdbuf();
@@ -115,6 +176,9 @@ std::string build_project_cached(const std::string& model_path, const std::strin
     if (text.size() > 3000) text = "..." + text.substr(text.size() - 3000);
     fail(SourceLoc{model_path, 0, 0}, "building the generated code failed (full log: {}):\n{}", log.string(), text);
   }
+  const int fd = open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) fail(SourceLoc{marker.string(), 0, 0}, "cannot mark the build complete: {}", std::strerror(errno));
+  close(fd);
   return binary.string();
 }
 

@@ -37,7 +37,8 @@ std::string build_cached(const std::string& model_path, const CompileOptions& op
 
 // Builds generated files (cached by their hash and the BLAS library, which their CMakeLists.txt
 // names) and returns the path of the binary `name`. When `blas` is missing on this machine the
-// error says which package to install.
+// error says which package to install. Processes that need the same build at once share it: one
+// builds, the others wait for it. A build that failed or was stopped is never used, but redone.
 std::string build_project_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
                                  const std::string& blas);
 

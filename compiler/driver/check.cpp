@@ -5,6 +5,7 @@
 
 #include "codegen/plan.h"
 #include "ops/registry.h"
+#include "support/checked.h"
 
 namespace mithril {
 
@@ -19,14 +20,18 @@ Graph check_model(const std::string& path, const CheckOptions& opts) { return ch
 
 static int64_t count_of(const Value& v) {
   int64_t n = 1;
-  for (auto& d : v.shape) n *= d.value();
+  for (auto& d : v.shape) n = checked_mul(n, d.value());
   return n;
 }
 
 ParamCounts count_params(const Graph& g) {
   ParamCounts c;
-  for (int id : g.values_of_kind(ValueKind::Param)) c.trainable += count_of(g.value(id));
-  for (int id : g.values_of_kind(ValueKind::State)) c.state += count_of(g.value(id));
+  try {
+    for (int id : g.values_of_kind(ValueKind::Param)) c.trainable = checked_add(c.trainable, count_of(g.value(id)));
+    for (int id : g.values_of_kind(ValueKind::State)) c.state = checked_add(c.state, count_of(g.value(id)));
+  } catch (const SizeOverflow& e) {
+    fail(SourceLoc{}, "the model's parameters do not fit in 64 bits: {}", e.what());
+  }
   return c;
 }
 
@@ -62,7 +67,7 @@ std::vector<Row> rows_of(const Graph& g, std::vector<std::vector<int>>* params_p
           if (!counted[v]) {
             counted[v] = true;
             params.push_back(v);
-            if (val.kind == ValueKind::Param) r.params += count_of(val);
+            if (val.kind == ValueKind::Param) r.params = checked_add(r.params, count_of(val));
           }
           if (n.op->inputs[p].kind != PortKind::Data) continue;
         }
@@ -99,17 +104,17 @@ std::string memory_summary(const Graph& g, const std::map<std::string, int64_t>&
   ProgramPlan p = plan_program(g, max, pack_weights);
   int64_t live = 0;  // every intermediate at once, what a plan without reuse would need
   for (auto& v : p.graph.values)
-    if (v.kind == ValueKind::Temp && v.producer >= 0) live += p.bytes[v.id];
+    if (v.kind == ValueKind::Temp && v.producer >= 0) live = checked_add(live, p.bytes[v.id]);
   out += fmt::format("\nplanned memory{}: arena {} bytes for {} intermediates{} ({} bytes without reuse), weights {} bytes\n",
                      syms.empty() ? "" : " at the --max bounds", with_commas(p.arena_bytes),
                      g.forward_nodes >= 0 ? "forward and backward" : "the forward pass's",
                      g.forward_nodes >= 0 ? " and gradients" : "", with_commas(live), with_commas(p.weight_bytes));
   if (!p.packed.empty()) {
     int64_t floats = 0;
-    for (auto& q : p.packed) floats += q.spec.estimate;
+    for (auto& q : p.packed) floats = checked_add(floats, q.spec.estimate);
     out += fmt::format("packed copies of {} weights: about {} bytes more (pack-weights: GEMM panels, Winograd "
                        "transforms; switch off with --no-pass pack-weights)\n",
-                       p.packed.size(), with_commas(floats * 4));
+                       p.packed.size(), with_commas(checked_mul(floats, 4)));
   }
   return out;
 }

@@ -234,10 +234,10 @@ void parse_section(TrainSettings& s, const Doc& doc, const std::string& base) {
 }
 
 std::string cpp_literal(const json& v) {
-  if (v.is_string()) return v.dump();  // JSON string escapes are valid C++ escapes
+  if (v.is_string()) return cpp_string(v.get<std::string>());
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
-  return fmt::format("{}", v.get<double>());
+  return cpp_number(v.get<double>());
 }
 
 std::string shape_literal(const Shape& s) {
@@ -306,7 +306,7 @@ Plans plan_training(const std::string& model_path, const CompileOptions& opts, c
   spec.clip = st.values.count("clip_norm") && st.values.at("clip_norm").get<double>() > 0;
   tc.pipeline.train = &spec;
   Graph tg = check_model(model_path, tc);
-  p.name = c_identifier(opts.name.empty() ? eg.name : opts.name);
+  p.name = project_name(opts.name.empty() ? eg.name : opts.name);
   p.train = plan_program(std::move(tg), max);
   p.train.training = true;
   p.eval = plan_program(std::move(eg), max, packs_weights(base.check.pipeline));
@@ -315,8 +315,8 @@ Plans plan_training(const std::string& model_path, const CompileOptions& opts, c
   // The program's defaults.
   std::string d;
   auto set = [&](const std::string& field, const std::string& value) { d += fmt::format("  cfg.{} = {};\n", field, value); };
-  set("model_name", json(p.name).dump());
-  set("optimizer", json(st.spec.optimizer).dump());
+  set("model_name", cpp_string(p.name));
+  set("optimizer", cpp_string(st.spec.optimizer));
   set("sample_shape", shape_literal(sample));
   set("target_shape", shape_literal(tsample));
   set("class_targets", is_int(tv.dtype) ? "true" : "false");
@@ -387,7 +387,7 @@ static std::vector<GeneratedFile> training_files(const std::string& model_path, 
   }
   out.name = p.name;
   out.fingerprint = fmt::format("{:016x}", h);
-  std::string defaults = p.defaults + fmt::format("  cfg.fingerprint = \"{}\";\n", out.fingerprint);
+  std::string defaults = p.defaults + fmt::format("  cfg.fingerprint = {};\n", cpp_string(out.fingerprint));
   return emit_cpu_training_project(p.train, p.eval, co, defaults);
 }
 

@@ -3,6 +3,9 @@
 #include <cctype>
 #include <cmath>
 
+#include "support/checked.h"
+#include "support/limits.h"
+
 namespace mithril {
 namespace {
 
@@ -64,7 +67,17 @@ class Parser {
     }
     return v;
   }
+  // Nesting (parentheses, `not`, unary signs) is bounded: the parser recurses on it.
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.depth_ > limits().expr_depth)
+        p.error("nested more than {} levels deep (raise the limit with --limit expr_depth=N)", limits().expr_depth);
+    }
+    ~Nest() { --p.depth_; }
+  };
   json logical_not() {
+    Nest nest(*this);
     if (eat_word("not")) return !truth(logical_not(), "not");
     return comparison();
   }
@@ -107,6 +120,7 @@ class Parser {
     }
   }
   json unary() {
+    Nest nest(*this);
     if (eat("-")) return arith(json(0), unary(), '-');
     if (eat("+")) return unary();
     return atom();
@@ -114,6 +128,7 @@ class Parser {
   json atom() {
     skip();
     if (eat("(")) {
+      Nest nest(*this);
       json v = logical_or();
       if (!eat(")")) error("missing ')'");
       return v;
@@ -154,21 +169,20 @@ class Parser {
     bool ints = integral(a) && integral(b);
     if (ints) {
       int64_t x = a.get<int64_t>(), y = b.get<int64_t>();
-      switch (op) {
-        case '+': return x + y;
-        case '-': return x - y;
-        case '*': return x * y;
-        case '/':
-          if (y == 0) error("division by zero");
-          if (x % y == 0) return x / y;
-          return static_cast<double>(x) / static_cast<double>(y);
-        case 'f':
-        case '%': {
-          if (y == 0) error("division by zero");
-          int64_t q = x / y;
-          if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
-          return op == 'f' ? json(q) : json(x - q * y);
+      if (y == 0 && (op == '/' || op == 'f' || op == '%')) error("division by zero");
+      try {
+        switch (op) {
+          case '+': return checked_add(x, y);
+          case '-': return checked_sub(x, y);
+          case '*': return checked_mul(x, y);
+          case '/':
+            if (checked_floormod(x, y) == 0) return checked_floordiv(x, y);
+            return static_cast<double>(x) / static_cast<double>(y);
+          case 'f': return checked_floordiv(x, y);
+          case '%': return checked_floormod(x, y);
         }
+      } catch (const SizeOverflow& e) {
+        error("{}", e.what());
       }
     }
     double x = num(a), y = num(b);
@@ -188,6 +202,7 @@ class Parser {
   const SourceLoc& loc_;
   const std::string& scope_;
   size_t p_ = 0;
+  int64_t depth_ = 0;
 };
 
 }  // namespace

@@ -4,13 +4,13 @@
 #include <cctype>
 #include <set>
 
+#include "frontend/document.h"
 #include "frontend/expr.h"
 #include "ops/registry.h"
+#include "support/limits.h"
 
 namespace mithril {
 namespace {
-
-constexpr int kMaxDepth = 64;
 
 // What a layer refers to: a primitive op or a composite model.
 struct Target {
@@ -83,8 +83,10 @@ class Flattener {
         const std::string name = d.get<std::string>();
         bool ident = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
                      std::all_of(name.begin(), name.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; });
+        bool digits = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); });
+        if (digits) fail(loc, "the shape of {} has the size {}, too large for a 64-bit integer", what, name);
         if (!ident)
-          fail(loc, "the shape of {} has the size '{}'; a symbolic size must be a plain name such as N or T", what, name);
+          fail(loc, "the shape of {} has the size '{}'; a symbolic size must be a plain name such as N or T", what, excerpt(name));
         s.push_back(Dim::symbol(name));
       } else {
         fail(loc, "the shape of {} has a size {} that is neither an integer nor a symbol", what, d.dump());
@@ -129,8 +131,20 @@ class Flattener {
 
   void instantiate(const ModelDef& def, const Scope& scope, const json& env, const std::string& prefix,
                    std::map<std::string, int> conn, const std::map<std::string, int>& out_terms) {
-    if (depth_ >= kMaxDepth) fail(def.loc, "model '{}' instantiates itself (directly or through others)", def.name);
+    if (depth_ >= limits().model_depth) {
+      if (std::count(open_.begin(), open_.end(), &def))
+        fail(def.loc, "model '{}' instantiates itself (directly or through others) more than {} levels deep", def.name,
+             limits().model_depth);
+      fail(def.loc, "model '{}' is nested {} composites deep, past the limit of {} (raise it with --limit model_depth=N)", def.name,
+           depth_ + 1, limits().model_depth);
+    }
+    // Composites count against the layer limit too: one that only holds others (or only layers that
+    // `if` leaves out) adds no node, and a few of them used twice each expand exponentially.
+    if (++instances_ > limits().layers)
+      fail(def.loc, "model '{}': more than {} layers and composites once repeats and composites expand (raise the limit with "
+                    "--limit layers=N)", def.name, limits().layers);
     ++depth_;
+    open_.push_back(&def);
     // Declared parameters not bound by the caller.
     for (auto& p : def.params) {
       if (auto bound = conn.find(p.name); bound != conn.end()) {  // bound by the caller: the declaration still holds
@@ -196,6 +210,7 @@ class Flattener {
 
     for (auto& plan : plans) emit(def, scope, env, prefix, plan, conn);
     --depth_;
+    open_.pop_back();
   }
 
   // Decide every layer's connections: defaults for sequences, explicit bindings otherwise.
@@ -212,22 +227,30 @@ class Flattener {
         for (auto& n : b.names)
           if (n == "output") output_bound = true;
 
+    // Which layers `if` keeps, decided once (the last kept layer makes the model's output).
+    std::vector<bool> kept(def.layers.size());
+    size_t last_kept = def.layers.size();
+    for (size_t i = 0; i < def.layers.size(); ++i) {
+      const LayerDef& l = def.layers[i];
+      json when = resolve_expressions(l.when, env, l.loc, def.name);
+      if (!when.is_boolean())
+        fail(l.loc, "layer '{}': 'if' must give true or false, found {}", l.name.empty() ? std::to_string(i) : l.name, when.dump());
+      kept[i] = when.get<bool>();
+      if (kept[i]) last_kept = i;
+    }
     for (size_t i = 0; i < def.layers.size(); ++i) {
       const LayerDef& l = def.layers[i];
       std::string base = l.name.empty() ? std::to_string(i) : l.name;
-      json when = resolve_expressions(l.when, env, l.loc, def.name);
-      if (!when.is_boolean()) fail(l.loc, "layer '{}': 'if' must give true or false, found {}", base, when.dump());
-      if (!when.get<bool>()) continue;
+      if (!kept[i]) continue;
       Target t = lookup(l.op, scope, l.op_loc);
       json rep = resolve_expressions(l.repeat, env, l.loc, def.name);
       if (!rep.is_number_integer() || rep.get<int64_t>() < 1)
         fail(l.loc, "layer '{}': 'repeat' must be a positive integer, found {}", base, rep.dump());
       int64_t count = rep.get<int64_t>();
-      bool last_layer = true;  // the last layer that is not left out by `if`
-      for (size_t j = i + 1; j < def.layers.size(); ++j) {
-        json w = resolve_expressions(def.layers[j].when, env, def.layers[j].loc, def.name);
-        if (w == json(true)) last_layer = false;
-      }
+      if (count > limits().layers)
+        fail(l.loc, "layer '{}': 'repeat' is {}, past the limit of {} layers (raise it with --limit layers=N)", base, count,
+             limits().layers);
+      const bool last_layer = i == last_kept;  // the last layer that is not left out by `if`
 
       std::vector<std::string> in_ports, out_ports, param_ports;
       if (t.op) {
@@ -351,6 +374,9 @@ class Flattener {
           fail(l.loc, "{} ({}): output port '{}' produces one value, found a list of {}", where, op.name, port, names.size());
         for (auto& nm : names) n.outputs[p].push_back(conn.at(nm));
       }
+      if (static_cast<int64_t>(g_.nodes.size()) >= limits().layers)
+        fail(l.loc, "{}: the model has more than {} layers once repeats and composites expand (raise the limit with --limit "
+                    "layers=N)", where, limits().layers);
       int id = g_.add_node(std::move(n));
       for (auto& port : g_.nodes[id].outputs)
         for (int v : port) g_.value(v).producer = id;
@@ -380,7 +406,9 @@ class Flattener {
 
   const Program& prog_;
   Graph& g_;
-  int depth_ = 0;
+  int64_t depth_ = 0;
+  int64_t instances_ = 0;  // composites instantiated so far
+  std::vector<const ModelDef*> open_;  // the composites being instantiated, outermost first
 };
 
 }  // namespace

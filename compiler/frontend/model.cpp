@@ -8,6 +8,7 @@
 
 #include "frontend/expr.h"
 #include "ops/registry.h"
+#include "support/limits.h"
 
 namespace mithril {
 
@@ -51,6 +52,41 @@ std::string expect_string(const Doc& d, const std::string& what) {
   return d.scalar.get<std::string>();
 }
 
+// Names (of models, layers, terminals, parameters, arguments) are printable text (UTF-8, as every
+// string of a model file: load_document checks): no line breaks or other control characters,
+// which have no place in a name and could break a terminal. Everything is escaped where code is
+// generated.
+const std::string& check_name(const std::string& name, const SourceLoc& loc, const std::string& what) {
+  if (name.size() > 1000) fail(loc, "{} is {} bytes long; names have at most 1000", what, name.size());
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7f) fail(loc, "{} '{}' contains a control character (\\x{:02x}); names are printable text", what, excerpt(name), c);
+  return name;
+}
+
+std::string expect_name(const Doc& d, const std::string& what) { return check_name(expect_string(d, what), d.loc, what); }
+
+// `init:` of a declared parameter: {kind: normal, std: 0.02}, {kind: ones}, ... (the runtime's initializers).
+json init_spec(const Doc& d, const std::string& where) {
+  static const std::vector<std::string> kinds = {"normal", "ones", "zeros", "kaiming_uniform", "uniform_fan_in"};
+  if (!d.is_map()) fail(d.loc, "'init' of {} must be a mapping like {{kind: normal, std: 0.02}}, found {}", where, d.describe());
+  json out = json::object();
+  for (auto& e : d.entries) {
+    if (e.key == "kind") {
+      std::string k = expect_string(e.value, "'kind'");
+      if (std::find(kinds.begin(), kinds.end(), k) == kinds.end())
+        fail(e.value.loc, "unknown initializer '{}' for {}{}; expected one of {}", excerpt(k), where, did_you_mean(k, kinds), fmt::join(kinds, ", "));
+      out["kind"] = k;
+    } else if (e.key == "std" || e.key == "fan_in") {
+      if (!e.value.is_scalar() || !e.value.scalar.is_number() || e.value.scalar.is_boolean())
+        fail(e.value.loc, "'{}' of the initializer of {} must be a number, found {}", e.key, where, e.value.describe());
+      out[e.key] = e.value.scalar.get<double>();
+    } else {
+      fail(e.key_loc, "unknown key '{}' in the initializer of {}; expected kind, std, fan_in", excerpt(e.key), where);
+    }
+  }
+  return out;
+}
+
 json shape_of(const Doc& d, const std::string& what) {
   if (!d.is_seq()) fail(d.loc, "the shape of {} must be a list of sizes, e.g. [N, 784], found {}", what, d.describe());
   json out = json::array();
@@ -67,7 +103,7 @@ json shape_of(const Doc& d, const std::string& what) {
 TensorDecl tensor_decl(const std::string& name, const SourceLoc& key_loc, const Doc& spec, const std::string& what,
                        bool is_param) {
   TensorDecl t;
-  t.name = name;
+  t.name = check_name(name, key_loc, what + " name");
   t.loc = key_loc;
   if (spec.kind == Doc::Kind::Null) return t;
   if (!spec.is_map()) fail(spec.loc, "{} '{}' must be a mapping like {{shape: [N, 784]}}, found {}", what, name, spec.describe());
@@ -81,7 +117,7 @@ TensorDecl tensor_decl(const std::string& name, const SourceLoc& key_loc, const 
         fail(e.value.loc, "unknown dtype '{}' for {} '{}'; expected one of {}", t.dtype, what, name, fmt::join(dtype_names(), ", "));
       t.dtype = dtype_name(*parsed);  // canonical spelling: float32, not f32
     } else if (e.key == "init" && is_param) {
-      t.init = e.value.to_json();
+      t.init = init_spec(e.value, fmt::format("{} '{}'", what, name));
     } else {
       std::vector<std::string> keys = {"shape", "dtype"};
       if (is_param) keys.push_back("init");
@@ -99,7 +135,7 @@ void parse_binding(LayerDef& l, const Doc::Entry& e) {
     b.names.push_back(e.value.scalar.get<std::string>());
   } else if (e.value.is_seq()) {
     b.is_list = true;
-    for (auto& item : e.value.items) b.names.push_back(expect_string(item, fmt::format("a connection name for port '{}'", e.key)));
+    for (auto& item : e.value.items) b.names.push_back(expect_name(item, fmt::format("a connection name for port '{}'", e.key)));
   } else {
     fail(e.value.loc, "port '{}' must be bound to a connection name (or a list of names), found {}", e.key, e.value.describe());
   }
@@ -145,7 +181,7 @@ LayerDef parse_layer(const Doc& d) {
     } else if (e.key == "args") {
       parse_args_map(e.value, l.args, l.arg_locs, "this layer", &l.arg_key_locs);
     } else if (e.key == "name") {
-      l.name = expect_string(e.value, "'name'");
+      l.name = expect_name(e.value, "layer name");
       if (l.name.empty() || l.name.find('.') != std::string::npos)
         fail(e.value.loc, "layer name '{}' must be non-empty and must not contain '.'", l.name);
     } else if (e.key == "repeat") {
@@ -174,11 +210,11 @@ ModelDef parse_model(const Doc& node, const std::string& default_name) {
   for (auto& e : node.entries) {
     const Doc& v = e.value;
     if (e.key == "name") {
-      m.name = expect_string(v, "'name'");
+      m.name = expect_name(v, "model name");
     } else if (e.key == "args") {
       if (v.is_seq()) {
         for (auto& item : v.items) {
-          std::string n = expect_string(item, "an argument name");
+          std::string n = expect_name(item, "an argument name");
           m.args[n] = nullptr;
           m.arg_locs[n] = item.loc;
         }
@@ -188,7 +224,7 @@ ModelDef parse_model(const Doc& node, const std::string& default_name) {
     } else if (e.key == "inputs") {
       m.inputs_declared = true;
       if (v.is_seq()) {
-        for (auto& item : v.items) m.inputs.push_back(tensor_decl(expect_string(item, "an input name"), item.loc, Doc{}, "input", false));
+        for (auto& item : v.items) m.inputs.push_back(tensor_decl(expect_name(item, "an input name"), item.loc, Doc{}, "input", false));
       } else if (v.is_map()) {
         for (auto& in : v.entries) m.inputs.push_back(tensor_decl(in.key, in.key_loc, in.value, "input", false));
       } else {
@@ -200,7 +236,7 @@ ModelDef parse_model(const Doc& node, const std::string& default_name) {
       if (v.is_string()) {
         m.outputs.push_back(v.scalar.get<std::string>());
       } else if (v.is_seq()) {
-        for (auto& item : v.items) m.outputs.push_back(expect_string(item, "an output name"));
+        for (auto& item : v.items) m.outputs.push_back(expect_name(item, "an output name"));
       } else {
         fail(v.loc, "'outputs' must be a list of terminal names, found {}", v.describe());
       }
@@ -211,6 +247,7 @@ ModelDef parse_model(const Doc& node, const std::string& default_name) {
     } else if (e.key == "models") {
       if (!v.is_map()) fail(v.loc, "'models' must be a mapping of model names to definitions, found {}", v.describe());
       for (auto& sub : v.entries) {
+        check_name(sub.key, sub.key_loc, "model name");
         if (find_op(sub.key)) fail(sub.key_loc, "model '{}' has the name of a primitive op; choose another name", sub.key);
         if (m.find_model(sub.key)) fail(sub.key_loc, "model '{}' is defined twice", sub.key);
         auto def = std::make_shared<ModelDef>(parse_model(sub.value, sub.key));
@@ -390,8 +427,10 @@ struct Importer {
       fail(from, "cyclic import: {}{}", chain, fs::path(canon).filename().string());
     }
     if (!done.insert(canon).second) return;
+    if (static_cast<int64_t>(done.size()) > limits().imports)
+      fail(from, "more than {} imported files (raise the limit with --limit imports=N)", limits().imports);
     stack.push_back(canon);
-    ModelDef m = parse_model(load_document(path), fs::path(path).stem().string());
+    ModelDef m = parse_model(load_document(path, from), fs::path(path).stem().string());
     prog.files.push_back(path);
     import_all(m, path);
     add_definitions(m, true);

@@ -1,5 +1,7 @@
 #include "ir/dim.h"
 
+#include "support/checked.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -24,11 +26,10 @@ std::mutex& atoms_mutex() {
   return m;
 }
 
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
+int64_t floor_div(int64_t a, int64_t b) { return checked_floordiv(a, b); }
+
+// An integer as C++ source: INT64_MIN has no literal of its own.
+std::string int_literal(int64_t v) { return v == INT64_MIN ? "(-9223372036854775807 - 1)" : std::to_string(v); }
 
 bool is_floordiv_key(const std::string& k) { return !k.empty() && k[0] == '('; }
 
@@ -46,7 +47,7 @@ Dim Dim::symbol(const std::string& name) {
 
 void Dim::add_term(const Monomial& m, int64_t c) {
   int64_t& slot = terms_[m];
-  slot += c;
+  slot = checked_add(slot, c);
   if (slot == 0) terms_.erase(m);
 }
 
@@ -71,7 +72,7 @@ Dim operator+(const Dim& a, const Dim& b) {
 
 Dim operator-(const Dim& a, const Dim& b) {
   Dim r = a;
-  for (auto& [m, c] : b.terms_) r.add_term(m, -c);
+  for (auto& [m, c] : b.terms_) r.add_term(m, checked_sub(0, c));
   return r;
 }
 
@@ -82,7 +83,7 @@ Dim operator*(const Dim& a, const Dim& b) {
       Dim::Monomial m = ma;
       m.insert(m.end(), mb.begin(), mb.end());
       std::sort(m.begin(), m.end());
-      r.add_term(m, ca * cb);
+      r.add_term(m, checked_mul(ca, cb));
     }
   return r;
 }
@@ -115,6 +116,7 @@ std::optional<Dim> Dim::exact_div(const Dim& divisor) const {
   const auto& [dm, dc] = *divisor.terms_.begin();
   Dim r;
   for (auto& [m, c] : terms_) {
+    if (dc == -1 && c == INT64_MIN) throw_size_overflow(c, '/', dc);
     if (c % dc != 0) return std::nullopt;
     // remove the divisor's atoms (a multiset) from m
     Monomial rest = m;
@@ -141,14 +143,14 @@ std::optional<int64_t> Dim::eval(const std::map<std::string, int64_t>& env) cons
         }
         auto n = fd.num.eval(env);
         if (!n) return std::nullopt;
-        v *= floor_div(*n, fd.den);
+        v = checked_mul(v, floor_div(*n, fd.den));
       } else {
         auto it = env.find(atom);
         if (it == env.end()) return std::nullopt;
-        v *= it->second;
+        v = checked_mul(v, it->second);
       }
     }
-    total += v;
+    total = checked_add(total, v);
   }
   return total;
 }
@@ -200,8 +202,9 @@ std::string Dim::str() const {
   std::string out;
   // symbolic terms first (in canonical order), the constant last: "N*784", "H-1"
   auto print_term = [&](const Monomial& m, int64_t c, bool first) {
-    int64_t mag = c < 0 ? -c : c;
-    if (c < 0) out += first ? "-" : "-";
+    // The magnitude as unsigned: -INT64_MIN has no int64_t.
+    uint64_t mag = c < 0 ? 0 - static_cast<uint64_t>(c) : static_cast<uint64_t>(c);
+    if (c < 0) out += "-";
     else if (!first) out += "+";
     std::string body;
     for (auto& atom : m) body += (body.empty() ? "" : "*") + atom;
@@ -235,8 +238,8 @@ std::string Dim::c_expr(const std::string& symbol_prefix) const {
       }
       term += (term.empty() ? "" : " * ") + a;
     }
-    if (m.empty()) term = fmt::format("int64_t{{{}}}", c);
-    else if (c != 1) term = fmt::format("int64_t{{{}}} * {}", c, term);
+    if (m.empty()) term = fmt::format("int64_t{{{}}}", int_literal(c));
+    else if (c != 1) term = fmt::format("int64_t{{{}}} * {}", int_literal(c), term);
     out += out.empty() ? term : " + " + term;
   }
   return out;

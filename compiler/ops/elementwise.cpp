@@ -34,7 +34,7 @@ struct UnaryRow {
   const char* grad = "deriv";
 };
 
-std::string num(double v) { return fmt::format("{}", v); }
+std::string num(double v) { return cpp_number(v); }
 
 const std::vector<UnaryRow>& unary_rows() {
   using S = const std::string&;

@@ -80,11 +80,11 @@ void emit_cross_entropy(EmitContext& e) {
   std::string T = e.ctype_of("input");
   if (is_int(e.in("target").dtype)) {
     e.line("mithril::rt::k::cross_entropy<{}, {}>({}, {}, {}, nullptr, {}, {}, {}, {}, {}, {});", T, e.ctype_of("target"), e.y(),
-           e.x("input"), e.x("target"), d.N, d.C, d.inner, e.i("ignore_index"), fmt::format("{}", e.f("label_smoothing")),
+           e.x("input"), e.x("target"), d.N, d.C, d.inner, e.i("ignore_index"), cpp_number(e.f("label_smoothing")),
            reduction(e));
   } else {
     e.line("mithril::rt::k::cross_entropy_probs<{}>({}, {}, {}, nullptr, {}, {}, {}, {}, {});", T, e.y(), e.x("input"),
-           e.x("target"), d.N, d.C, d.inner, fmt::format("{}", e.f("label_smoothing")), reduction(e));
+           e.x("target"), d.N, d.C, d.inner, cpp_number(e.f("label_smoothing")), reduction(e));
   }
 }
 
@@ -103,7 +103,7 @@ void emit_bce(EmitContext& e) {
 EmitFn emit_pointwise(const char* kernel, bool delta) {
   return [kernel, delta](EmitContext& e) {
     e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {}{});", kernel, e.ctype_of("input"), e.y(), e.x("input"), e.x("target"),
-           EmitContext::numel(e.in("input").shape), delta ? fmt::format("{}, ", e.f("delta")) : "", reduction(e));
+           EmitContext::numel(e.in("input").shape), delta ? cpp_number(e.f("delta")) + ", " : "", reduction(e));
   };
 }
 
@@ -123,7 +123,7 @@ std::string wrt_target(const EmitContext& e) { return e.s("wrt") == "target" ? "
 void emit_cross_entropy_grad(EmitContext& e) {
   ClassDims d = class_dims(e);
   std::string T = e.ctype_of("input");
-  std::string ls = fmt::format("{}", e.f("label_smoothing"));
+  std::string ls = cpp_number(e.f("label_smoothing"));
   if (is_int(e.in("target").dtype)) {
     e.line("mithril::rt::k::cross_entropy_backward<{}, {}>({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", T, e.ctype_of("target"),
            e.y(), e.x("grad"), e.x("input"), e.x("target"), d.N, d.C, d.inner, e.i("ignore_index"), ls, reduction(e));
@@ -144,7 +144,7 @@ void emit_nll_grad(EmitContext& e) {
 EmitFn emit_pointwise_grad(const char* kernel, bool delta) {
   return [kernel, delta](EmitContext& e) {
     e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {}, {}{}, {});", kernel, e.ctype_of("input"), e.y(), e.x("grad"), e.x("input"),
-           e.x("target"), EmitContext::numel(e.in("input").shape), delta ? fmt::format("{}, ", e.f("delta")) : "", reduction(e),
+           e.x("target"), EmitContext::numel(e.in("input").shape), delta ? cpp_number(e.f("delta")) + ", " : "", reduction(e),
            wrt_target(e));
   };
 }

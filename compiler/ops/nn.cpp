@@ -65,7 +65,7 @@ void emit_attention(EmitContext& e, bool backward) {
               Ev = D(v.back());
   const char* T = EmitContext::ctype(e.in("query").dtype);
   std::string scale = e.arg("scale").is_null() ? fmt::format("1.0 / std::sqrt(static_cast<double>({}))", E)
-                                                : fmt::format("{}", e.f("scale"));
+                                                : cpp_number(e.f("scale"));
   std::string mask = "nullptr", bias = "nullptr";
   e.line("{}* scores = {};", T, e.scratch());
   if (e.has("mask")) {

@@ -38,7 +38,7 @@ void affine_params(InferContext& c, bool affine, bool bias, const Shape& s, cons
 std::string opt_param(EmitContext& e, const char* port) { return e.has(port) ? e.x(port) : "nullptr"; }
 
 // A double as a C++ literal that reads back exactly.
-std::string literal(double v) { return fmt::format("{}", v); }
+std::string literal(double v) { return cpp_number(v); }
 
 // ---- gradients -----------------------------------------------------------
 

@@ -1,5 +1,7 @@
 #include "ops/registry.h"
 
+#include "support/checked.h"
+
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -96,27 +98,30 @@ static std::string json_kind(const json& v) {
 }
 
 static bool is_int_value(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX);
   if (v.is_number_integer()) return true;
-  // 3.0 written in a file is an integer value
-  return v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()));
+  // 3.0 written in a file is an integer value (1e300 is not: it has no int64_t)
+  return v.is_number_float() && double_is_int64(v.get<double>());
 }
+
+static int64_t int_value(const json& v) { return v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>()); }
 
 static bool arg_matches(const ArgSpec& spec, json& v) {
   auto int_list = [&](json& l) {
     if (!l.is_array()) return false;
     for (auto& e : l) {
       if (!is_int_value(e)) return false;
-      e = static_cast<int64_t>(e.get<double>());
+      e = int_value(e);
     }
     return true;
   };
   switch (spec.type) {
     case ArgType::Int:
       if (!is_int_value(v) || v.is_boolean()) return false;
-      v = static_cast<int64_t>(v.get<double>());
+      v = int_value(v);
       return true;
     case ArgType::Float:
-      if (!v.is_number() || v.is_boolean()) return false;
+      if (!v.is_number() || v.is_boolean()) return false;  // infinities and NaN too: cpp_number prints them
       v = v.get<double>();
       return true;
     case ArgType::Bool: return v.is_boolean();
@@ -128,7 +133,7 @@ static bool arg_matches(const ArgSpec& spec, json& v) {
     case ArgType::IntOrList:
       if (v.is_array()) return int_list(v);
       if (!is_int_value(v) || v.is_boolean()) return false;
-      v = static_cast<int64_t>(v.get<double>());
+      v = int_value(v);
       return true;
     case ArgType::Dtype: return v.is_string() && parse_dtype(v.get<std::string>()).has_value();
     case ArgType::Any: return true;

@@ -546,9 +546,12 @@ std::string literal(double v, DType t) {
   if (std::isnan(v)) return fmt::format("std::numeric_limits<{}>::quiet_NaN()", T);
   if (std::isinf(v)) return fmt::format("{}std::numeric_limits<{}>::infinity()", v < 0 ? "-" : "", T);
   if (is_int(t)) {
+    // Saturated to the type's range, as the constant's conversion does; never a cast out of range.
     if (t == DType::i64 && v <= -9223372036854775808.0) return "(-9223372036854775807 - 1)";
     if (t == DType::i32 && v <= -2147483648.0) return "(-2147483647 - 1)";
-    return fmt::format("{}({})", T, static_cast<int64_t>(v));
+    if (t == DType::i64 && v >= 9223372036854775807.0) return "int64_t(9223372036854775807)";
+    if (t == DType::i32 && v >= 2147483647.0) return "int32_t(2147483647)";
+    return fmt::format("{}({})", T, static_cast<int64_t>(std::trunc(v)));
   }
   std::string s = fmt::format("{}", v);
   if (s.find_first_of(".en") == std::string::npos) s += ".0";

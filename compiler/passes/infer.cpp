@@ -6,6 +6,8 @@
 #include "passes/fuse.h"
 #include "passes/layout.h"
 #include "passes/passes.h"
+#include "support/checked.h"
+#include "support/limits.h"
 
 namespace mithril {
 
@@ -88,6 +90,18 @@ Graph bind_shapes(Graph g, const ShapeBindings& b) {
   return g;
 }
 
+// A tensor's elements, where its shape is known now, within limits().tensor_elements (symbolic
+// dims are checked again against their bounds by the memory plan).
+static void check_size(const Value& v, const Node& n) {
+  int64_t elems = 1;
+  bool over = false;
+  for (auto& d : v.shape)
+    if (auto c = d.as_const()) over = over || __builtin_mul_overflow(elems, std::max<int64_t>(*c, 0), &elems);
+  if (over || elems > limits().tensor_elements)
+    fail(n.loc, "layer '{}' ({}): '{}' {} has more than {} elements (raise the limit with --limit tensor_elements=N)", n.name,
+         n.op->name, v.name, shape_str(v.shape), limits().tensor_elements);
+}
+
 Graph infer_shapes(Graph g) {
   for (auto& n : g.nodes) {
     for (size_t p = 0; p < n.inputs.size(); ++p)
@@ -100,10 +114,19 @@ Graph infer_shapes(Graph g) {
           fail(n.loc, "layer '{}' ({}): the type of '{}' is unknown", n.name, n.op->name, val.name);
         }
     InferContext ctx(g, n.id);
-    n.op->infer(ctx);
+    try {
+      n.op->infer(ctx);
+    } catch (const SizeOverflow& e) {  // from Dim arithmetic in the rule: a size past 64 bits
+      fail(n.loc, "layer '{}' ({}): a size does not fit in 64 bits: {}", n.name, n.op->name, e.what());
+    }
     for (auto& port : g.nodes[n.id].outputs)
       for (int v : port)
         if (!g.value(v).typed) throw std::logic_error(fmt::format("op {} left output '{}' untyped", n.op->name, g.value(v).name));
+    // Every value the node typed (outputs, and parameters it created) within the element limit.
+    for (size_t p = 0; p < n.inputs.size(); ++p)
+      for (int v : n.inputs[p]) check_size(g.value(v), n);
+    for (auto& port : n.outputs)
+      for (int v : port) check_size(g.value(v), n);
   }
   return g;
 }
