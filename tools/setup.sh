@@ -15,6 +15,7 @@ PACKAGES=(
   libopenblas-dev libopenblas0-openmp zlib1g-dev   # runtime and generated code (the OpenMP build shares one thread pool)
   libblis-dev libblis-openmp-dev   # BLIS, the second BLAS of generated projects (--blas blis), its OpenMP build too
   python3-numpy python3-yaml python3-jsonschema python3-torch   # references in tests (run with /usr/bin/python3)
+  clang-14 libclang-rt-14-dev libomp-14-dev   # generated projects built with clang (e2e/clang_build), tools/fuzz.sh
 )
 
 missing=()

@@ -38,6 +38,35 @@ std::optional<std::int64_t> checkpoint_step(const std::filesystem::path& file) {
     return step;
 }
 
+std::vector<std::filesystem::path> remove_stale_temporaries(const std::filesystem::path& rundir) {
+    // atomic_write_file's temp names: "<final name>.tmp-" and 8 lower-case hex digits.
+    constexpr std::string_view kTmp = ".tmp-";
+    auto is_temp = [&](const std::string& name) {
+        const auto at = name.rfind(kTmp);
+        if (at == std::string::npos || name.size() != at + kTmp.size() + 8) return false;
+        const std::string_view hex(name.data() + at + kTmp.size(), 8);
+        const auto is_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+        return std::all_of(hex.begin(), hex.end(), is_hex) && checkpoint_step(name.substr(0, at)).has_value();
+    };
+    std::vector<std::filesystem::path> removed;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(rundir, ec)) return removed;
+    std::filesystem::directory_iterator it(rundir, ec);
+    if (ec) throw Error("cannot list run folder " + rundir.string() + ": " + ec.message());
+    std::vector<std::filesystem::path> stale;
+    for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        std::error_code fec;
+        if (is_temp(it->path().filename().string()) && it->is_regular_file(fec)) stale.push_back(it->path());
+    }
+    if (ec) throw Error("cannot list run folder " + rundir.string() + ": " + ec.message());
+    std::sort(stale.begin(), stale.end());
+    for (const auto& p : stale) {
+        std::error_code rm;
+        if (std::filesystem::remove(p, rm)) removed.push_back(p);
+    }
+    return removed;
+}
+
 std::vector<std::pair<std::int64_t, std::filesystem::path>> list_checkpoints(const std::filesystem::path& rundir) {
     std::vector<std::pair<std::int64_t, std::filesystem::path>> out;
     std::error_code ec;

@@ -73,7 +73,7 @@ private:
             if (!seen.insert(key).second) fail("duplicate key \"" + key + "\"");
             expect(':');
             Value v = parse_value(depth + 1);
-            obj.emplace_back(std::move(key), std::move(v));
+            obj.push_back(Member{std::move(key), std::move(v)});
         } while (consume(','));
         expect('}');
         return obj;

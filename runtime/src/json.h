@@ -15,7 +15,10 @@
 namespace mithril::rt::json {
 
 struct Value;
-using Object = std::vector<std::pair<std::string, Value>>;  // keeps file order
+struct Member;
+// Object members are a named struct, not std::pair<std::string, Value>: the pair
+// would be instantiated while Value is still incomplete, which clang rejects.
+using Object = std::vector<Member>;  // keeps file order
 using Array = std::vector<Value>;
 
 struct Value {
@@ -27,6 +30,11 @@ struct Value {
     bool is_string() const { return std::holds_alternative<std::string>(v); }
     bool is_unsigned() const { return std::holds_alternative<std::uint64_t>(v); }
     bool is_integer() const { return is_unsigned() || std::holds_alternative<std::int64_t>(v); }
+};
+
+struct Member {
+    std::string key;
+    Value value;
 };
 
 // Throws mithril::rt::Error("<what>: corrupt header JSON at byte N: ...").

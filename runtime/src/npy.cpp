@@ -177,7 +177,12 @@ NpyHeader read_header(FileReader& in) {
     const std::uint32_t header_len = read_le(pre, len_bytes);
     const std::string text = in.read_string(header_len, "header");
     NpyHeader h = HeaderParser(text, in.what()).parse();
-    checked_numel(h.shape);
+    try {
+        checked_numel(h.shape);
+        contiguous_strides(h.shape);
+    } catch (const Error& e) {
+        throw Error(in.what() + ": " + e.what());
+    }
     return h;
 }
 
@@ -189,15 +194,22 @@ Tensor load_npy(const std::filesystem::path& path) {
     if (h.fortran_order)
         throw Error(in.what() + ": fortran_order=True arrays are not supported; save a C-order array "
                                 "(np.ascontiguousarray) instead");
-    const auto expected = static_cast<std::uint64_t>(checked_numel(h.shape)) * dtype_size(h.dtype);
-    if (expected > in.remaining())
-        throw Error(in.what() + ": truncated data: " + type_str(h.dtype, h.shape) + " needs " +
-                    std::to_string(expected) + " bytes, found " + std::to_string(in.remaining()));
+    const auto numel = static_cast<std::uint64_t>(checked_numel(h.shape));
+    const std::uint64_t elem = dtype_size(h.dtype);
+    if (numel > in.remaining() / elem) {  // compared by division: numel * elem may not fit in 64 bits
+        const std::string needs = numel > UINT64_MAX / elem
+                                      ? std::to_string(numel) + " elements of " + std::to_string(elem) + " bytes"
+                                      : std::to_string(numel * elem) + " bytes";
+        throw Error(in.what() + ": truncated data: " + type_str(h.dtype, h.shape) + " needs " + needs + ", found " +
+                    std::to_string(in.remaining()));
+    }
+    const std::uint64_t expected = numel * elem;
     if (expected < in.remaining())
         throw Error(in.what() + ": " + std::to_string(in.remaining() - expected) + " unexpected bytes after the " +
                     std::to_string(expected) + " bytes of " + type_str(h.dtype, h.shape) + " data");
     Tensor t = Tensor::zeros(h.dtype, h.shape);
     in.read(t.raw_data(), t.nbytes(), "data");
+    if (h.dtype == DType::Bool) normalize_bools(t.raw_data(), t.nbytes());
     return t;
 }
 

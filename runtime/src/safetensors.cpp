@@ -81,6 +81,7 @@ private:
         }
         try {
             checked_numel(shape);
+            contiguous_strides(shape);
         } catch (const Error& e) {
             throw Error(where + ": " + e.what());
         }
@@ -194,6 +195,7 @@ void SafetensorsFile::read_data(const TensorInfo& ti, void* dst) const {
         std::fread(dst, 1, n, file_.get()) != n)
         throw Error(what() + ": truncated data: cannot read bytes " + std::to_string(ti.begin) + ".." +
                     std::to_string(ti.end) + " of the data buffer (was the file changed while loading?)");
+    if (ti.dtype == DType::Bool) normalize_bools(dst, n);
 }
 
 std::string SafetensorsFile::what() const { return "weights file " + path_.string(); }

@@ -66,6 +66,11 @@ std::shared_ptr<void> aligned_buffer(std::size_t bytes, bool zero) {
     return std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t{kAlignment}); });
 }
 
+void normalize_bools(void* data, std::size_t n) {
+    auto* p = static_cast<unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) p[i] = p[i] != 0;
+}
+
 std::size_t dtype_size(DType dtype) { return row(dtype).size; }
 
 std::string_view dtype_name(DType dtype) { return row(dtype).name; }
@@ -105,7 +110,10 @@ Strides contiguous_strides(const Shape& shape) {
     std::int64_t s = 1;
     for (std::size_t i = shape.size(); i-- > 0;) {
         strides[i] = s;
-        s *= shape[i];
+        // Checked: with a zero dim elsewhere the element count is 0 however large the other dims are.
+        if (shape[i] < 0) throw Error("negative dimension in shape " + shape_str(shape));
+        if (i > 0 && __builtin_mul_overflow(s, shape[i], &s))
+            throw Error("shape " + shape_str(shape) + " is too large: its strides overflow int64");
     }
     return strides;
 }

@@ -296,6 +296,19 @@ TEST_CASE("kernels: planned convolutions (Winograd, threaded, batched, flipped) 
     });
 }
 
+TEST_CASE("kernels: conv2d_scratch for a batch left to run time (N = INT64_MAX) is defined", "[kernels]") {
+    // The compiler sizes the scratch of an unbounded batch at N = INT64_MAX (compiler/ops/conv.cpp,
+    // batch_scratch); conv_group overflowed there (signed overflow: caught by the MITHRIL_SANITIZE build).
+    namespace k = mithril::rt::k;
+    struct Geo { int64_t C, K, KH, stride, pad, OH; };
+    for (const Geo q : {Geo{3, 8, 3, 2, 1, 8}, Geo{4, 4, 1, 1, 0, 6}, Geo{16, 16, 3, 1, 1, 14}, Geo{8, 32, 5, 2, 2, 3}}) {
+        INFO("C " << q.C << " K " << q.K << " kernel " << q.KH << " stride " << q.stride);
+        const std::size_t most = k::conv2d_scratch(q.C, q.KH, q.KH, q.stride, q.stride, q.pad, q.pad, 1, q.OH, q.OH,
+                                                   std::numeric_limits<int64_t>::max(), q.K, k::ConvAlgo::Auto);
+        CHECK(most < (std::size_t{1} << 32));  // a few slots of columns, not an overflowed product
+    }
+}
+
 TEST_CASE("kernels: conv_transpose2d (gemm + col2im) matches NumPy scatter sums", "[kernels]") {
     struct C { std::int64_t N, C, H, W, K, KH, KW, sh, sw, ph, pw, dh, dw, g, oph, opw; bool bias; };
     const std::vector<C> cfgs{

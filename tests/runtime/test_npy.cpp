@@ -142,6 +142,22 @@ TEST_CASE("npy: bad files throw Error naming the file and the problem", "[npy]")
             load_npy(write("h6.npy", npy_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999)}"))),
             Contains("too many elements"));
     }
+    SECTION("shapes that numpy calls too big: zero elements with overflowing strides, a product past the file") {
+        REQUIRE_THROWS_WITH(
+            load_npy(write("z.npy", npy_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, "
+                                           "4611686018427387904)}"))),
+            Contains("z.npy") && Contains("strides overflow int64"));
+        // 2^62 elements of 8 bytes: the byte count would wrap around 2^64 to 0.
+        REQUIRE_THROWS_WITH(
+            load_npy(write("w.npy", npy_v1("{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904,)}"))),
+            Contains("w.npy") && Contains("truncated data: float64[4611686018427387904] needs 4611686018427387904 elements"));
+    }
+    SECTION("bool bytes other than 0 and 1 read as 1, as numpy reads them") {
+        const Tensor t = load_npy(write("b.npy", npy_v1("{'descr': '|b1', 'fortran_order': False, 'shape': (3,)}",
+                                                        std::string("\x00\x02\xff", 3))));
+        const auto* p = static_cast<const unsigned char*>(t.raw_data());
+        CHECK((p[0] == 0 && p[1] == 1 && p[2] == 1));
+    }
     SECTION("a hand-made minimal header parses") {
         std::string data(8, '\0');
         const Tensor t = load_npy(write("ok.npy", npy_v1("{\"descr\":\"<i4\",\"fortran_order\":False,\"shape\":(2L,)}", data)));

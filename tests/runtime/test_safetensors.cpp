@@ -122,6 +122,19 @@ TEST_CASE("safetensors: load_into and info report parameter mismatches", "[safet
     f.load_into("block1.conv2.weight", dst.data(), DType::Float32, {16, 8, 3, 3});
 }
 
+TEST_CASE("safetensors: BOOL bytes other than 0 and 1 read as 1", "[safetensors]") {
+    TempDir dir;
+    rt_test::write_bytes(dir / "m.safetensors", st_bytes(R"({"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}})",
+                                                         std::string("\x00\x05\xff", 3)));
+    const SafetensorsFile f(dir / "m.safetensors");
+    const Tensor t = f.get("m");
+    const auto* p = static_cast<const unsigned char*>(t.raw_data());
+    CHECK((p[0] == 0 && p[1] == 1 && p[2] == 1));
+    unsigned char dst[3] = {9, 9, 9};
+    f.load_into("m", dst, DType::Bool, {3});
+    CHECK((dst[0] == 0 && dst[1] == 1 && dst[2] == 1));
+}
+
 TEST_CASE("safetensors: corrupt files throw Error naming the file and tensor", "[safetensors]") {
     TempDir dir;
     auto load = [&](const std::string& bytes) {
@@ -175,6 +188,11 @@ TEST_CASE("safetensors: corrupt files throw Error naming the file and tensor", "
         REQUIRE_THROWS_WITH(load(st_bytes(R"({"w": )" + f32x2 + "[0,4]}}", "12345678")),
                             Contains("tensor 'w'") && Contains("span 4 bytes but float32[2] needs 8"));
         REQUIRE_THROWS_WITH(load(st_bytes(R"({"w": )" + f32x2 + "[8,0]}}", "12345678")), Contains("begin > end"));
+    }
+    SECTION("zero elements, but strides that overflow int64") {
+        REQUIRE_THROWS_WITH(load(st_bytes(R"({"z": {"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],)"
+                                          R"("data_offsets":[0,0]}})")),
+                            Contains("tensor 'z'") && Contains("strides overflow int64"));
     }
     SECTION("overlapping tensors") {
         REQUIRE_THROWS_WITH(load(st_bytes(R"({"a": )" + f32x2 + R"([0,8]}, "b": )" + f32x2 + "[4,12]}}", std::string(12, '\0'))),

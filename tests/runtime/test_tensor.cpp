@@ -33,6 +33,17 @@ TEST_CASE("checked_numel rejects negative dims and overflow", "[tensor]") {
     REQUIRE_THROWS_WITH(checked_numel({1LL << 40, 1LL << 40}), Contains("too many elements"));
 }
 
+TEST_CASE("contiguous_strides is checked: no overflow even with zero elements", "[tensor]") {
+    CHECK(contiguous_strides({2, 3, 4}) == Strides{12, 4, 1});
+    CHECK(contiguous_strides({}).empty());
+    CHECK(contiguous_strides({0, 5}) == Strides{5, 1});
+    CHECK(contiguous_strides({1LL << 62, 2}) == Strides{2, 1});  // the outermost dim needs no stride
+    // 0 elements, but the stride of dim 0 would be 2^124 (a fuzzer finding: UB before the check).
+    REQUIRE_THROWS_WITH(contiguous_strides({0, 1LL << 62, 1LL << 62}), Contains("too large") && Contains("strides overflow"));
+    REQUIRE_THROWS_WITH(Tensor::zeros(DType::Float32, {0, 1LL << 62, 1LL << 62}), Contains("strides overflow"));
+    REQUIRE_THROWS_WITH(contiguous_strides({2, -1}), Contains("negative dimension"));
+}
+
 TEST_CASE("owning tensors are zeroed, aligned and typed", "[tensor]") {
     Tensor t = Tensor::zeros(DType::Float32, {2, 3, 5});
     CHECK(t.numel() == 30);

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "mithril/rt/checkpoint.h"
+#include "mithril/rt/file_io.h"
 #include "mithril/rt/init.h"
 #include "mithril/rt/metrics.h"
 #include "mithril/rt/npy.h"
@@ -518,6 +520,60 @@ TEST_CASE("checkpoint: save, keep, latest by step number, leftovers ignored, loa
     rt_test::write_bytes(dir / "afile", "x");
     REQUIRE_THROWS_WITH(save_checkpoint(dir / "afile", 1, {}, md), Contains("afile"));
     REQUIRE_THROWS_WITH(latest_checkpoint(dir / "afile"), Contains("is a file, not a folder"));
+}
+
+TEST_CASE("checkpoint: temporaries of interrupted writes are removed, nothing else", "[training-support]") {
+    TempDir dir;
+    const fs::path rundir = dir / "run1";
+    CHECK(remove_stale_temporaries(rundir).empty());  // no folder yet
+    const std::map<std::string, std::string> md{{"model", "m"}};
+    save_checkpoint(rundir, 1, {{"w", filled({4}, 1)}}, md);
+
+    // A write interrupted after its temp file was created: keep a copy of the temp
+    // file (named by atomic_write_file itself) and put it back after the failure.
+    std::string temp_name;
+    try {
+        atomic_write_file(rundir / "checkpoint-2.safetensors", [&](FileWriter& w) {
+            w.write("partial");
+            for (const auto& e : fs::directory_iterator(rundir))
+                if (e.path().filename().string().starts_with("checkpoint-2.safetensors.tmp-"))
+                    temp_name = e.path().filename().string();
+            fs::copy_file(rundir / temp_name, dir / "kept");
+            throw Error("killed");
+        });
+    } catch (const Error&) {
+    }
+    REQUIRE(temp_name.size() == std::string("checkpoint-2.safetensors.tmp-").size() + 8);
+    fs::rename(dir / "kept", rundir / temp_name);
+    rt_test::write_bytes(rundir / "checkpoint-30.safetensors.tmp-0123abcd", "partial");
+    const std::vector<std::string> others{
+        "checkpoint-1.safetensors",                // a checkpoint
+        "checkpoint-2.safetensors.tmp-0123abc",    // 7 hex digits
+        "checkpoint-2.safetensors.tmp-0123ABCD",   // not written by us: upper case
+        "checkpoint-2.safetensors.tmp-0123abcde",  // 9 hex digits
+        "checkpoint-02.safetensors.tmp-0123abcd",  // not a checkpoint name
+        "checkpoint-x.safetensors.tmp-0123abcd",
+        "metrics.jsonl.tmp-0123abcd",              // another file's temporary
+        "weights.safetensors.tmp-0123abcd",
+        "notes.txt",
+    };
+    for (const auto& name : others)
+        if (!fs::exists(rundir / name)) rt_test::write_bytes(rundir / name, "x");
+    fs::create_directories(rundir / "checkpoint-4.safetensors.tmp-00000000");  // a folder: left alone
+
+    const auto removed = remove_stale_temporaries(rundir);
+    REQUIRE(removed.size() == 2);
+    CHECK(removed[0] == rundir / temp_name);
+    CHECK(removed[1] == rundir / "checkpoint-30.safetensors.tmp-0123abcd");
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(rundir)) left.push_back(e.path().filename().string());
+    std::sort(left.begin(), left.end());
+    std::vector<std::string> expected = others;
+    expected.push_back("checkpoint-4.safetensors.tmp-00000000");
+    std::sort(expected.begin(), expected.end());
+    CHECK(left == expected);
+    CHECK(remove_stale_temporaries(rundir).empty());
+    CHECK(*latest_checkpoint(rundir) == rundir / "checkpoint-1.safetensors");
 }
 
 TEST_CASE("checkpoint: a run folder of another model is refused", "[training-support]") {

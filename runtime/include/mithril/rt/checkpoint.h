@@ -54,6 +54,13 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& rundir, std::
                                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                                       std::map<std::string, std::string> metadata, int keep = 3);
 
+// Removes the temporaries an interrupted checkpoint write leaves behind
+// (RUNDIR/checkpoint-<step>.safetensors.tmp-<8 hex digits>, regular files only;
+// nothing else is touched) and returns their paths. The trainer calls it when
+// it starts in a run folder, after check_rundir; a missing RUNDIR gives {}.
+// A file that cannot be removed is left in place.
+std::vector<std::filesystem::path> remove_stale_temporaries(const std::filesystem::path& rundir);
+
 // Every checkpoint in RUNDIR as (step, path), by increasing step; empty when
 // RUNDIR does not exist.
 std::vector<std::pair<std::int64_t, std::filesystem::path>> list_checkpoints(const std::filesystem::path& rundir);

@@ -2,7 +2,8 @@
 //
 // Reads format versions 1.0, 2.0 and 3.0, little-endian (or byte-order-free)
 // dtypes <f4 <f8 <i4 <i8 |u1 |b1 <u2 |i1 <f2 in C order. Fortran order,
-// big-endian, structured and other dtypes are rejected. Writes version 1.0
+// big-endian, structured and other dtypes are rejected. A bool element's
+// non-zero byte reads as 1 (True), as numpy reads it. Writes version 1.0
 // (2.0 if the header would not fit) atomically (temp file + rename).
 // Every problem throws Error naming the file and what is wrong.
 //

@@ -8,7 +8,8 @@
 // SafetensorsFile reads the header and validates everything up front (header
 // length vs file size, dtypes, shapes, offsets inside the buffer and consistent
 // with dtype*shape, no overlaps); tensor data is read when asked for, straight
-// into its destination (a model's weights are never held twice). Every failure
+// into its destination (a model's weights are never held twice); a BOOL
+// element's non-zero byte reads as 1. Every failure
 // throws Error naming the file and, where there is one, the tensor.
 //
 //   mithril::rt::SafetensorsFile w("model.safetensors");

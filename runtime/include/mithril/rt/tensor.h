@@ -41,7 +41,8 @@ std::string type_str(DType dtype, const Shape& shape);
 
 // Product of dims; throws Error on a negative dim or int64 overflow.
 std::int64_t checked_numel(const Shape& shape);
-// Row-major strides (in elements) for a shape.
+// Row-major strides (in elements) for a shape. Throws Error on a negative dim or
+// when a stride overflows int64 (possible even with 0 elements: [0, 2^62, 2^62]).
 Strides contiguous_strides(const Shape& shape);
 
 inline constexpr std::size_t kAlignment = 64;
@@ -51,6 +52,11 @@ inline constexpr std::size_t kAlignment = 64;
 // more are mapped pages, page-aligned, resident only once written.
 inline constexpr std::size_t kLazyZeroBytes = std::size_t{1} << 20;
 std::shared_ptr<void> aligned_buffer(std::size_t bytes, bool zero = true);
+
+// Bool tensors hold one byte 0 or 1 per element (any other byte read as bool is
+// undefined behaviour). Readers of files map every non-zero byte to 1, as numpy
+// reads a non-zero byte as True.
+void normalize_bools(void* data, std::size_t n);
 
 // C++ type -> DType (compile-time). Only types with a DType have a value.
 template <class T> struct dtype_of;

@@ -296,6 +296,9 @@ template <class M, class E> int train_main(TrainConfig& cfg) {
         fs::create_directories(cfg.rundir, ec);
         if (ec) throw Error("cannot create the run folder " + cfg.rundir + ": " + ec.message());
         check_rundir(cfg.rundir, cfg.fingerprint, cfg.model_name);
+        // Leftovers of a checkpoint write that was killed (the checkpoints themselves are whole).
+        for (const auto& tmp : remove_stale_temporaries(cfg.rundir))
+            std::printf("removed %s, left by an interrupted checkpoint write\n", tmp.string().c_str());
         RunReport report(cfg.rundir);
         std::int64_t first_epoch = 1;
         auto latest = latest_checkpoint(cfg.rundir);

@@ -110,7 +110,9 @@ inline int64_t conv_group(const ConvPlan& plan, int64_t N, int64_t M, int64_t Nd
     if (plan.mode != ConvPlan::Images) return 1;
     const int64_t mnk = std::max<int64_t>(M * Nd * Kd, 1), per = std::max<int64_t>(col_elems + res_elems, 1);
     const int64_t by_work = (kConvGroupMacs + mnk - 1) / mnk, by_memory = std::max<int64_t>(kConvSlotElems / per, 1);
-    return std::max<int64_t>(1, std::min({by_work, by_memory, (N + 1) / 2}));
+    // Half the batch, rounded up: N / 2 + N % 2, not (N + 1) / 2, which overflows for the
+    // compiler's N = INT64_MAX (the scratch bound of a batch left to run time).
+    return std::max<int64_t>(1, std::min({by_work, by_memory, N / 2 + N % 2}));
 }
 
 // Direct convolution (conv2d's Images mode, stride 1, where the kernel runs):

@@ -219,7 +219,9 @@ void max_pool2d_planes(T* MITHRIL_K_RESTRICT out, T* MITHRIL_K_RESTRICT dx, cons
                        const T* MITHRIL_K_RESTRICT in, int64_t planes, int64_t H, int64_t W, int64_t KH, int64_t KW,
                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t OH,
                        int64_t OW) {
-    const auto [rows, cols] = pool_inside(H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW);
+    // Plain variables, not a structured binding: clang 14 cannot capture those in an OpenMP region.
+    const auto inside = pool_inside(H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW);
+    const PoolInside rows = inside.first, cols = inside.second;
     const bool whole = rows.lo == 0 && rows.hi == OH && cols.lo == 0 && cols.hi == OW && OH > 0 && OW > 0;
     if (whole && OH * OW * 2 <= kMaxPoolBlock) {
         const int64_t per = kMaxPoolBlock / (OH * OW), blocks = (planes + per - 1) / per;
