@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <regex>
 #include <set>
@@ -84,11 +86,11 @@ json plain_scalar(const std::string& s) {
     }
   }
   if (std::regex_match(s, float_re)) {
-    try {
-      return std::stod(s);
-    } catch (...) {
-      return s;  // out of double's range (1e400): a string, which no size or argument accepts
-    }
+    // strtod, not stod: a subnormal (1e-320) is a number; past double's range (1e400) the text
+    // stays a string, which no size or argument accepts.
+    double v = std::strtod(s.c_str(), nullptr);
+    if (std::isinf(v)) return s;
+    return v;
   }
   if (s == ".inf" || s == "+.inf") return std::numeric_limits<double>::infinity();
   if (s == "-.inf") return -std::numeric_limits<double>::infinity();

@@ -387,7 +387,7 @@ class Flattener {
     json sub_env = model_env(sub, args, l.arg_key_locs, l.loc, where);
     std::map<std::string, int> in_terms, out_terms;
     for (auto& [port, names] : plan.ins) {
-      bool is_param = std::any_of(sub.params.begin(), sub.params.end(), [&](auto& p) { return p.name == port; });
+      bool is_param = std::any_of(sub.params.begin(), sub.params.end(), [&port = port](auto& p) { return p.name == port; });
       if (names.size() != 1) fail(l.loc, "{}: terminal '{}' of model '{}' takes one connection", where, port, sub.name);
       in_terms[port] = resolve_conn(names[0], is_param ? PortKind::Param : PortKind::Data, conn, plan, prefix, port);
     }
