@@ -208,7 +208,8 @@ Doc parse_document(const std::string& text, const std::string& name, bool is_jso
   return convert(root, name, budget);
 }
 
-std::string read_model_text(const std::string& path, const SourceLoc& from, const std::string& what) {
+// The bytes of a model file; `what` names it in errors.
+static std::string read_model_text(const std::string& path, const SourceLoc& from, const std::string& what) {
   // Only a regular file, its size checked before reading: a device, a FIFO or /proc file could
   // block or never end, and a directory "opens" as an empty stream.
   SourceLoc at = from.file.empty() ? SourceLoc{path, 0, 0} : from;

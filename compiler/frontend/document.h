@@ -40,8 +40,6 @@ struct Doc::Entry {
 // Load a .yaml/.yml/.json file (a regular file within limits().file_bytes). Syntax errors and
 // duplicate keys throw CompileError at their location; `from` is the import that names the file, if any.
 Doc load_document(const std::string& path, const SourceLoc& from = {});
-// The bytes of a model file, with the checks load_document makes; `what` names it in errors.
-std::string read_model_text(const std::string& path, const SourceLoc& from, const std::string& what);
 // Text from a model file for a message: at most `max` bytes, control characters as \xNN.
 std::string excerpt(const std::string& text, size_t max = 60);
 // Parse text (for tests and the C++ API); `name` is used in locations, `is_json` picks the syntax checker.
