@@ -97,11 +97,18 @@ def model_yaml(name, inputs, layers, outputs):
     return "\n".join(lines) + "\n"
 
 
+def shared_cache(tmp):
+    """The build cache for a test: the one ctest shares across the whole run (MITHRIL_CACHE_DIR, set
+    for every e2e test by tests/CMakeLists.txt, where the runtime is built once), else one of its own
+    in `tmp`. Tests that examine the cache itself (build_cache, blas_choice) keep their own."""
+    return os.environ.get("MITHRIL_CACHE_DIR") or os.path.join(tmp, "cache")
+
+
 class Runner:
     def __init__(self, mithril, tmp):
         self.mithril = mithril
         self.tmp = tmp
-        self.env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+        self.env = dict(os.environ, MITHRIL_CACHE_DIR=shared_cache(tmp))
         self.failures = []
 
     def run(self, model_text, inputs, weights=None, extra=(), name="model"):

@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from harness import load_safetensors, save_safetensors
+from harness import shared_cache, load_safetensors, save_safetensors
 
 MODEL = 'x"); std::system("touch PWNED_model"); //'
 IN1, IN2 = 'in"put\\', "and"
@@ -69,7 +69,7 @@ layers:
 def main():
     mithril, root = os.path.abspath(sys.argv[1]), sys.argv[2]
     tmp = tempfile.mkdtemp(prefix="mithril-hostile-names-")
-    env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+    env = dict(os.environ, MITHRIL_CACHE_DIR=shared_cache(tmp))
     failures = []
     rng = np.random.default_rng(7)
 

@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-from harness import mlp_reference, mlp_weights, save_safetensors
+from harness import shared_cache, mlp_reference, mlp_weights, save_safetensors
 
 
 def main():
@@ -25,7 +25,7 @@ def main():
     rng = np.random.default_rng(7)
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+        env = dict(os.environ, MITHRIL_CACHE_DIR=shared_cache(tmp))
         w = mlp_weights(rng)
         wpath = os.path.join(tmp, "w.safetensors")
         save_safetensors(wpath, w)

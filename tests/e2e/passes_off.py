@@ -27,7 +27,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load_safetensors  # noqa: E402
+from harness import shared_cache, load_safetensors  # noqa: E402
 
 TOL = 1e-5
 
@@ -109,7 +109,7 @@ def main():
     ]
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+        env = dict(os.environ, MITHRIL_CACHE_DIR=shared_cache(tmp))
         workout = os.path.join(tmp, "workout.yaml")
         with open(workout, "w") as f:
             f.write(WORKOUT)

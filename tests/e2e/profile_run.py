@@ -19,6 +19,9 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import shared_cache  # noqa: E402
+
 N = 2
 # LeNet (samples/lenet.yaml): (name, flops of one forward pass at batch N)
 LAYERS = [("conv1", 2 * N * 6 * 28 * 28 * (1 * 5 * 5)), ("conv2", 2 * N * 16 * 10 * 10 * (6 * 5 * 5)),
@@ -33,7 +36,7 @@ def main():
     mithril, root = sys.argv[1], os.path.abspath(sys.argv[2])
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"), OMP_NUM_THREADS="1")
+        env = dict(os.environ, MITHRIL_CACHE_DIR=shared_cache(tmp), OMP_NUM_THREADS="1")
         x = os.path.join(tmp, "x.npy")
         np.save(x, np.random.default_rng(0).standard_normal((N, 1, 28, 28)).astype(np.float32))
         lenet = os.path.join(root, "samples", "lenet.yaml")

@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 
-from harness import save_safetensors
+from harness import shared_cache, save_safetensors
 
 
 def main():
@@ -19,7 +19,7 @@ def main():
     rng = np.random.default_rng(11)
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+        env = dict(os.environ, MITHRIL_CACHE_DIR=shared_cache(tmp))
         path = lambda name: os.path.join(tmp, name)
         x = rng.standard_normal((2, 784)).astype(np.float32)
         np.save(path("x.npy"), x)

@@ -14,6 +14,9 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import shared_cache  # noqa: E402
+
 FAILURES = []
 
 
@@ -75,7 +78,7 @@ train:
 def main():
     mithril, root = os.path.abspath(sys.argv[1]), sys.argv[2]
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+        env = dict(os.environ, MITHRIL_CACHE_DIR=shared_cache(tmp))
         w = lambda name, text: open(os.path.join(tmp, name), "w").write(text) and os.path.join(tmp, name)
         mlp, other, lm = w("tiny_mlp.yaml", MLP), w("other.yaml", OTHER), w("lm.yaml", TOKENS)
         rng = np.random.default_rng(0)

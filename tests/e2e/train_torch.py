@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load_safetensors, save_safetensors  # noqa: E402
+from harness import shared_cache, load_safetensors, save_safetensors  # noqa: E402
 
 TOL = 1e-5
 
@@ -149,7 +149,7 @@ def main():
     mithril, root = sys.argv[1], sys.argv[2]
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "cache"))
+        env = dict(os.environ, MITHRIL_CACHE_DIR=shared_cache(tmp))
         for name, build, sample, shape, opt, flags, torch_opt, clip in CASES:
             torch.manual_seed(0)
             net = build().double().float()
