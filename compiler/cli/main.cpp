@@ -13,6 +13,7 @@
 #include <csignal>
 #include <filesystem>
 #include <sys/wait.h>
+#include "ops/ir_text.h"
 #include "ops/registry.h"
 #include "support/limits.h"
 

@@ -4,8 +4,8 @@
 #include <fstream>
 #include <set>
 
-#include "codegen/emit.h"
 #include "mithril/rt/safetensors.h"
+#include "ops/emit.h"
 
 namespace mithril {
 

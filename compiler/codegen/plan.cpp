@@ -1,6 +1,6 @@
 #include "codegen/plan.h"
 
-#include "codegen/emit.h"
+#include "ops/emit.h"
 #include "ops/registry.h"
 #include "support/checked.h"
 #include "support/limits.h"
@@ -203,11 +203,11 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
       const Value& w = g.value(n.inputs[port][0]);
       if (w.kind != ValueKind::Param || w.dtype != DType::f32) continue;
       std::optional<PackSpec> spec = n.op->pack(n, g);
-      auto it = std::find_if(p.packed.begin(), p.packed.end(), [&](const ProgramPlan::Packed& q) { return q.id == w.id; });
+      auto it = std::find_if(p.packed.begin(), p.packed.end(), [&](const EmitPlan::Packed& q) { return q.id == w.id; });
       if (!spec || (it != p.packed.end() && !(it->spec == *spec))) conflicts.insert(w.id);
       else if (it == p.packed.end()) p.packed.push_back({w.id, *spec});
     }
-    std::erase_if(p.packed, [&](const ProgramPlan::Packed& q) { return conflicts.count(q.id) > 0; });
+    std::erase_if(p.packed, [&](const EmitPlan::Packed& q) { return conflicts.count(q.id) > 0; });
   }
   p.graph = std::move(g);
   return p;
@@ -215,10 +215,6 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
 
 bool packs_weights(const PipelineOptions& opts) {
   return std::find(opts.disabled.begin(), opts.disabled.end(), "pack-weights") == opts.disabled.end();
-}
-
-bool ProgramPlan::is_packed(int value) const {
-  return std::any_of(packed.begin(), packed.end(), [&](const Packed& q) { return q.id == value; });
 }
 
 }  // namespace mithril

@@ -8,18 +8,17 @@
 #include <string>
 #include <vector>
 
-#include "codegen/cpp_text.h"
 #include "ir/graph.h"
+#include "ops/emit.h"
 #include "ops/registry.h"
 #include "passes/passes.h"
+#include "support/cpp_text.h"
 
 namespace mithril {
 
-struct ProgramPlan {
-  Graph graph;
-  bool training = false;               // --mode train: BatchNorm uses batch statistics, Dropout masks
-  std::vector<std::string> ident;      // per value: a unique C++ identifier (`fc1_weight`, `block1_conv2`)
-  std::vector<int64_t> offset;         // per value: byte offset in the arena (Temp) or weight block (Param/State); -1 for inputs
+// The plan: what emitters read (EmitPlan, ops/emit.h: the graph, C++ names, offsets, scratch,
+// packed parameters) and the sizes and bounds around it.
+struct ProgramPlan : EmitPlan {
   std::vector<int64_t> bytes;          // per value: size in bytes at the dims' upper bounds
   int64_t arena_bytes = 0;             // planned peak of intermediates and outputs
   int64_t weight_bytes = 0;
@@ -27,17 +26,7 @@ struct ProgramPlan {
   std::map<std::string, int64_t> max;  // each run-time dim's upper bound
   std::map<std::string, std::string> dim_field;  // each run-time dim's member of the generated Dims (`N`; `EOF_v`)
   std::vector<int> weights;            // parameters then state, in first-use order
-  std::vector<int64_t> scratch_offset; // per node: arena offset of its working memory, -1 when none
   std::vector<Dim> scratch_elems;      // per node: its size in elements (of the first output's dtype)
-  // Parameters kept packed (OpDef::packed_param, OpDef::pack), programs without gradients only,
-  // float32. Their sizes may depend on the target's vector width, so the generated code computes
-  // the offsets from PackSpec::floats.
-  struct Packed {
-    int id;
-    PackSpec spec;
-  };
-  std::vector<Packed> packed;
-  bool is_packed(int value) const;
 };
 
 // Plans `g` (checked, ordered). Every symbolic dim still in the graph needs a bound in `max`;

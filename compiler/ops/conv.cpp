@@ -17,12 +17,11 @@
 #include <optional>
 #include <utility>
 
-#include "codegen/emit.h"
-#include "mithril/rt/kernels/conv.h"
-#include "mithril/rt/kernels/conv_nhwc.h"
+#include "ops/cpu_kernels.h"
+#include "ops/emit.h"
+#include "ops/fused.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
-#include "passes/fuse.h"
 
 namespace mithril {
 namespace {
@@ -280,8 +279,8 @@ Dim conv_own_scratch(const Node& n, const Graph& g) {
   if (is_nhwc(n)) {
     const Shape in = nchw_of(port_value(n, g, "input").shape);
     Geometry2d q = geometry2d(n.attrs, 2);
-    return elems(rt::k::conv2d_nhwc_scratch(*in[1].as_const(), n.attrs.at("out_channels").get<int64_t>(), q.kh, q.kw,
-                                            q.groups));
+    return elems(cpu_kernels::conv2d_nhwc_scratch(*in[1].as_const(), n.attrs.at("out_channels").get<int64_t>(), q.kh,
+                                                  q.kw, q.groups));
   }
   const Shape& in = port_value(n, g, "input").shape;
   const Shape out = conv_result(n, g);
@@ -289,8 +288,8 @@ Dim conv_own_scratch(const Node& n, const Graph& g) {
   auto o = hw_of(out);
   Geometry2d q = geometry2d(n.attrs, in.size() - 2);
   return elems(batch_scratch(in[0], [&](int64_t nb) {
-    return rt::k::conv2d_scratch(*in[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.groups, o->first, o->second,
-                                 nb, *out[1].as_const(), rt::k::ConvAlgo::Auto, q.dh, q.dw);
+    return cpu_kernels::conv2d_scratch(*in[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.groups, o->first,
+                                       o->second, nb, *out[1].as_const(), cpu_kernels::ConvAlgo::Auto, q.dh, q.dw);
   }));
 }
 
@@ -464,7 +463,7 @@ void emit_conv(EmitContext& e, bool transposed) {
 
 // Conv2d's packed weight: a channels-last pointwise convolution's gemm panels, or the Winograd
 // transform, made once, for the shapes that take it
-// (rt::k::detail::winograd_packs: Winograd suits them, but their batch is too small to transform
+// (cpu_kernels::winograd_packs: Winograd suits them, but their batch is too small to transform
 // the weights on every call). Every size must be known.
 std::optional<PackSpec> conv2d_pack_spec(const Node& n, const Graph& g) {
   if (is_nhwc(n)) {
@@ -473,7 +472,7 @@ std::optional<PackSpec> conv2d_pack_spec(const Node& n, const Graph& g) {
     Geometry2d q = geometry2d(n.attrs, 2);
     const Shape x = nchw_of(port_value(n, g, "input").shape);
     const int64_t K = n.attrs.at("out_channels").get<int64_t>(), C = *x[1].as_const();
-    if (rt::k::conv_nhwc_depthwise(C, K, q.groups)) return std::nullopt;
+    if (cpu_kernels::conv_nhwc_depthwise(C, K, q.groups)) return std::nullopt;
     return PackSpec{fmt::format("rt::k::packed_b_size({}, {})", K, C),
                     fmt::format("rt::k::pack_b({{dst}}, {{src}}, {}, {}, {}, true)", K, C, C),
                     (K + 15) / 16 * 16 * C};
@@ -485,12 +484,12 @@ std::optional<PackSpec> conv2d_pack_spec(const Node& n, const Graph& g) {
       if (!d.is_const()) return std::nullopt;
   Geometry2d q = geometry2d(n.attrs, 2);
   const int64_t N = x[0].value(), C = x[1].value(), K = y[1].value();
-  if (!rt::k::detail::winograd_packs(N, C, K, q.kh, q.kw, q.sh, q.sw, q.dh, q.dw, q.groups, y[2].value(), y[3].value()))
+  if (!cpu_kernels::winograd_packs(N, C, K, q.kh, q.kw, q.sh, q.sw, q.dh, q.dw, q.groups, y[2].value(), y[3].value()))
     return std::nullopt;
   const int64_t OH = y[2].value(), OW = y[3].value();
   return PackSpec{fmt::format("rt::k::winograd_packed_size({}, {}, {}, {})", K, C, OH, OW),
                   fmt::format("rt::k::winograd_pack({{dst}}, {{src}}, {}, {}, {}, {})", K, C, OH, OW),
-                  rt::k::winograd_packed_size(K, C, OH, OW)};
+                  cpu_kernels::winograd_packed_size(K, C, OH, OW)};
 }
 
 // ---- gradients -------------------------------------------------------------
@@ -540,10 +539,11 @@ std::function<Dim(const Node&, const Graph&)> grad_input_scratch(bool transposed
       return transposed ? columns_scratch(n, dy, dx, same_spatial(dx, dy)) : columns_scratch(n, dx, dy, same_spatial(dx, dy));
     auto i = hw_of(dx), o = hw_of(dy);
     Geometry2d q = geometry2d(n.attrs, dx.size() - 2);
-    auto scratch = transposed ? rt::k::conv_transpose2d_grad_input_scratch : rt::k::conv2d_grad_input_scratch;
+    auto scratch =
+        transposed ? cpu_kernels::conv_transpose2d_grad_input_scratch : cpu_kernels::conv2d_grad_input_scratch;
     return elems(batch_scratch(dx[0], [&](int64_t nb) {
       return scratch(nb, *dx[1].as_const(), i->first, i->second, *dy[1].as_const(), q.kh, q.kw, q.sh, q.sw, q.ph, q.pw,
-                     q.dh, q.dw, q.groups, o->first, o->second, rt::k::ConvAlgo::Auto);
+                     q.dh, q.dw, q.groups, o->first, o->second, cpu_kernels::ConvAlgo::Auto);
     }));
   };
 }
@@ -599,9 +599,9 @@ void register_conv_grads() {
                     auto i = hw_of(x), o = hw_of(dy);
                     Geometry2d q = geometry2d(n.attrs, x.size() - 2);
                     return elems(batch_scratch(x[0], [&](int64_t nb) {
-                      return rt::k::conv2d_grad_weight_scratch(*x[1].as_const(), i->first, i->second, q.kh, q.kw, q.sh,
-                                                               q.sw, q.ph, q.pw, q.groups, o->first, o->second, nb,
-                                                               *dy[1].as_const(), rt::k::ConvAlgo::Auto, q.dh, q.dw);
+                      return cpu_kernels::conv2d_grad_weight_scratch(
+                          *x[1].as_const(), i->first, i->second, q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.groups,
+                          o->first, o->second, nb, *dy[1].as_const(), cpu_kernels::ConvAlgo::Auto, q.dh, q.dw);
                     }));
                   })
                   .emit("cpu", [](EmitContext& e) {

@@ -2,10 +2,10 @@
 // broadcasting, comparisons, Where, Clip and Cast. Each family is a table, one
 // row per op; the rows are where later targets add their C expressions and
 // derivative rules.
-#include "codegen/emit.h"
+#include "ops/emit.h"
+#include "ops/fold.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
-#include "passes/optimize.h"
 
 namespace mithril {
 namespace {

@@ -5,10 +5,10 @@
 #include <cctype>
 #include <stdexcept>
 
-#include "codegen/emit.h"
+#include "ops/emit.h"
+#include "ops/fused.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
-#include "passes/fuse.h"
 
 namespace mithril {
 

@@ -1,7 +1,5 @@
 #include "ops/grad.h"
 
-#include "passes/autodiff.h"
-
 namespace mithril {
 
 GradContext::GradContext(Graph& g, int node_id, GradState& state) : g_(g), node_(node_id), st_(state) {}

@@ -16,6 +16,7 @@
 // An input that gets no gradient from its rule gets zero (Floor, Sign, ...).
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,7 +25,13 @@
 
 namespace mithril {
 
-struct GradState;  // the pass's bookkeeping (autodiff.cpp)
+// The autodiff pass's bookkeeping (passes/autodiff.cpp), shared with GradContext.
+struct GradState {
+  std::vector<bool> wants;               // per value: a gradient is needed
+  std::vector<std::vector<int>> parts;   // per value: gradient contributions, summed on use
+  std::vector<int> total;                // per value: the summed gradient, -1 when none
+  std::map<int, int> counter;            // per forward node: backward nodes named after it so far
+};
 
 // Appends a node of `op` to `g` (named `name`, at `loc`), binds its input ports, fills in the
 // default arguments and infers its outputs' types at once. Returns its output value ids, port by

@@ -1,8 +1,8 @@
 // Linear algebra: MatMul (batched, broadcasting, NumPy semantics) and Linear.
-#include "codegen/emit.h"
+#include "ops/emit.h"
+#include "ops/fused.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
-#include "passes/fuse.h"
 
 namespace mithril {
 

@@ -2,7 +2,7 @@
 // and KLDivergence, with PyTorch's semantics (torch.nn.functional.*_loss).
 // Every loss takes `input` and `target` and a `reduction`: mean or sum give a
 // scalar, none keeps one loss per element (per sample for the class losses).
-#include "codegen/emit.h"
+#include "ops/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
 

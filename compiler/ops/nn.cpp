@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "codegen/emit.h"
+#include "ops/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
 

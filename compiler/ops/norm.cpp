@@ -6,7 +6,7 @@
 // bias together; running statistics are state and get none.
 #include <algorithm>
 
-#include "codegen/emit.h"
+#include "ops/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
 

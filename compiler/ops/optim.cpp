@@ -5,7 +5,7 @@
 // parameter it belongs to. The hyperparameters are read at run time from the
 // model's `hyper_` (mithril::rt::OptimHyper), which the training loop sets
 // (learning-rate schedule, step count); the kernels are in kernels/optim.h.
-#include "codegen/emit.h"
+#include "ops/emit.h"
 #include "ops/registry.h"
 
 namespace mithril {

@@ -14,7 +14,7 @@
 // So when s-1 < d(k-1)+1-p (s + p <= d(k-1)+1: the usual k=3,s=2,p=1 or
 // k=2,s=2) the correction never applies and out = floor((E + s-1)/s) + 1 for all
 // sizes; otherwise a symbolic size is an error asking for a known one.
-#include "codegen/emit.h"
+#include "ops/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
 

@@ -3,7 +3,7 @@
 // input by default). The axis-set reductions share one rule and are a table,
 // one row per op; the rows are where later targets add their accumulators and
 // derivative rules.
-#include "codegen/emit.h"
+#include "ops/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
 

@@ -41,14 +41,14 @@ struct ArgSpec {
 
 class InferContext;
 using InferFn = std::function<void(InferContext&)>;
-class EmitContext;  // codegen/emit.h
+class EmitContext;  // ops/emit.h
 using EmitFn = std::function<void(EmitContext&)>;
 class GradContext;  // ops/grad.h
 using GradFn = std::function<void(GradContext&)>;
 // The element expression of an elementwise op (OpDef::scalar): C++ for one output element from the
 // C++ expressions of its operands (one per bound input value, in port order) and their dtypes. It
 // reads only the node's arguments through the EmitContext (e.f("negative_slope"), e.s("dtype")), never
-// its values: the op's CPU emitter (emit_scalar, codegen/emit.h) and the `fuse-elementwise` pass's
+// its values: the op's CPU emitter (emit_scalar, ops/emit.h) and the `fuse-elementwise` pass's
 // FusedElementwise loops (passes/fuse.h) both build on it.
 using ScalarFn = std::function<std::string(const EmitContext& e, const std::vector<std::string>& operands,
                                            const std::vector<DType>& operand_dtypes)>;

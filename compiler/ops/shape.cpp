@@ -3,10 +3,10 @@
 // Pad), and tensors made from a shape or a literal (Arange, Constant). Sizes
 // stay symbolic wherever the rule allows: Reshape and Split divide polynomials
 // exactly, Concat and Pad add them.
-#include "codegen/emit.h"
+#include "ops/emit.h"
+#include "ops/fold.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
-#include "passes/optimize.h"
 
 #include <algorithm>
 #include <cmath>
@@ -394,7 +394,7 @@ void emit_copy(EmitContext& e) {
 void emit_view(EmitContext& e) {
   const Value& x = e.in("input");
   const Value& y = e.out();
-  const ProgramPlan& p = e.plan();
+  const EmitPlan& p = e.plan();
   if (x.kind == ValueKind::Temp && p.offset[static_cast<size_t>(x.id)] >= 0 &&
       p.offset[static_cast<size_t>(x.id)] == p.offset[static_cast<size_t>(y.id)]) {
     e.line("(void){}, (void){};  // a view: {} is {}'s buffer", e.y(), e.x("input"), e.y(), e.x("input"));

@@ -12,7 +12,6 @@
 // treat it like any other.
 #pragma once
 
-#include <map>
 #include <string>
 #include <vector>
 
@@ -25,14 +24,6 @@ struct GradOptions {
   std::vector<std::string> inputs;  // --grad-inputs: model inputs to differentiate
   std::vector<std::string> freeze;  // --freeze: parameter name patterns (`*`, `?`; a plain name also freezes `name.*`)
   std::vector<std::string> seeds;   // outputs whose gradient is given (training: `loss`); empty: every float output
-};
-
-// The pass's bookkeeping, shared with GradContext.
-struct GradState {
-  std::vector<bool> wants;               // per value: a gradient is needed
-  std::vector<std::vector<int>> parts;   // per value: gradient contributions, summed on use
-  std::vector<int> total;                // per value: the summed gradient, -1 when none
-  std::map<int, int> counter;            // per forward node: backward nodes named after it so far
 };
 
 // Whether `name` matches a --freeze pattern.

@@ -12,8 +12,8 @@
 #include <optional>
 #include <set>
 
+#include "ir/surgery.h"
 #include "ops/registry.h"
-#include "passes/optimize.h"
 
 namespace mithril {
 namespace {
@@ -304,10 +304,7 @@ Graph fold_batchnorm(Graph g) {
         list.push_back(w);
         if (first_read.at(w) == b) first_read[w] = p;
       }
-    conv.outputs[0][0] = bn.outputs[0][0];
-    bn.outputs[0].clear();     // the output is the convolution's now
-    g.value(v).producer = -1;  // an orphan value: never read, never planned
-    keep[b] = false;
+    take_over_consumer(g, p, b, keep);  // the output is the convolution's now
   }
   remove_nodes(g, keep);
   return g;
@@ -367,10 +364,7 @@ Graph fuse_epilogue(Graph g) {
       list.insert(list.end(), others.begin(), others.end());
     }
     op.attrs["epilogue"] = fused_body_json(steps);
-    op.outputs[0][0] = w;
-    g.nodes[c].outputs[0].clear();  // w is the op's now: dropping the node must not orphan it
-    g.value(v).producer = -1;  // an orphan value: never read, never planned
-    keep[c] = false;
+    take_over_consumer(g, k, c, keep);  // w is the op's now
   }
   remove_nodes(g, keep);
   return g;
@@ -401,10 +395,7 @@ Graph fuse_pool(Graph g) {
     const auto h = plane[2].as_const(), w = plane[3].as_const();
     if (!h || !w || *h * *w > kFusePoolPlane) continue;
     conv.attrs["pool"] = {{"op", pool.op->name}, {"name", pool.name}, {"args", pool.attrs}};
-    conv.outputs[0][0] = pool.outputs[0][0];
-    pool.outputs[0].clear();   // the output is the convolution's now
-    g.value(v).producer = -1;  // an orphan value: never read, never planned
-    keep[c] = false;
+    take_over_consumer(g, k, c, keep);  // the output is the convolution's now
   }
   remove_nodes(g, keep);
   return g;

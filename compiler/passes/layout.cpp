@@ -5,10 +5,10 @@
 #include <map>
 #include <set>
 
-#include "mithril/rt/kernels/conv_nhwc.h"
+#include "ir/surgery.h"
+#include "ops/cpu_kernels.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
-#include "passes/optimize.h"
 
 namespace mithril {
 namespace {
@@ -57,10 +57,10 @@ std::optional<Candidate> candidate(const Graph& g, const Node& n) {
   auto k = ints_of(n.attrs.at("kernel_size"), 2), s = ints_of(n.attrs.at("stride"), 2),
        p = ints_of(n.attrs.at("padding"), 2);
   const int64_t C = xs[1].value(), K = ys[1].value(), groups = n.attrs.at("groups").get<int64_t>();
-  if (!rt::k::conv2d_nhwc_supports(C, K, k[0], k[1], s[0], s[1], p[0], p[1], groups)) return std::nullopt;
+  if (!cpu_kernels::conv2d_nhwc_supports(C, K, k[0], k[1], s[0], s[1], p[0], p[1], groups)) return std::nullopt;
   Candidate c;
   c.node = static_cast<size_t>(n.id);
-  c.depthwise = rt::k::conv_nhwc_depthwise(C, K, groups);
+  c.depthwise = cpu_kernels::conv_nhwc_depthwise(C, K, groups);
   c.pointwise = !c.depthwise;
   c.macs = elements(ys) * static_cast<double>(C / groups * k[0] * k[1]);
   c.input = x;

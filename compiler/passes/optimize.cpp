@@ -13,6 +13,8 @@
 #include <map>
 #include <numeric>
 
+#include "ir/surgery.h"
+#include "ops/fold.h"
 #include "ops/registry.h"
 
 namespace mithril {
@@ -310,72 +312,6 @@ json nested(const std::vector<double>& x, DType t, const Shape& s, size_t axis, 
 }
 
 }  // namespace
-
-void reorder_nodes(Graph& g, const std::vector<size_t>& order) {
-  std::vector<Node> nodes;
-  nodes.reserve(order.size());
-  for (size_t k : order) {
-    Node n = std::move(g.nodes[k]);
-    n.id = static_cast<int>(nodes.size());
-    for (auto& port : n.outputs)
-      for (int v : port) g.value(v).producer = n.id;
-    nodes.push_back(std::move(n));
-  }
-  g.nodes = std::move(nodes);
-}
-
-void remove_nodes(Graph& g, const std::vector<bool>& keep) {
-  std::vector<size_t> order;
-  for (size_t k = 0; k < g.nodes.size(); ++k) {
-    if (keep[k]) {
-      order.push_back(k);
-      continue;
-    }
-    for (auto& port : g.nodes[k].outputs)
-      for (int v : port) g.value(v).producer = -1;  // an orphan value: never read, never planned
-  }
-  reorder_nodes(g, order);
-}
-
-std::vector<double> broadcast_elements(const std::vector<double>& x, const Shape& from, const Shape& to) {
-  const size_t r = to.size(), lead = r - from.size();
-  std::vector<int64_t> sizes(r), strides(r, 0);
-  int64_t stride = 1;
-  for (size_t i = r; i-- > 0;) {
-    sizes[i] = to[i].value();
-    if (i >= lead) {
-      int64_t d = from[i - lead].value();
-      strides[i] = d == 1 ? 0 : stride;
-      stride *= d;
-    }
-  }
-  std::vector<double> out(static_cast<size_t>(numel(to).value()));
-  std::vector<int64_t> idx(r, 0);
-  int64_t src = 0;
-  for (auto& y : out) {
-    y = x.at(static_cast<size_t>(src));
-    for (size_t i = r; i-- > 0;) {  // next index, last axis fastest
-      src += strides[i];
-      if (++idx[i] < sizes[i]) break;
-      src -= strides[i] * idx[i];
-      idx[i] = 0;
-    }
-  }
-  return out;
-}
-
-std::optional<std::vector<double>> constant_elements(const json& value) {
-  std::vector<double> out;
-  std::function<bool(const json&)> walk = [&](const json& v) {
-    if (v.is_array()) return std::all_of(v.begin(), v.end(), walk);
-    if (v.is_boolean()) out.push_back(v.get<bool>() ? 1 : 0);
-    else if (v.is_number()) out.push_back(v.get<double>());
-    else return false;
-    return true;
-  };
-  if (!walk(value)) return std::nullopt;
-  return out;
-}
 
 Graph simplify(Graph g) {
   if (g.forward_nodes >= 0) return g;

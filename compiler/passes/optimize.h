@@ -3,11 +3,9 @@
 // Each is optional: `--no-pass NAME` switches it off, `mithril check --dump-ir NAME` prints the
 // IR after it. All keep the graph ordered and typed, and keep every model output under its name.
 // They work on the forward graph only: a graph that already has a backward pass comes back as is.
-// See docs/passes.md.
+// See docs/passes.md. The graph surgery they share is in ir/surgery.h, the fold rules' helpers
+// in ops/fold.h.
 #pragma once
-
-#include <optional>
-#include <vector>
 
 #include "ir/graph.h"
 
@@ -35,21 +33,5 @@ Graph cse(Graph g);
 // read state (they update it in training) and nodes that read a parameter: every parameter stays
 // in the graph, so the weight table and weights files are the same with and without the pass.
 Graph dce(Graph g);
-
-// Drops the nodes with keep[k] false (their outputs left orphans: producer -1); the others keep
-// their order and are renumbered. For the passes that remove nodes (these, fuse-epilogue).
-void remove_nodes(Graph& g, const std::vector<bool>& keep);
-
-// The nodes g.nodes[order[0]], g.nodes[order[1]], ... become the node list, renumbered, their
-// outputs' producers updated; nodes not in `order` are dropped (callers orphan their outputs).
-// For the passes that move nodes (remove_nodes, layout, the optimizer's updates).
-void reorder_nodes(Graph& g, const std::vector<size_t>& order);
-
-// For fold rules: the elements of a tensor of constant shape `from` broadcast (NumPy rules) to
-// the constant shape `to`, row-major.
-std::vector<double> broadcast_elements(const std::vector<double>& x, const Shape& from, const Shape& to);
-// A Constant's `value` (a number, a bool or nested lists) as its elements, row-major; nullopt
-// when an element is not a number or bool.
-std::optional<std::vector<double>> constant_elements(const json& value);
 
 }  // namespace mithril

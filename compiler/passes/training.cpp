@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <map>
 
+#include "ir/surgery.h"
 #include "ops/grad.h"
 #include "passes/autodiff.h"
-#include "passes/optimize.h"
 
 namespace mithril {
 

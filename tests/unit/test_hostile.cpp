@@ -6,11 +6,11 @@
 #include <fstream>
 #include <set>
 
-#include "codegen/cpp_text.h"
 #include "frontend/document.h"
 #include "frontend/expr.h"
 #include "helpers.h"
 #include "support/checked.h"
+#include "support/cpp_text.h"
 #include "support/limits.h"
 
 using namespace mithril;

@@ -9,6 +9,7 @@
 
 #include "frontend/document.h"
 #include "helpers.h"
+#include "ops/fold.h"
 
 using namespace mithril;
 

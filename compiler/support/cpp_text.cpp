@@ -1,4 +1,4 @@
-#include "codegen/cpp_text.h"
+#include "support/cpp_text.h"
 
 #include <fmt/format.h>
 

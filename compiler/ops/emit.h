@@ -1,12 +1,19 @@
 // What an op's code generator sees of one node: its arguments, the C++ names
 // and types of its inputs and outputs, dims as C++ expressions, and a place
-// to write lines. Op files register their printers with OpDef::emit("cpu", ...).
+// to write lines. Op files register their printers with OpDef::emit("cpu", ...),
+// next to the op's other rules; codegen (codegen/plan.h, codegen/cpu_target.cpp)
+// makes the plan they read and calls them. This interface sits at the ops layer
+// so that an op stays defined in one place without its file reaching up into
+// codegen: an emitter reads the plan through EmitPlan, which codegen's
+// ProgramPlan extends.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
-#include "codegen/plan.h"
 #include "ops/registry.h"
+#include "support/cpp_text.h"  // emitters print model text through it
 
 namespace mithril {
 
@@ -14,12 +21,32 @@ namespace mithril {
 // or `rest` never meets a loop variable of the same name.
 inline constexpr const char* kDimPrefix = "dim_";
 
+// What emitters read of the target-independent plan (codegen/plan.h, plan_program, fills it in
+// as part of its ProgramPlan): the graph being emitted, per value its C++ name and arena or weight
+// block offset, per node its working memory, and which parameters are kept packed.
+struct EmitPlan {
+  Graph graph;
+  bool training = false;               // --mode train: BatchNorm uses batch statistics, Dropout masks
+  std::vector<std::string> ident;      // per value: a unique C++ identifier (`fc1_weight`, `block1_conv2`)
+  std::vector<int64_t> offset;         // per value: byte offset in the arena (Temp) or weight block (Param/State); -1 for inputs
+  std::vector<int64_t> scratch_offset; // per node: arena offset of its working memory, -1 when none
+  // Parameters kept packed (OpDef::packed_param, OpDef::pack), programs without gradients only,
+  // float32. Their sizes may depend on the target's vector width, so the generated code computes
+  // the offsets from PackSpec::floats.
+  struct Packed {
+    int id;
+    PackSpec spec;
+  };
+  std::vector<Packed> packed;
+  bool is_packed(int value) const;
+};
+
 class EmitContext {
  public:
-  EmitContext(const ProgramPlan& plan, const Node& node, std::string& out) : plan_(plan), node_(node), out_(out) {}
+  EmitContext(const EmitPlan& plan, const Node& node, std::string& out) : plan_(plan), node_(node), out_(out) {}
 
   const Node& node() const { return node_; }
-  const ProgramPlan& plan() const { return plan_; }
+  const EmitPlan& plan() const { return plan_; }
   // Training or inference, a compile-time setting ops honour (the seed's conditional execution).
   // In training code, state (BatchNorm running statistics) is writable and `rng_` (mithril::rt::Rng,
   // seeded by the model's seed) is available for random ops.
@@ -61,7 +88,7 @@ class EmitContext {
   std::string scratch() const;
 
  private:
-  const ProgramPlan& plan_;
+  const EmitPlan& plan_;
   const Node& node_;
   std::string& out_;
 };

@@ -1,6 +1,12 @@
-#include "codegen/emit.h"
+#include "ops/emit.h"
+
+#include <algorithm>
 
 namespace mithril {
+
+bool EmitPlan::is_packed(int value) const {
+  return std::any_of(packed.begin(), packed.end(), [&](const Packed& q) { return q.id == value; });
+}
 
 bool EmitContext::has(const std::string& port) const {
   int p = op().input_index(port);
