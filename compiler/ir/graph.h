@@ -73,7 +73,4 @@ struct Graph {
   std::vector<int> values_of_kind(ValueKind k) const;
 };
 
-// Textual IR, one node per line:  %7 = Conv2d(%3, %5:weight, %6:bias) {out_channels=16, ...} : [N, 16, 32, 32]  # block1.conv1
-std::string dump_ir(const Graph& g);
-
 }  // namespace mithril
