@@ -47,7 +47,7 @@ std::string opt_ir(const std::string& text, const std::string& file, const OptOp
   try {
     verify_graph(probe);
   } catch (const std::logic_error& e) {
-    fail(SourceLoc{file, 0, 0}, "the IR does not hold the IR's invariants: {}", e.what());
+    fail(SourceLoc{file, 0, 0}, "the input IR breaks an invariant: {}", e.what());
   }
   bool packs = false;
   for (auto& p : passes) {
@@ -62,7 +62,7 @@ std::string opt_ir(const std::string& text, const std::string& file, const OptOp
       for (auto& d : v.shape)
         for (auto& s : d.symbols()) max.emplace(s, 64);
     ProgramPlan plan = plan_program(g, max, true);
-    for (auto& q : plan.packed) out += fmt::format("# pack-weights: %{} packed ({} floats)\n", q.id, q.spec.estimate);
+    for (auto& q : plan.packed) out += fmt::format("# pack-weights: %{} packed\n", q.id);
     if (plan.packed.empty()) out += "# pack-weights: no weight packed\n";
   }
   return out;
