@@ -1,5 +1,6 @@
 // The IR's text form (ir/text.h): print, parse, print gives the same text; names escaped; parse
 // errors at FILE:LINE:COL.
+#include <algorithm>
 #include <cstdlib>
 
 #include "frontend/document.h"
@@ -13,6 +14,16 @@ namespace {
 // Every unit test runs the IR verifier after every pass (run_passes reads MITHRIL_VERIFY_EACH),
 // as the CLI and e2e tests do (tests/CMakeLists.txt sets it for them).
 const bool verify_each_in_tests = [] { return setenv("MITHRIL_VERIFY_EACH", "1", 0) == 0; }();
+
+template <typename F>
+std::string check_error_of(F f) {
+  try {
+    f();
+  } catch (const CompileError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 std::string parse_error(const std::string& text) {
   try {
@@ -100,4 +111,34 @@ TEST_CASE("IR parse errors point at FILE:LINE:COL", "[ir][text]") {
              Contains("t.mir:2:20: error: unknown dtype 'float33'"));
   CHECK_THAT(parse_error("graph t {\n  %1 = input \"x\" : [N]\n  return y=%1\n}\n"),
              Contains("error: value numbers must be dense: %0 is missing"));
+}
+
+TEST_CASE("--verify-each names the pass that broke an invariant", "[ir][text][passes]") {
+  Graph g = check_text("name: t\ninputs: {input: {shape: [N, 4]}}\nlayers:\n  - Relu\n  - Tanh\n");
+  std::vector<Pass> passes = {
+      {"harmless", "", true, [](Graph x) { return x; }},
+      {"swap", "", true, [](Graph x) {
+         std::swap(x.nodes[0], x.nodes[1]);  // readers before writers, ids out of place
+         return x;
+       }},
+  };
+  PipelineOptions opts;
+  opts.verify_each = true;
+  try {
+    run_passes(g, passes, opts);
+    FAIL("no error");
+  } catch (const std::logic_error& e) {
+    CHECK_THAT(e.what(), Contains("pass 'swap' broke the IR: IR verifier: node ids are dense"));
+  }
+  // Switched off, the broken pass runs through.
+  opts.disabled = {"swap"};
+  CHECK_NOTHROW(run_passes(g, passes, opts));
+}
+
+TEST_CASE("mithril opt's passes are the pipeline's, by name", "[ir][text][passes]") {
+  auto names = opt_pass_names();
+  for (const char* n : {"order", "infer-shapes", "simplify", "fold", "cse", "dce", "autodiff", "fold-batchnorm",
+                        "fuse-elementwise", "fuse-epilogue", "fuse-pool", "layout", "pack-weights"})
+    CHECK(std::find(names.begin(), names.end(), n) != names.end());
+  CHECK_THAT(check_error_of([] { find_opt_pass("csee", {}); }), Contains("no pass named 'csee' (did you mean 'cse'?)"));
 }
