@@ -56,8 +56,9 @@ std::vector<int> default_inputs(const Graph& g) {
 std::string print_ir(const Graph& g, const OpTable& ops) {
   std::string out = fmt::format("graph {} {{\n", word(g.name));
   for (auto& [sym, val] : g.bindings) out += fmt::format("  bind {}={}\n", word(sym), val);
+  // Declared here: the values no node writes, and the results named otherwise than their node.
   for (auto& v : g.values) {
-    if (defined_by_node(g, v)) continue;
+    if (defined_by_node(g, v) && v.name == g.nodes[v.producer].name) continue;
     out += fmt::format("  %{} = {} {} : {}", v.id, value_kind_name(v.kind), quote_ir_string(v.name), type_str(v));
     if (!v.init.is_null()) out += " init " + json_str(v.init);
     out += "\n";
@@ -76,7 +77,6 @@ std::string print_ir(const Graph& g, const OpTable& ops) {
         const Value& v = g.value(id);
         lhs += fmt::format("{}%{}", lhs.empty() ? "" : ", ", id);
         if (sig.outputs.size() != 1) lhs += ":" + (p < sig.outputs.size() ? sig.outputs[p] : std::to_string(p));
-        if (defined_by_node(g, v) && v.name != n.name) lhs += " " + quote_ir_string(v.name);
         types += (types.empty() ? "" : ", ") + type_str(v);
       }
     for (size_t p = 0; p < n.inputs.size(); ++p)
@@ -679,7 +679,6 @@ class Parser {
       auto it = values_.find(o.id);
       if (it != values_.end() && it->second.defined) {
         Value& v = it->second.value;
-        if (v.kind == ValueKind::Temp) fail(o.loc, "value %{} is defined twice", o.id);
         if (v.producer >= 0) fail(o.loc, "value %{} is written by two nodes", o.id);
         if (o.name) fail(o.loc, "value %{} is declared above with its name; leave the name out here", o.id);
         v.producer = n.id;

@@ -1,11 +1,13 @@
 // The IR as text, both ways: `mithril check --ir` and `--dump-ir` print it, `mithril opt FILE.mir`
 // and the golden pass tests (tests/passes/*.mir) read it back. docs/ir.md describes the format:
 //
-//   graph "mlp" {
+//   graph mlp {
 //     %0 = input "input" : [N, 784]
-//     %1 = param "0.weight" : [512, 784] init {"kind":"kaiming_uniform","fan_in":784}
-//     %3 = Linear(%0:input, %1:weight, %2:bias) {"dimension":512,"bias":true} : [N, 512] @"0"
-//     return "output"=%8
+//     %1 = temp "output" : [N, 10]
+//     %6 = param "0.weight" : [512, 784] init {"kind":"kaiming_uniform","fan_in":784}
+//     %2 = Linear(%0:input, %6:weight, %7:bias) {"dimension":512,"bias":true} : [N, 512]  # 0
+//     ...
+//     return output=%1
 //   }
 //
 // print_ir writes everything a Graph holds that later passes and code generation read (values with
