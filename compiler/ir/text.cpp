@@ -158,6 +158,7 @@ class Parser {
   };
   std::map<int, Pending> values_;
   bool have_inputs_ = false, seen_return_ = false, in_graph_ = false;
+  int dim_depth_ = 0;
   std::vector<int> inputs_;
 
   SourceLoc here() const { return SourceLoc{file_, line_, static_cast<int>(pos_ - line_start_) + 1}; }
@@ -411,9 +412,11 @@ class Parser {
   Dim dim_factor() {
     skip_space();
     if (peek() == '(') {
+      if (++dim_depth_ > 64) error_here("a dim nested more than 64 parentheses deep");
       ++pos_;
       Dim d = dim_expr();
       expect(')');
+      --dim_depth_;
       return d;
     }
     if (ident_start(peek())) return Dim::symbol(parse_ident("a dim"));

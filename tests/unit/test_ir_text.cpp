@@ -109,6 +109,10 @@ TEST_CASE("IR parse errors point at FILE:LINE:COL", "[ir][text]") {
   CHECK_THAT(parse_error("graph t {\n  %0 = input \"x\" : [N, 4]\n  return y=%0\n"), Contains("expected '}' closing the graph"));
   CHECK_THAT(parse_error("graph t {\n  %0 = input \"x\" : float33[N]\n  return y=%0\n}\n"),
              Contains("t.mir:2:20: error: unknown dtype 'float33'"));
+  CHECK_THAT(parse_error("graph t {\n  %0 = input \"x\" : [" + std::string(100000, '(') + "N]\n}\n"),
+             Contains("t.mir:2:85: error: a dim nested more than 64 parentheses deep"));
+  CHECK_THAT(parse_error("graph t {\n  %0 = input \"x\" : [N]\n  %1 = Dropout(%0:input) : [N]  # s\n  return y=%1\n}\n"),
+             Contains("t.mir:3:3: error: op Dropout has 2 output ports: name the port of %1 (%1:output)"));
   CHECK_THAT(parse_error("graph t {\n  %1 = input \"x\" : [N]\n  return y=%1\n}\n"),
              Contains("error: value numbers must be dense: %0 is missing"));
 }
