@@ -13,7 +13,7 @@
 #include <csignal>
 #include <filesystem>
 #include <sys/wait.h>
-#include "ops/ir_text.h"
+#include "passes/passes.h"
 #include "ops/registry.h"
 #include "support/limits.h"
 
@@ -155,6 +155,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> max_dims;
   check->add_option("--max", max_dims, "upper bound of a dim left to run time (N=256), for the planned memory")
       ->type_name("DIM=VALUE");
+  bool check_codegen = false, check_train = false;
+  check->add_flag("--codegen", check_codegen, "run the passes code generation runs too (fusion, layout, pack-weights), as `run` does");
+  check->add_flag("--train", check_train, "the training step's graph, as `mithril train` compiles it (the file's train: section)");
 
   // compile
   auto* compile = app.add_subcommand("compile", "Generate a standalone C++ project for a model.");
@@ -308,6 +311,21 @@ int main(int argc, char** argv) {
   bool markdown = false;
   ops->add_flag("--markdown", markdown, "print every op as Markdown (docs/ops.md)");
 
+  // opt
+  auto* opt = app.add_subcommand("opt", "Run passes on an IR file (.mir, as --ir prints it) and print the result.");
+  std::string mir_path;
+  std::vector<std::string> opt_passes;
+  opt->add_option("FILE", mir_path, "IR file (docs/ir.md)")->required();
+  opt->add_option("--pass", opt_passes, fmt::format("passes to run, in order ({}); repeatable", fmt::join(opt_pass_names(), ", ")))
+      ->type_name("NAME[,NAME...]")
+      ->delimiter(',');
+  bool opt_train_mode = false;
+  opt->add_flag("--train-mode", opt_train_mode, "BatchNorm in training mode: fold-batchnorm leaves it alone");
+  opt->add_option("--max", max_dims, "bound of a symbolic dim for pack-weights' plan (N=256; default: 64)")->type_name("DIM=VALUE");
+  bool verify_each = false;
+  for (auto* sub : {check, compile, run, opt})
+    sub->add_flag("--verify-each", verify_each, "run the IR verifier after every pass; a failure names the pass and the invariant");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -323,8 +341,10 @@ int main(int argc, char** argv) {
       opts.pipeline.disabled = resolve_disabled_passes(no_pass, opts.pipeline);
       opts.pipeline.grad = grad_options(want_grad || check_grad, grad_inputs, freeze);
       opts.pipeline.dump_after = dump_after;
+      opts.pipeline.verify_each = verify_each;
+      opts.pipeline.codegen = check_codegen;
       opts.pipeline.on_dump = [](const std::string& pass, const Graph& g) {
-        std::cout << "// IR after " << pass << "\n" << dump_ir(g);
+        std::cout << "// IR after " << pass << "\n" << print_ir(g);
       };
       if (!dump_after.empty()) {
         std::vector<std::string> names;
@@ -335,12 +355,20 @@ int main(int argc, char** argv) {
           fail(SourceLoc{"--dump-ir " + dump_after, 0, 0}, "no pass named '{}'{}; passes: {}", dump_after,
                did_you_mean(dump_after, names), fmt::join(names, ", "));
       }
-      Graph g = check_model(model_path, opts);
+      Graph g = check_train ? training_graph(model_path, opts) : check_model(model_path, opts);
       print_warnings(g);
       if (!dump_after.empty()) return 0;
       if (as_json) std::cout << summary_json(g).dump(2) << "\n";
-      else if (show_ir) std::cout << dump_ir(g);
+      else if (show_ir) std::cout << print_ir(g);
       else std::cout << summary_table(g) << memory_summary(g, parse_max(max_dims), packs_weights(opts.pipeline));
+      return 0;
+    }
+    if (*opt) {
+      OptOptions oo;
+      oo.passes = opt_passes;
+      oo.training = opt_train_mode;
+      oo.max = parse_max(max_dims);
+      std::cout << opt_ir_file(mir_path, oo);
       return 0;
     }
     // The training settings given as flags (only those actually given).
@@ -358,6 +386,7 @@ int main(int argc, char** argv) {
       for (auto& s : shapes) parse_shape_binding(s, copts.check.pipeline.shapes);
       copts.max = parse_max(max_dims);
       copts.check.pipeline.disabled = resolve_disabled_passes(no_pass, copts.check.pipeline);
+      copts.check.pipeline.verify_each = verify_each;
       TrainSettings settings = load_train_settings(model_path, given);
       for (auto& f : freeze) settings.freeze.push_back(f);
       if (*compile) {
@@ -420,6 +449,7 @@ int main(int argc, char** argv) {
       copts.max = parse_max(max_dims);
       copts.check.pipeline.grad = grad_options(want_grad || check_grad, grad_inputs, freeze);
       copts.check.pipeline.disabled = resolve_disabled_passes(no_pass, copts.check.pipeline);
+      copts.check.pipeline.verify_each = verify_each;
       if (*compile) {
         copts.weights = weights;
         copts.embed_weights = embed_weights;

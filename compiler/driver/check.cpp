@@ -1,11 +1,16 @@
 #include "driver/check.h"
 
 #include <algorithm>
+#include <fstream>
 #include <set>
+#include <sstream>
+#include <sys/stat.h>
 
 #include "codegen/plan.h"
+#include "driver/train.h"
 #include "ops/registry.h"
 #include "support/checked.h"
+#include "support/limits.h"
 
 namespace mithril {
 
@@ -17,6 +22,66 @@ Graph check_program(const Program& prog, const CheckOptions& opts) {
 }
 
 Graph check_model(const std::string& path, const CheckOptions& opts) { return check_program(load_program(path), opts); }
+
+Graph training_graph(const std::string& path, CheckOptions opts) {
+  TrainSettings st = load_train_settings(path, {});
+  for (auto& sh : st.shapes) parse_shape_binding(sh, opts.pipeline.shapes);
+  TrainSpec spec = st.spec;
+  spec.clip = st.values.count("clip_norm") && st.values.at("clip_norm").get<double>() > 0;
+  opts.pipeline.train = &spec;
+  opts.pipeline.codegen = true;
+  opts.pipeline.grad = GradOptions{true, {}, st.freeze, {"loss"}};
+  return check_model(path, opts);
+}
+
+std::string opt_ir(const std::string& text, const std::string& file, const OptOptions& opts) {
+  PipelineOptions popts;
+  popts.training = opts.training;
+  popts.verify_each = true;
+  std::vector<Pass> passes;
+  for (auto& name : opts.passes) passes.push_back(find_opt_pass(name, popts));
+  Graph g = parse_ir(text, file);
+  // The input must hold the invariants the passes rely on (sorted nodes unless `order` comes first).
+  Graph probe = g;
+  if (!passes.empty() && passes.front().name == "order") probe.nodes.clear();
+  try {
+    verify_graph(probe);
+  } catch (const std::logic_error& e) {
+    fail(SourceLoc{file, 0, 0}, "the input IR breaks an invariant: {}", e.what());
+  }
+  bool packs = false;
+  for (auto& p : passes) {
+    g = run_passes(std::move(g), {p}, popts);
+    if (p.name == "pack-weights") packs = true;
+  }
+  std::string out = print_ir(g);
+  if (packs) {
+    std::map<std::string, int64_t> max = opts.max;
+    for (auto& [k, v] : g.bindings) max.emplace(k, v);
+    for (auto& v : g.values)
+      for (auto& d : v.shape)
+        for (auto& s : d.symbols()) max.emplace(s, 64);
+    ProgramPlan plan = plan_program(g, max, true);
+    for (auto& q : plan.packed) out += fmt::format("# pack-weights: %{} packed\n", q.id);
+    if (plan.packed.empty()) out += "# pack-weights: no weight packed\n";
+  }
+  return out;
+}
+
+std::string opt_ir_file(const std::string& path, const OptOptions& opts) {
+  SourceLoc at{path, 0, 0};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) fail(at, "cannot read the IR file: no such file");
+  if (!S_ISREG(st.st_mode)) fail(at, "cannot read the IR file: not a regular file");
+  if (st.st_size > limits().file_bytes)
+    fail(at, "cannot read the IR file: it has {} bytes, past the limit of {} (raise it with --limit file_bytes=N)", st.st_size,
+         limits().file_bytes);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail(at, "cannot read the IR file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return opt_ir(ss.str(), path, opts);
+}
 
 static int64_t count_of(const Value& v) {
   int64_t n = 1;

@@ -223,10 +223,15 @@ std::vector<std::string> resolve_disabled_passes(const std::vector<std::string>&
 }
 
 Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts) {
+  const bool verify = opts.verify_each || verify_each_from_env();
+  // Before `order` the nodes are in the model file's order: the verifier checks from `order` on.
+  bool ordered = std::none_of(passes.begin(), passes.end(), [](const Pass& p) { return p.name == "order"; });
   for (auto& p : passes) {
     bool off = std::find(opts.disabled.begin(), opts.disabled.end(), p.name) != opts.disabled.end();
     if (off && p.optional) continue;
     g = p.run(std::move(g));
+    if (p.name == "order") ordered = true;
+    if (verify && ordered) verify_after(g, p.name);
     if (opts.dump_after == p.name && opts.on_dump) opts.on_dump(p.name, g);
   }
   return g;

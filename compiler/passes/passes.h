@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/text.h"
 #include "passes/autodiff.h"
 #include "passes/optimize.h"
 #include "passes/training.h"
@@ -48,6 +49,7 @@ struct PipelineOptions {
   const TrainSpec* train = nullptr;     // a training program: the loss pass (and, with grad, the optimizer pass)
   bool codegen = false;                 // the graph goes on to code generation: adds fuse-elementwise
   bool training = false;                // --mode train: BatchNorm normalizes with batch statistics (not folded)
+  bool verify_each = false;             // --verify-each (or MITHRIL_VERIFY_EACH=1): verify_graph after every pass
   std::string dump_after;               // --dump-ir
   std::function<void(const std::string& pass, const Graph&)> on_dump;
 };
@@ -57,11 +59,30 @@ struct PipelineOptions {
 // graph alone unless gradients were asked for). Training programs add
 // `loss` before autodiff and `optimizer` after it (passes/training.h).
 std::vector<Pass> frontend_passes(const PipelineOptions& opts);
+// Runs the passes that are not switched off, in order. With opts.verify_each, or the environment
+// variable MITHRIL_VERIFY_EACH set (not "0"; the test suite sets it), verify_graph runs after every
+// pass from `order` on (earlier the nodes are not yet sorted); a broken invariant is a
+// std::logic_error naming the pass and the invariant.
 Graph run_passes(Graph g, const std::vector<Pass>& passes, const PipelineOptions& opts);
+// verify_graph, its failure reported as "pass 'NAME' broke the IR: ..." (a std::logic_error).
+void verify_after(const Graph& g, const std::string& pass);
+bool verify_each_from_env();
 // The passes --no-pass can switch off, in pipeline order.
 std::vector<std::string> optional_passes();
 // `--no-pass` values checked against the pipeline's optional passes, `all` standing for every one
 // of them; an unknown name is a CompileError listing the passes.
 std::vector<std::string> resolve_disabled_passes(const std::vector<std::string>& names, PipelineOptions opts);
+
+// The passes `mithril opt --pass NAME` runs, by name: every pass of the pipeline that works on a graph
+// alone (bind-shapes needs --shape and loss/optimizer a training spec: not listed), with `opts`
+// (autodiff uses opts.grad, fold-batchnorm opts.training). Unknown names are a CompileError listing them.
+std::vector<std::string> opt_pass_names();
+Pass find_opt_pass(const std::string& name, const PipelineOptions& opts);
+
+// The IR as text (ir/text.h) with the compiler's op registry.
+const OpTable& op_table();
+std::string print_ir(const Graph& g);
+std::string dump_ir(const Graph& g);  // the same as print_ir
+Graph parse_ir(const std::string& text, const std::string& file);
 
 }  // namespace mithril

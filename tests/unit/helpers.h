@@ -10,7 +10,7 @@
 
 #include "driver/check.h"
 #include "frontend/model.h"
-#include "ops/ir_text.h"
+#include "passes/passes.h"
 #include "ops/registry.h"
 
 namespace mithril {

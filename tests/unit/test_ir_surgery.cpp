@@ -8,12 +8,19 @@ using namespace mithril;
 
 namespace {
 
+Value named(const std::string& name, ValueKind kind = ValueKind::Temp) {
+  Value v;
+  v.name = name;
+  v.kind = kind;
+  return v;
+}
+
 // A chain x -> n0 -> v1 -> n1 -> v2 -> n2 -> v3 (one input port and one output port each).
 Graph chain() {
   Graph g;
-  int v = g.add_value(Value{-1, "x", ValueKind::Input});
+  int v = g.add_value(named("x", ValueKind::Input));
   for (int k = 0; k < 3; ++k) {
-    int out = g.add_value(Value{-1, "v" + std::to_string(k + 1)});
+    int out = g.add_value(named("v" + std::to_string(k + 1)));
     Node n;
     n.name = "n" + std::to_string(k);
     n.inputs = {{v}};
@@ -69,7 +76,7 @@ TEST_CASE("take_over_consumer: the producer writes the consumer's output, the va
   CHECK(g.outputs == std::vector<int>{3});
   // Nodes with more than one output value cannot be merged this way.
   Graph h = chain();
-  h.nodes[0].outputs[0].push_back(h.add_value(Value{-1, "extra"}));
+  h.nodes[0].outputs[0].push_back(h.add_value(named("extra")));
   std::vector<bool> k2(h.nodes.size(), true);
   CHECK_THROWS_AS(take_over_consumer(h, 0, 1, k2), std::logic_error);
 }
