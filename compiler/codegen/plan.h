@@ -17,6 +17,7 @@ namespace mithril {
 
 struct ProgramPlan {
   Graph graph;
+  std::string source_dir;               // the model file's folder: comments name source files relative to it
   bool training = false;               // --mode train: BatchNorm uses batch statistics, Dropout masks
   std::vector<std::string> ident;      // per value: a unique C++ identifier (`fc1_weight`, `block1_conv2`)
   std::vector<int64_t> offset;         // per value: byte offset in the arena (Temp) or weight block (Param/State); -1 for inputs
