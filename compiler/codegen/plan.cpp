@@ -71,6 +71,7 @@ class ValueNamer {
   static constexpr size_t kMaxIdent = 48;
 
   explicit ValueNamer(const Graph& g) : g_(g) {
+    for (size_t i = 0; i < g.nodes.size(); ++i) node_of_.emplace(g.nodes[i].name, i);
     for (auto& n : g.nodes)
       for (auto& part : split(n.name, '+')) {  // a fused node is named `a+b+c` after its steps
         for (size_t at = part.find('.'); at != std::string::npos; at = part.find('.', at + 1)) layers_.insert(part.substr(0, at));
@@ -81,16 +82,24 @@ class ValueNamer {
   std::string base(const Value& v) const {
     if (v.name.empty()) return "t" + std::to_string(v.id);
     std::string name = v.name;
-    if (size_t at = grad_mark(name); at != std::string::npos)  // `x.grad`, `node.grad_2.port`
-      return bounded("d_" + c_identifier(name.substr(0, at) + name.substr(at + 5)));
+    if (size_t at = grad_mark(name); at != std::string::npos) {  // `x.grad`, `node.grad_2.port`
+      std::string of = name.substr(0, at);
+      if (auto it = node_of_.find(of); it != node_of_.end() && anonymous(last_part(of))) of = label(g_.nodes[it->second]);  // `d_relu_4`
+      return bounded("d_" + c_identifier(of + name.substr(at + 5)));
+    }
     if (v.kind != ValueKind::Temp || v.producer < 0 || v.producer >= static_cast<int>(g_.nodes.size())) return bounded(c_identifier(name));
     std::string suffix;  // a copy in another layout (passes/layout.cpp): `conv1_out_nhwc`
     if (name.size() > 5 && name.ends_with("_nhwc")) name.resize(name.size() - 5), suffix = "_nhwc";
     const Node& producer = g_.nodes[static_cast<size_t>(v.producer)];
     std::string stem;
-    if (anonymous(last_part(name))) stem = label(producer);  // `2`: the output of an unnamed layer, or fused into another
-    else if (layers_.count(name)) stem = name;                // `conv1`, `h.0`: the output of that layer
-    else return bounded(c_identifier(name) + suffix);         // a terminal the model names
+    if (layers_.count(name)) {  // `conv1`, `h.0`: the output of that layer (`2`: of unnamed layer 2)
+      auto it = node_of_.find(name);
+      stem = it != node_of_.end() && anonymous(last_part(name)) ? label(g_.nodes[it->second]) : name;
+    } else if (anonymous(last_part(name))) {  // of an unnamed layer fused into another
+      stem = label(producer);
+    } else {
+      return bounded(c_identifier(name) + suffix);  // a terminal the model names
+    }
     return bounded(c_identifier(stem + "_out" + port_suffix(producer, v.id)) + suffix);
   }
 
@@ -162,6 +171,7 @@ class ValueNamer {
   }
 
   const Graph& g_;
+  std::map<std::string, size_t> node_of_;  // node name -> index (the first of that name)
   std::set<std::string> layers_;  // every layer instance name and its enclosing ones (`h.0.attn`, `h.0`, `h`)
 };
 

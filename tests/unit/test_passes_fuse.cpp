@@ -327,7 +327,8 @@ TEST_CASE("fuse-elementwise: FusedElementwise's rule and its one loop", "[fuse]"
   for (auto& f : files)
     if (f.path == "chain.cpp") src = f.text;
   CHECK_THAT(src, Contains("// scale+offset+act+squash (FusedElementwise)"));
-  CHECK_THAT(src, Contains("const float t0 = h[i] * two[0];  // scale (Multiply)"));
+  // (`two` is the output of the layer named two: generated code calls it two_out, as conv1_out.)
+  CHECK_THAT(src, Contains("const float t0 = h[i] * two_out[0];  // scale (Multiply)"));
   CHECK_THAT(src, Contains("const float t1 = t0 + shift[i1 * 1];  // offset (Add)"));
   CHECK_THAT(src, Contains("const float t3 = std::tanh(t2);  // squash (Tanh)"));
   CHECK_THAT(src, Contains("y[i] = t3;"));
