@@ -71,7 +71,11 @@ class ValueNamer {
   static constexpr size_t kMaxIdent = 48;
 
   explicit ValueNamer(const Graph& g) : g_(g) {
-    for (size_t i = 0; i < g.nodes.size(); ++i) node_of_.emplace(g.nodes[i].name, i);
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      node_of_.emplace(g.nodes[i].name, i);
+      for (auto& port : g.nodes[i].outputs)
+        for (int v : port) producer_of_.emplace(v, i);
+    }
     for (auto& n : g.nodes)
       for (auto& part : split(n.name, '+')) {  // a fused node is named `a+b+c` after its steps
         for (size_t at = part.find('.'); at != std::string::npos; at = part.find('.', at + 1)) layers_.insert(part.substr(0, at));
@@ -87,10 +91,11 @@ class ValueNamer {
       if (auto it = node_of_.find(of); it != node_of_.end() && anonymous(last_part(of))) of = label(g_.nodes[it->second]);  // `d_relu_4`
       return bounded("d_" + c_identifier(of + name.substr(at + 5)));
     }
-    if (v.kind != ValueKind::Temp || v.producer < 0 || v.producer >= static_cast<int>(g_.nodes.size())) return bounded(c_identifier(name));
+    auto made = producer_of_.find(v.id);  // (from the nodes: Value::producer may be stale after passes)
+    if (v.kind != ValueKind::Temp || made == producer_of_.end()) return bounded(c_identifier(name));
     std::string suffix;  // a copy in another layout (passes/layout.cpp): `conv1_out_nhwc`
     if (name.size() > 5 && name.ends_with("_nhwc")) name.resize(name.size() - 5), suffix = "_nhwc";
-    const Node& producer = g_.nodes[static_cast<size_t>(v.producer)];
+    const Node& producer = g_.nodes[made->second];
     std::string stem;
     if (layers_.count(name)) {  // `conv1`, `h.0`: the output of that layer (`2`: of unnamed layer 2)
       auto it = node_of_.find(name);
@@ -171,6 +176,7 @@ class ValueNamer {
   }
 
   const Graph& g_;
+  std::map<int, size_t> producer_of_;      // value id -> index of the node that writes it
   std::map<std::string, size_t> node_of_;  // node name -> index (the first of that name)
   std::set<std::string> layers_;  // every layer instance name and its enclosing ones (`h.0.attn`, `h.0`, `h`)
 };
