@@ -76,6 +76,23 @@ const char* rt_dtype(DType t) {
 std::string shape_comment(const Value& v) { return fmt::format("{}{}", dtype_name(v.dtype), shape_str(v.shape)); }
 
 // `const int64_t N = d.N;` for every run-time dim, so dim expressions read as in the model.
+// Where a layer was written, as comments give it: the file relative to the model file's folder
+// (`lenet.yaml:6:5`, `blocks/attn.yaml:3:5`), so the same model compiled from any working
+// directory, by a relative or an absolute path, gives the same bytes. A file that is not on
+// disk (`<stdlib>/...`) keeps its name.
+std::string source_label(const SourceLoc& loc, const std::string& model_dir) {
+  if (loc.file.empty() || loc.file[0] == '<') return loc.str();
+  std::error_code ec;
+  const fs::path file = fs::absolute(loc.file, ec).lexically_normal();
+  std::string rel;
+  if (!ec && !model_dir.empty()) {
+    const fs::path dir = fs::absolute(model_dir, ec).lexically_normal();
+    if (!ec) rel = file.lexically_relative(dir).generic_string();
+  }
+  if (rel.empty()) rel = fs::path(loc.file).filename().generic_string();
+  return loc.known() ? fmt::format("{}:{}:{}", rel, loc.line, loc.col) : rel;
+}
+
 std::string dim_locals(const ProgramPlan& p, const std::string& from) {
   std::string out = fmt::format("  (void){};\n", from);
   for (auto& s : p.symbols)
@@ -473,7 +490,7 @@ void {0}::save_weights(const std::string& path) const {{
           if (n.op->inputs[q].kind == PortKind::Data) ins += (ins.empty() ? "" : ", ") + shape_str(g.value(v).shape);
       for (auto& port : n.outputs)
         for (int v : port) outs += (outs.empty() ? "" : ", ") + shape_str(g.value(v).shape);
-      s += fmt::format("\n  // {} ({}) at {}: {} -> {}\n  {{\n", cpp_comment(n.name), n.op->name, cpp_comment(n.loc.str()), ins, outs);
+      s += fmt::format("\n  // {} ({}) at {}: {} -> {}\n  {{\n", cpp_comment(n.name), n.op->name, cpp_comment(source_label(n.loc, p.source_dir)), ins, outs);
       // --profile: the layer's time (and FLOPs); one branch while profiling is off.
       const char* pass = g.forward_nodes < 0 || k < g.forward_nodes ? "forward" : n.op->has_trait("optimizer") ? "update" : "backward";
       s += fmt::format("    static constexpr rt::ProfileNode profile_node_{{{}, \"{}\", \"{}\"}};\n", cpp_string(n.name), n.op->name, pass);

@@ -60,6 +60,127 @@ class Arena {
   int64_t end_ = 0;
 };
 
+// The C++ name of a value, before it is made unique, read as llm.c's buffers are: an inputs,
+// parameter or state keeps its own name (`fc1_weight`); an intermediate that no terminal names
+// is named after the layer that makes it (`conv1_out`, `h_0_attn_out`; a node with several
+// outputs adds the port: `drop_out_rng_state`); a gradient reads `d_<name>` (`d_fc1_weight`).
+// A terminal the model names (`logits`, `h.0.x1`) keeps that name. Deterministic (it depends
+// on the graph alone) and at most kMaxIdent characters.
+class ValueNamer {
+ public:
+  static constexpr size_t kMaxIdent = 48;
+
+  explicit ValueNamer(const Graph& g) : g_(g) {
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      node_of_.emplace(g.nodes[i].name, i);
+      for (auto& port : g.nodes[i].outputs)
+        for (int v : port) producer_of_.emplace(v, i);
+    }
+    for (auto& n : g.nodes)
+      for (auto& part : split(n.name, '+')) {  // a fused node is named `a+b+c` after its steps
+        for (size_t at = part.find('.'); at != std::string::npos; at = part.find('.', at + 1)) layers_.insert(part.substr(0, at));
+        layers_.insert(part);
+      }
+  }
+
+  std::string base(const Value& v) const {
+    if (v.name.empty()) return "t" + std::to_string(v.id);
+    std::string name = v.name;
+    if (size_t at = grad_mark(name); at != std::string::npos) {  // `x.grad`, `node.grad_2.port`
+      std::string of = name.substr(0, at);
+      if (auto it = node_of_.find(of); it != node_of_.end() && anonymous(last_part(of))) of = label(g_.nodes[it->second]);  // `d_relu_4`
+      return bounded("d_" + c_identifier(of + name.substr(at + 5)));
+    }
+    auto made = producer_of_.find(v.id);  // (from the nodes: Value::producer may be stale after passes)
+    if (v.kind != ValueKind::Temp || made == producer_of_.end()) return bounded(c_identifier(name));
+    std::string suffix;  // a copy in another layout (passes/layout.cpp): `conv1_out_nhwc`
+    if (name.size() > 5 && name.ends_with("_nhwc")) name.resize(name.size() - 5), suffix = "_nhwc";
+    const Node& producer = g_.nodes[made->second];
+    std::string stem;
+    if (layers_.count(name)) {  // `conv1`, `h.0`: the output of that layer (`2`: of unnamed layer 2)
+      auto it = node_of_.find(name);
+      stem = it != node_of_.end() && anonymous(last_part(name)) ? label(g_.nodes[it->second]) : name;
+    } else if (anonymous(last_part(name))) {  // of an unnamed layer fused into another
+      stem = label(producer);
+    } else {
+      return bounded(c_identifier(name) + suffix);  // a terminal the model names
+    }
+    return bounded(c_identifier(stem + "_out" + port_suffix(producer, v.id)) + suffix);
+  }
+
+ private:
+  static std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> parts;
+    size_t from = 0;
+    for (size_t at; (at = s.find(sep, from)) != std::string::npos; from = at + 1) parts.push_back(s.substr(from, at - from));
+    parts.push_back(s.substr(from));
+    return parts;
+  }
+  static std::string last_part(const std::string& s) {
+    size_t dot = s.rfind('.');
+    return dot == std::string::npos ? s : s.substr(dot + 1);
+  }
+  static bool anonymous(const std::string& part) {  // layers without a name are numbered
+    return part.empty() || std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  }
+  // Where `.grad` marks a gradient: followed by the end, `_` or `.`.
+  static size_t grad_mark(const std::string& s) {
+    for (size_t at = s.find(".grad"); at != std::string::npos; at = s.find(".grad", at + 1))
+      if (at + 5 == s.size() || s[at + 5] == '_' || s[at + 5] == '.') return at;
+    return std::string::npos;
+  }
+  // `MaxPool2d` -> `max_pool2d`.
+  static std::string snake(const std::string& op) {
+    std::string out;
+    for (size_t i = 0; i < op.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(op[i]);
+      if (std::isupper(c) && i > 0 && !std::isupper(static_cast<unsigned char>(op[i - 1]))) out += '_';
+      out += static_cast<char>(std::tolower(c));
+    }
+    return out;
+  }
+  // A node's name for its outputs: the last step of a fused node; an unnamed layer by its op
+  // and number (`h.0.relu_3`).
+  static std::string label(const Node& n) {
+    std::string name = split(n.name, '+').back();
+    std::string last = last_part(name);
+    if (!anonymous(last)) return name;
+    std::string prefix = name.substr(0, name.size() - last.size());
+    return prefix + snake(n.op->name) + (last.empty() ? "" : "_" + last);
+  }
+  // `_rng_state` for an output other than the main one of a node with several; `_1` for the
+  // second value of a variadic port.
+  static std::string port_suffix(const Node& n, int value) {
+    size_t count = 0;
+    for (auto& port : n.outputs) count += port.size();
+    if (count < 2) return "";
+    for (size_t p = 0; p < n.outputs.size(); ++p)
+      for (size_t k = 0; k < n.outputs[p].size(); ++k)
+        if (n.outputs[p][k] == value) {
+          const std::string& port = p < n.op->outputs.size() ? n.op->outputs[p].name : std::to_string(p);
+          std::string s = port == "output" ? "" : "_" + port;
+          if (n.outputs[p].size() > 1) s += "_" + std::to_string(k);
+          return s;
+        }
+    return "";
+  }
+  // At most kMaxIdent characters: the head and the tail (which tells siblings apart), kept whole.
+  static std::string bounded(std::string s) {
+    if (s.size() <= kMaxIdent) return s;
+    const size_t tail = kMaxIdent / 2;
+    std::string head = s.substr(0, kMaxIdent - tail - 1);
+    while (!head.empty() && head.back() == '_') head.pop_back();
+    std::string rest = s.substr(s.size() - tail);
+    while (!rest.empty() && rest.front() == '_') rest.erase(rest.begin());
+    return c_identifier(head + "_" + rest);
+  }
+
+  const Graph& g_;
+  std::map<int, size_t> producer_of_;      // value id -> index of the node that writes it
+  std::map<std::string, size_t> node_of_;  // node name -> index (the first of that name)
+  std::set<std::string> layers_;  // every layer instance name and its enclosing ones (`h.0.attn`, `h.0`, `h`)
+};
+
 }  // namespace
 
 ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, bool pack_weights) {
@@ -89,7 +210,7 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
   // themselves (the locals of emitted code: `sum`, `row`, `i0`, `t1`), nor a dim's local.
   std::set<std::string> used = {"arena", "weights", "packed", "in", "g", "std", "rt", "mithril", "a", "b", "d", "i", "j",
                                 "k", "m", "n", "p", "t", "v", "rest", "row", "from", "to", "scale", "scores", "sum",
-                                "epilogue", "unpooled", "profile_", "profile_node_"};
+                                "epilogue", "unpooled", "geom", "pool_geom", "profile_", "profile_node_"};
   auto taken = [&](const std::string& n) {  // i0, i1, ...: the index variables of broadcasting loops
     return used.count(n) > 0 || (n.size() > 1 && n[0] == 'i' &&
                                  std::all_of(n.begin() + 1, n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }));
@@ -98,8 +219,9 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
     used.insert(std::string(kDimPrefix) + s);
     p.dim_field[s] = cpp_reserved(s) ? s + "_v" : s;  // the member of Dims: `d.N`
   }
+  const ValueNamer namer(g);
   for (auto& v : g.values) {
-    std::string base = c_identifier(v.name.empty() ? "t" + std::to_string(v.id) : v.name);
+    std::string base = namer.base(v);
     std::string name = base;
     for (int k = 2; taken(name); ++k) name = base + "_" + std::to_string(k);
     used.insert(name);

@@ -19,6 +19,7 @@ namespace mithril {
 // The plan: what emitters read (EmitPlan, ops/emit.h: the graph, C++ names, offsets, scratch,
 // packed parameters) and the sizes and bounds around it.
 struct ProgramPlan : EmitPlan {
+  std::string source_dir;               // the model file's folder: comments name source files relative to it
   std::vector<int64_t> bytes;          // per value: size in bytes at the dims' upper bounds
   int64_t arena_bytes = 0;             // planned peak of intermediates and outputs
   int64_t weight_bytes = 0;

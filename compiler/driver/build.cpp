@@ -52,6 +52,7 @@ static std::vector<GeneratedFile> generate(const std::string& model_path, const 
   name = project_name(opts.name.empty() ? g.name : opts.name);
   ProgramPlan plan = plan_program(std::move(g), opts.max, packs_weights(opts.check.pipeline));
   plan.training = opts.training;
+  plan.source_dir = fs::absolute(model_path).parent_path().string();  // comments name files relative to it
   CpuOptions co{name, fs::path(model_path).filename().string(), opts.weights, opts.embed_weights};
   co.blas = opts.blas;
   return emit_cpu_project(plan, co);

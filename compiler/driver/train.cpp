@@ -108,7 +108,9 @@ void set_value(TrainSettings& s, const std::string& key, const Doc& v, const Sou
   }
   if (!v.is_scalar()) fail(v.loc, "train: '{}' must be a single value, found {}", key, v.describe());
   json val = typed_value(*d, v.scalar, v.loc);
-  if (d->kind == Kind::Path) val = (fs::path(base) / val.get<std::string>()).lexically_normal().string();
+  // Absolute, as a path given on the command line: the program built from it reads the same
+  // file, and its generated text is the same, from whatever folder the model was compiled.
+  if (d->kind == Kind::Path) val = fs::absolute(fs::path(base) / val.get<std::string>()).lexically_normal().string();
   s.values[key] = val;
   s.where[key] = v.loc;
 }
@@ -311,6 +313,7 @@ Plans plan_training(const std::string& model_path, const CompileOptions& opts, c
   p.train.training = true;
   p.eval = plan_program(std::move(eg), max, packs_weights(base.check.pipeline));
   p.eval.training = false;
+  p.train.source_dir = p.eval.source_dir = fs::absolute(model_path).parent_path().string();  // comments name files relative to it
 
   // The program's defaults.
   std::string d;

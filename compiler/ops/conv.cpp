@@ -321,10 +321,10 @@ std::string scratch_arg(EmitContext& e, const std::string& port = "input") {
 // `like` gives only a shape; its pointer is declared all the same.
 void mark_shape_only(EmitContext& e) { e.line("(void){};  // only its shape is used", e.x("like")); }
 
-// The size arguments every conv kernel takes, in conv2d's names: x [N, C, H, W]
-// (the side the windows slide over), y [N, K, OH, OW], then kernel, stride,
-// padding, dilation and groups; 1-D as 2-D with height 1.
-std::string conv_sizes(EmitContext& e, const Shape& x, const Shape& y) {
+// The geometry every conv kernel takes, declared as the local `geom` (rt::k::Conv2dGeom,
+// kernels/common.h) in conv2d's names: x [N, C, H, W] (the side the windows slide over),
+// y [N, K, OH, OW], then kernel, stride, padding, dilation and groups; 1-D as 2-D with height 1.
+void emit_conv_geom(EmitContext& e, const Shape& x, const Shape& y) {
   const size_t spatial = x.size() - 2, w = spatial - 1;
   auto k = ints_of(e.arg("kernel_size"), spatial), s = ints_of(e.arg("stride"), spatial),
        p = ints_of(e.arg("padding"), spatial), d = ints_of(e.arg("dilation"), spatial);
@@ -332,9 +332,12 @@ std::string conv_sizes(EmitContext& e, const Shape& x, const Shape& y) {
   std::string H = spatial == 2 ? D(x[2]) : "1", OH = spatial == 2 ? D(y[2]) : "1";
   int64_t kh = spatial == 2 ? k[0] : 1, sh = spatial == 2 ? s[0] : 1, ph = spatial == 2 ? p[0] : 0,
           dh = spatial == 2 ? d[0] : 1;
-  return fmt::format("{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}", D(x[0]), D(x[1]), H,
-                     D(x[spatial + 1]), D(y[1]), kh, k[w], sh, s[w], ph, p[w], dh, d[w], e.i("groups"), OH,
-                     D(y[spatial + 1]));
+  e.line("const rt::k::Conv2dGeom geom{{.n = {}, .c_in = {}, .h = {}, .w = {}, .c_out = {},", D(x[0]), D(x[1]), H,
+         D(x[spatial + 1]), D(y[1]));
+  e.line("                             .kernel_h = {}, .kernel_w = {}, .stride_h = {}, .stride_w = {}, .pad_h = {}, .pad_w = {},",
+         kh, k[w], sh, s[w], ph, p[w]);
+  e.line("                             .dil_h = {}, .dil_w = {}, .groups = {}, .out_h = {}, .out_w = {}}};", dh, d[w],
+         e.i("groups"), OH, D(y[spatial + 1]));
 }
 
 // What the fold-batchnorm and fuse-epilogue passes gave a convolution (attributes `batchnorm`:
@@ -389,6 +392,20 @@ bool emit_conv_epilogue(EmitContext& e, const Shape& result) {
     e.line("}};");
     return true;
   }
+  if (pool) {
+    // The pooling layer's geometry (kernels/pool.h) on one plane of the result: `pool_geom`.
+    const json& a = attrs.at("pool").at("args");
+    auto k = ints_of(a.at("kernel_size"), 2);
+    auto s = a.at("stride").is_null() ? k : ints_of(a.at("stride"), 2);
+    auto p = ints_of(a.at("padding"), 2);
+    const bool max_pool = attrs.at("pool").at("op").get<std::string>() == "MaxPool2d";
+    auto d = max_pool ? ints_of(a.at("dilation"), 2) : std::vector<int64_t>{1, 1};
+    e.line("const rt::k::Pool2dGeom pool_geom{{.h = {}, .w = {}, .kernel_h = {}, .kernel_w = {}, .stride_h = {}, .stride_w = {},",
+           EmitContext::dim(result[2]), EmitContext::dim(result[3]), k[0], k[1], s[0], s[1]);
+    e.line("                                  .pad_h = {}, .pad_w = {}, .dil_h = {}, .dil_w = {}, .out_h = {}, .out_w = {}{}}};",
+           p[0], p[1], d[0], d[1], EmitContext::dim(y.shape[2]), EmitContext::dim(y.shape[3]),
+           max_pool ? "" : fmt::format(", .count_include_pad = {}", a.at("count_include_pad").get<bool>() ? "true" : "false"));
+  }
   e.line("const auto epilogue = [&]({}* row, int64_t{}, int64_t{}, int64_t P) {{", T, reads || pool ? " n" : "",
          reads || bn || pool ? " k" : "");
   for (size_t j = 1; j < inputs.size(); ++j)
@@ -405,23 +422,10 @@ bool emit_conv_epilogue(EmitContext& e, const Shape& result) {
     // One plane of the pooling layer's kernel (kernels/pool.h) on the row, still in cache, on this
     // thread (the convolution's threads call the epilogue).
     const json& pl = attrs.at("pool");
-    const json& a = pl.at("args");
-    auto k = ints_of(a.at("kernel_size"), 2);
-    auto s = a.at("stride").is_null() ? k : ints_of(a.at("stride"), 2);
-    auto p = ints_of(a.at("padding"), 2);
     const std::string op = pl.at("op").get<std::string>();
     const std::string out = fmt::format("{} + (n * {} + k) * {}", e.y(), K, EmitContext::numel(y.shape, 2, 4));
-    const std::string sizes = fmt::format("{}, {}", EmitContext::dim(result[2]), EmitContext::dim(result[3]));
-    const std::string pooled = fmt::format("{}, {}", EmitContext::dim(y.shape[2]), EmitContext::dim(y.shape[3]));
     e.line("  {}// {} ({}) pools the row:", bn || steps ? "" : "(void)P;  ", pl.at("name").get<std::string>(), op);
-    if (op == "MaxPool2d") {
-      auto d = ints_of(a.at("dilation"), 2);
-      e.line("  rt::k::max_pool2d_plane({}, row, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", out, sizes, k[0], k[1],
-             s[0], s[1], p[0], p[1], d[0], d[1], pooled);
-    } else {
-      e.line("  rt::k::avg_pool2d_plane({}, row, {}, {}, {}, {}, {}, {}, {}, {}, 0, {});", out, sizes, k[0], k[1], s[0],
-             s[1], p[0], p[1], a.at("count_include_pad").get<bool>() ? "true" : "false", pooled);
-    }
+    e.line("  rt::k::{}_pool2d_plane({}, row, pool_geom);", op == "MaxPool2d" ? "max" : "avg", out);
   }
   e.line("}};");
   return true;
@@ -430,8 +434,8 @@ bool emit_conv_epilogue(EmitContext& e, const Shape& result) {
 void emit_conv(EmitContext& e, bool transposed) {
   std::string bias = e.has("bias") ? e.x("bias") : "nullptr";
   if (transposed) {
-    e.line("rt::k::conv_transpose2d({}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("weight"), bias,
-           conv_sizes(e, e.in("input").shape, e.out().shape), scratch_arg(e));
+    emit_conv_geom(e, e.in("input").shape, e.out().shape);
+    e.line("rt::k::conv_transpose2d({}, {}, {}, {}, geom, {});", e.y(), e.x("input"), e.x("weight"), bias, scratch_arg(e));
     return;
   }
   // The algorithm decides the scratch size: as conv_scratch.
@@ -442,8 +446,9 @@ void emit_conv(EmitContext& e, bool transposed) {
     const std::string packed = e.packed("weight");
     std::string extra = epilogue ? ", epilogue" : packed.empty() ? "" : ", rt::k::NoPixelEpilogue{}";
     if (!packed.empty()) extra += fmt::format(", rt::k::kPackedGemm ? {} : nullptr", packed);
-    e.line("rt::k::conv2d_nhwc({}, {}, {}, {}, {}, {}{});  // channels-last", e.y(), e.x("input"), e.x("weight"),
-           bias, conv_sizes(e, nchw_of(e.in("input").shape), nchw_of(result)), scratch_arg(e), extra);
+    emit_conv_geom(e, nchw_of(e.in("input").shape), nchw_of(result));
+    e.line("rt::k::conv2d_nhwc({}, {}, {}, {}, geom, {}{});  // channels-last", e.y(), e.x("input"), e.x("weight"), bias,
+           scratch_arg(e), extra);
     return;
   }
   std::string y = e.y();
@@ -456,9 +461,9 @@ void emit_conv(EmitContext& e, bool transposed) {
   const std::string packed = e.packed("weight");
   std::string extra = epilogue ? ", epilogue" : packed.empty() ? "" : ", rt::k::NoEpilogue{}";
   if (!packed.empty()) extra += fmt::format(", rt::k::kPackedGemm ? {} : nullptr", packed);
-  e.line("rt::k::conv2d({}, {}, {}, {}, {}, {}, {}{});", y, e.x("input"), e.x("weight"), bias,
-         conv_sizes(e, e.in("input").shape, result), scratch_arg(e), algo_arg(auto_algo(e.in("input").shape, result)),
-         extra);
+  emit_conv_geom(e, e.in("input").shape, result);
+  e.line("rt::k::conv2d({}, {}, {}, {}, geom, {}, {}{});", y, e.x("input"), e.x("weight"), bias, scratch_arg(e),
+         algo_arg(auto_algo(e.in("input").shape, result)), extra);
 }
 
 // Conv2d's packed weight: a channels-last pointwise convolution's gemm panels, or the Winograd
@@ -561,8 +566,9 @@ void register_conv_grads() {
                     mark_shape_only(e);
                     const Shape& dx = e.in("like").shape;
                     const Shape& dy = e.in("grad").shape;
-                    e.line("rt::k::conv2d_grad_input({}, {}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("weight"),
-                           conv_sizes(e, dx, dy), scratch_arg(e, "grad"), algo_arg(auto_algo(dx, dy)));
+                    emit_conv_geom(e, dx, dy);
+                    e.line("rt::k::conv2d_grad_input({}, {}, {}, geom, {}, {});", e.y(), e.x("grad"), e.x("weight"),
+                           scratch_arg(e, "grad"), algo_arg(auto_algo(dx, dy)));
                   })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 
@@ -579,9 +585,9 @@ void register_conv_grads() {
                     mark_shape_only(e);
                     const Shape& dx = e.in("like").shape;
                     const Shape& dy = e.in("grad").shape;
-                    e.line("rt::k::conv_transpose2d_grad_input({}, {}, {}, {}, {}, {});", e.y(), e.x("grad"),
-                           e.x("weight"), conv_sizes(e, dx, dy), scratch_arg(e, "grad"),
-                           algo_arg(auto_algo(dx, dy)));
+                    emit_conv_geom(e, dx, dy);
+                    e.line("rt::k::conv_transpose2d_grad_input({}, {}, {}, geom, {}, {});", e.y(), e.x("grad"),
+                           e.x("weight"), scratch_arg(e, "grad"), algo_arg(auto_algo(dx, dy)));
                   })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 
@@ -607,8 +613,9 @@ void register_conv_grads() {
                   .emit("cpu", [](EmitContext& e) {
                     const Shape& x = e.in("input").shape;
                     const Shape& dy = e.in("grad").shape;
-                    e.line("rt::k::conv2d_grad_weight({}, {}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("input"),
-                           conv_sizes(e, x, dy), scratch_arg(e), algo_arg(auto_algo(x, dy)));
+                    emit_conv_geom(e, x, dy);
+                    e.line("rt::k::conv2d_grad_weight({}, {}, {}, geom, {}, {});", e.y(), e.x("grad"), e.x("input"),
+                           scratch_arg(e), algo_arg(auto_algo(x, dy)));
                   })
                   .rule([](InferContext& c) {
                     size_t spatial = c.rank("input") - 2;

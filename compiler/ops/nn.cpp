@@ -85,15 +85,15 @@ void emit_attention(EmitContext& e, bool backward) {
     (is_bool ? mask : bias) = ptr;
   }
   const char* causal = e.b("causal") ? "true" : "false";
+  e.line("const rt::k::AttentionGeom geom{{.batch = {}, .len_q = {}, .len_kv = {}, .dim_qk = {}, .dim_v = {},", B, L, S, E, Ev);
+  e.line("                                .scale = {}, .causal = {}}};", scale, causal);
   if (backward) {
-    e.line("rt::k::scaled_dot_product_attention_backward({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, "
-           "scores);",
-           e.y("query"), e.y("key"), e.y("value"), e.x("grad"), e.x("query"), e.x("key"), e.x("value"),
-           mask, bias, B, L, S, E, Ev, scale, causal);
+    e.line("rt::k::scaled_dot_product_attention_backward({}, {}, {}, {}, {}, {}, {}, {}, {}, geom, scores);", e.y("query"),
+           e.y("key"), e.y("value"), e.x("grad"), e.x("query"), e.x("key"), e.x("value"), mask, bias);
     return;
   }
-  e.line("rt::k::scaled_dot_product_attention({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, scores);", e.y(),
-         e.x("query"), e.x("key"), e.x("value"), mask, bias, B, L, S, E, Ev, scale, causal);
+  e.line("rt::k::scaled_dot_product_attention({}, {}, {}, {}, {}, {}, geom, scores);", e.y(), e.x("query"), e.x("key"),
+         e.x("value"), mask, bias);
 }
 
 }  // namespace

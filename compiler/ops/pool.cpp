@@ -105,30 +105,27 @@ std::vector<int64_t> ints_of(const json& j, size_t n) {
   return v;
 }
 
-// The window arguments of a pooling node as the kernels take them:
-// "KH, KW, sh, sw, ph, pw" (plus ", dh, dw" for max pooling), 1-D as one axis.
-std::string window_args(EmitContext& e, size_t spatial, bool max_pool) {
+// A pooling node's geometry, declared as the local `geom` (rt::k::Pool2dGeom, kernels/common.h):
+// x [N, C, H, W] -> y [N, C, OH, OW], the window, and for max pooling its dilation, for average
+// pooling count_include_pad. 1-D as 2-D with height 1 (as max_pool1d is max_pool2d).
+void emit_pool_geom(EmitContext& e, const Shape& x, const Shape& y, bool max_pool) {
+  const size_t spatial = x.size() - 2;
   auto k = ints_of(e.arg("kernel_size"), spatial);
   auto s = e.arg("stride").is_null() ? k : ints_of(e.arg("stride"), spatial);
   auto p = ints_of(e.arg("padding"), spatial);
-  std::vector<int64_t> v;
-  for (auto* a : {&k, &s, &p}) v.insert(v.end(), a->begin(), a->end());
-  if (max_pool) {
-    auto d = ints_of(e.arg("dilation"), spatial);
-    v.insert(v.end(), d.begin(), d.end());
-  }
-  return fmt::format("{}", fmt::join(v, ", "));
+  auto d = max_pool ? ints_of(e.arg("dilation"), spatial) : std::vector<int64_t>(spatial, 1);
+  if (spatial == 1)  // height 1
+    for (auto* v : {&k, &s, &d}) v->insert(v->begin(), 1);
+  if (spatial == 1) p.insert(p.begin(), 0);
+  auto D = [](const Dim& v) { return EmitContext::dim(v); };
+  std::string H = spatial == 2 ? D(x[2]) : "1", OH = spatial == 2 ? D(y[2]) : "1";
+  e.line("const rt::k::Pool2dGeom geom{{.n = {}, .c = {}, .h = {}, .w = {}, .kernel_h = {}, .kernel_w = {},", D(x[0]),
+         D(x[1]), H, D(x[spatial + 1]), k[0], k[1]);
+  e.line("                             .stride_h = {}, .stride_w = {}, .pad_h = {}, .pad_w = {}, .dil_h = {}, .dil_w = {},", s[0],
+         s[1], p[0], p[1], d[0], d[1]);
+  e.line("                             .out_h = {}, .out_w = {}{}}};", OH, D(y[spatial + 1]),
+         max_pool ? "" : fmt::format(", .count_include_pad = {}", e.b("count_include_pad") ? "true" : "false"));
 }
-
-// "N, C, H, W" (or "N, C, L") of a shape.
-std::string dims_args(const Shape& s) {
-  std::vector<std::string> v;
-  for (auto& d : s) v.push_back(EmitContext::dim(d));
-  return fmt::format("{}", fmt::join(v, ", "));
-}
-
-// Spatial output dims "OH, OW" (or "OL").
-std::string out_dims(const Shape& s) { return dims_args(Shape(s.begin() + 2, s.end())); }
 
 // `like` gives only a shape; its pointer is declared all the same.
 void mark_shape_only(EmitContext& e) { e.line("(void){};  // only its shape is used", e.x("like")); }
@@ -138,12 +135,12 @@ void mark_shape_only(EmitContext& e) { e.line("(void){};  // only its shape is u
 void emit_pool(EmitContext& e, size_t spatial, bool max_pool) {
   const Shape& in = e.in("input").shape;
   const Shape& out = e.out().shape;
+  emit_pool_geom(e, in, out, max_pool);
+  (void)spatial;
   if (max_pool)
-    e.line("rt::k::max_pool{}d({}, static_cast<int64_t*>(nullptr), {}, {}, {}, {});", spatial, e.y(), e.x("input"),
-           dims_args(in), window_args(e, spatial, true), out_dims(out));
+    e.line("rt::k::max_pool2d({}, static_cast<int64_t*>(nullptr), {}, geom);", e.y(), e.x("input"));
   else
-    e.line("rt::k::avg_pool2d({}, {}, {}, {}, {}, 0, {});", e.y(), e.x("input"), dims_args(in),
-           window_args(e, 2, false), e.b("count_include_pad") ? "true" : "false", out_dims(out));
+    e.line("rt::k::avg_pool2d({}, {}, geom);", e.y(), e.x("input"));
 }
 
 // ---- gradients -------------------------------------------------------------
@@ -156,10 +153,8 @@ void register_pool_grads() {
   mg.in("grad").in("input").out().trait("internal");
   register_op(pool_args(mg, true)
                   .emit("cpu", [](EmitContext& e) {
-                    const size_t spatial = e.in("input").shape.size() - 2;
-                    e.line("rt::k::max_pool{}d_grad({}, {}, {}, {}, {}, {});", spatial, e.y(), e.x("grad"),
-                           e.x("input"), dims_args(e.in("input").shape), window_args(e, spatial, true),
-                           out_dims(e.in("grad").shape));
+                    emit_pool_geom(e, e.in("input").shape, e.in("grad").shape, true);
+                    e.line("rt::k::max_pool2d_grad({}, {}, {}, geom);", e.y(), e.x("grad"), e.x("input"));
                   })
                   .rule([](InferContext& c) { c.out("output", c.dtype("input"), c.shape("input")); }));
 
@@ -168,9 +163,8 @@ void register_pool_grads() {
   register_op(pool_args(ag, false)
                   .emit("cpu", [](EmitContext& e) {
                     mark_shape_only(e);
-                    e.line("rt::k::avg_pool2d_grad({}, {}, {}, {}, {}, 0, {});", e.y(), e.x("grad"),
-                           dims_args(e.in("like").shape), window_args(e, 2, false),
-                           e.b("count_include_pad") ? "true" : "false", out_dims(e.in("grad").shape));
+                    emit_pool_geom(e, e.in("like").shape, e.in("grad").shape, false);
+                    e.line("rt::k::avg_pool2d_grad({}, {}, geom);", e.y(), e.x("grad"));
                   })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 

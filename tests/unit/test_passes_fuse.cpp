@@ -327,7 +327,8 @@ TEST_CASE("fuse-elementwise: FusedElementwise's rule and its one loop", "[fuse]"
   for (auto& f : files)
     if (f.path == "chain.cpp") src = f.text;
   CHECK_THAT(src, Contains("// scale+offset+act+squash (FusedElementwise)"));
-  CHECK_THAT(src, Contains("const float t0 = h[i] * two[0];  // scale (Multiply)"));
+  // (`two` is the output of the layer named two: generated code calls it two_out, as conv1_out.)
+  CHECK_THAT(src, Contains("const float t0 = h[i] * two_out[0];  // scale (Multiply)"));
   CHECK_THAT(src, Contains("const float t1 = t0 + shift[i1 * 1];  // offset (Add)"));
   CHECK_THAT(src, Contains("const float t3 = std::tanh(t2);  // squash (Tanh)"));
   CHECK_THAT(src, Contains("y[i] = t3;"));
@@ -575,6 +576,12 @@ layers:
   const std::string code = test::generated_source(plan, "pools");
   CHECK_THAT(code, Contains("float* const unpooled = "));
   CHECK_THAT(code, Contains("rt::k::conv2d(unpooled, x, ca_weight, ca_bias, "));
-  CHECK_THAT(code, Contains("rt::k::max_pool2d_plane(pa + (n * 4 + k) * 16, row, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1, 4, 4);"));
-  CHECK_THAT(code, Contains("rt::k::avg_pool2d_plane(pb + (n * 4 + k) * 4, row, 4, 4, 3, 3, 2, 2, 1, 1, true, 0, 2, 2);"));
+  // The pooling's geometry by name (rt::k::Pool2dGeom): 8x8 -> 4x4 by 2x2 windows, stride 2; 4x4 -> 2x2 by
+  // 3x3 windows, stride 2, padding 1, counting the padding.
+  CHECK_THAT(code, Contains("const rt::k::Pool2dGeom pool_geom{.h = 8, .w = 8, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2,"));
+  CHECK_THAT(code, Contains(".pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1, .out_h = 4, .out_w = 4};"));
+  CHECK_THAT(code, Contains("rt::k::max_pool2d_plane(pa + (n * 4 + k) * 16, row, pool_geom);"));
+  CHECK_THAT(code, Contains("const rt::k::Pool2dGeom pool_geom{.h = 4, .w = 4, .kernel_h = 3, .kernel_w = 3, .stride_h = 2, .stride_w = 2,"));
+  CHECK_THAT(code, Contains(".pad_h = 1, .pad_w = 1, .dil_h = 1, .dil_w = 1, .out_h = 2, .out_w = 2, .count_include_pad = true};"));
+  CHECK_THAT(code, Contains("rt::k::avg_pool2d_plane(pb + (n * 4 + k) * 4, row, pool_geom);"));
 }

@@ -192,4 +192,36 @@ void matmul(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT a, const T* M
     }
 }
 
+// The sizes of an attention by name, so a call reads
+// `scaled_dot_product_attention(out, q, k, v, mask, bias, geom, scratch)`: `batch` independent
+// problems (batch and heads together), queries [len_q, dim_qk], keys [len_kv, dim_qk], values
+// [len_kv, dim_v], scores times `scale`, `causal` masking.
+struct AttentionGeom {
+    int64_t batch = 1, len_q = 1, len_kv = 1, dim_qk = 1, dim_v = 1;
+    double scale = 1.0;
+    bool causal = false;
+};
+
+template <class T>
+inline void scaled_dot_product_attention(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT q,
+                                         const T* MITHRIL_K_RESTRICT k, const T* MITHRIL_K_RESTRICT v,
+                                         const std::uint8_t* MITHRIL_K_RESTRICT mask_or_null,
+                                         const opt<T>* MITHRIL_K_RESTRICT bias_or_null, const AttentionGeom& g,
+                                         T* MITHRIL_K_RESTRICT scratch) {
+    scaled_dot_product_attention(out, q, k, v, mask_or_null, bias_or_null, g.batch, g.len_q, g.len_kv, g.dim_qk, g.dim_v,
+                                 g.scale, g.causal, scratch);
+}
+
+template <class T>
+inline void scaled_dot_product_attention_backward(T* MITHRIL_K_RESTRICT dq, T* MITHRIL_K_RESTRICT dk,
+                                                  T* MITHRIL_K_RESTRICT dv, const T* MITHRIL_K_RESTRICT dout,
+                                                  const T* MITHRIL_K_RESTRICT q, const T* MITHRIL_K_RESTRICT k,
+                                                  const T* MITHRIL_K_RESTRICT v,
+                                                  const std::uint8_t* MITHRIL_K_RESTRICT mask_or_null,
+                                                  const opt<T>* MITHRIL_K_RESTRICT bias_or_null, const AttentionGeom& g,
+                                                  T* MITHRIL_K_RESTRICT scratch) {
+    scaled_dot_product_attention_backward(dq, dk, dv, dout, q, k, v, mask_or_null, bias_or_null, g.batch, g.len_q,
+                                          g.len_kv, g.dim_qk, g.dim_v, g.scale, g.causal, scratch);
+}
+
 }  // namespace mithril::rt::k

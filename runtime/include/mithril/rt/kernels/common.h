@@ -88,6 +88,32 @@ inline T max_contig(const T* MITHRIL_K_RESTRICT x, int64_t n) {
     return m;
 }
 
+// The geometry of a 2-D convolution, every size by name, so a call reads
+// `conv2d(out, in, weight, bias, geom, scratch)` instead of 16 positional integers:
+//   rt::k::Conv2dGeom geom{.n = 8, .c_in = 3, .h = 32, .w = 32, .c_out = 16, .kernel_h = 3, .kernel_w = 3,
+//                          .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1, .dil_w = 1,
+//                          .groups = 1, .out_h = 32, .out_w = 32};
+// In conv2d's names: x [n, c_in, h, w] is the side the windows slide over, y [n, c_out, out_h, out_w]
+// (for the gradient kernels and the transposed convolution, as each kernel says). 1-D is 2-D with
+// h = out_h = kernel_h = 1.
+struct Conv2dGeom {
+    int64_t n = 1, c_in = 1, h = 1, w = 1, c_out = 1;
+    int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
+    int64_t groups = 1;
+    int64_t out_h = 1, out_w = 1;
+};
+
+// The geometry of a 2-D pooling over x [n, c, h, w] -> y [n, c, out_h, out_w]. Max pooling reads the
+// dilation, average pooling count_include_pad and divisor_override (<= 0: none). 1-D is 2-D with
+// h = out_h = kernel_h = 1.
+struct Pool2dGeom {
+    int64_t n = 1, c = 1, h = 1, w = 1;
+    int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
+    int64_t out_h = 1, out_w = 1;
+    bool count_include_pad = true;
+    int64_t divisor_override = 0;
+};
+
 [[noreturn]] inline void index_error(const char* kernel, int64_t index, int64_t size) {
     throw Error(std::string(kernel) + ": index " + std::to_string(index) + " is out of range [0, " +
                 std::to_string(size) + ")");

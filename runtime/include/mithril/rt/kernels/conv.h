@@ -1828,4 +1828,49 @@ void conv_grad_bias(T* MITHRIL_K_RESTRICT db, const T* MITHRIL_K_RESTRICT dy, in
     }
 }
 
+// ---- the same kernels, their geometry by name (Conv2dGeom, kernels/common.h) -----------------
+// What generated code calls: each forwards to the kernel above, unchanged.
+
+#define MITHRIL_K_CONV_GEOM(g)                                                                                      \
+    g.n, g.c_in, g.h, g.w, g.c_out, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, \
+        g.dil_w, g.groups, g.out_h, g.out_w
+
+template <class T, class Epi = NoEpilogue>
+inline void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
+                   const opt<T>* MITHRIL_K_RESTRICT bias, const Conv2dGeom& g, T* MITHRIL_K_RESTRICT scratch,
+                   ConvAlgo algo = ConvAlgo::PerImage, const Epi& epi = {}, const opt<T>* winograd = nullptr) {
+    conv2d(out, in, weight, bias, MITHRIL_K_CONV_GEOM(g), scratch, algo, epi, winograd);
+}
+
+// g: the transposed convolution's input [n, c_in, h, w] and output [n, c_out, out_h, out_w].
+template <class T>
+inline void conv_transpose2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
+                             const opt<T>* MITHRIL_K_RESTRICT bias, const Conv2dGeom& g, T* MITHRIL_K_RESTRICT scratch) {
+    conv_transpose2d(out, in, weight, bias, MITHRIL_K_CONV_GEOM(g), scratch);
+}
+
+// g: the forward convolution's (dx [n, c_in, h, w], dy [n, c_out, out_h, out_w]).
+template <class T>
+inline void conv2d_grad_input(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT weight,
+                              const Conv2dGeom& g, T* MITHRIL_K_RESTRICT scratch, ConvAlgo algo = ConvAlgo::PerImage) {
+    conv2d_grad_input(dx, dy, weight, MITHRIL_K_CONV_GEOM(g), scratch, algo);
+}
+
+// g: as conv_transpose2d_grad_input's sizes (dx [n, c_in, h, w], dy [n, c_out, out_h, out_w]).
+template <class T>
+inline void conv_transpose2d_grad_input(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy,
+                                        const T* MITHRIL_K_RESTRICT weight, const Conv2dGeom& g,
+                                        T* MITHRIL_K_RESTRICT scratch, ConvAlgo algo = ConvAlgo::PerImage) {
+    conv_transpose2d_grad_input(dx, dy, weight, MITHRIL_K_CONV_GEOM(g), scratch, algo);
+}
+
+// g: the forward convolution's (x [n, c_in, h, w], dy [n, c_out, out_h, out_w]).
+template <class T>
+inline void conv2d_grad_weight(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT x,
+                               const Conv2dGeom& g, T* MITHRIL_K_RESTRICT scratch, ConvAlgo algo = ConvAlgo::PerImage) {
+    conv2d_grad_weight(dw, dy, x, MITHRIL_K_CONV_GEOM(g), scratch, algo);
+}
+
+#undef MITHRIL_K_CONV_GEOM
+
 }  // namespace mithril::rt::k

@@ -201,4 +201,14 @@ void conv2d_nhwc(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, cons
     }
 }
 
+// conv2d_nhwc with its geometry by name (Conv2dGeom, kernels/common.h; sizes in conv2d's names,
+// whatever the layout): what generated code calls.
+template <class T, class Epi = NoPixelEpilogue>
+inline void conv2d_nhwc(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
+                        const opt<T>* MITHRIL_K_RESTRICT bias, const Conv2dGeom& g, T* MITHRIL_K_RESTRICT scratch,
+                        const Epi& epi = {}, const opt<T>* packed = nullptr) {
+    conv2d_nhwc(out, in, weight, bias, g.n, g.c_in, g.h, g.w, g.c_out, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
+                g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.groups, g.out_h, g.out_w, scratch, epi, packed);
+}
+
 }  // namespace mithril::rt::k

@@ -523,4 +523,48 @@ void global_avg_pool2d_grad(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRIC
     }
 }
 
+// ---- the same kernels, their geometry by name (Pool2dGeom, kernels/common.h) -----------------
+// What generated code calls: each forwards to the kernel above, unchanged.
+
+template <class T>
+inline void max_pool2d(T* MITHRIL_K_RESTRICT out, int64_t* MITHRIL_K_RESTRICT indices_or_null,
+                       const T* MITHRIL_K_RESTRICT in, const Pool2dGeom& g) {
+    max_pool2d(out, indices_or_null, in, g.n, g.c, g.h, g.w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h,
+               g.pad_w, g.dil_h, g.dil_w, g.out_h, g.out_w);
+}
+
+// One plane: g.n and g.c are not read.
+template <class T>
+inline void max_pool2d_plane(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const Pool2dGeom& g) {
+    max_pool2d_plane(out, in, g.h, g.w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h,
+                     g.dil_w, g.out_h, g.out_w);
+}
+
+template <class T>
+inline void avg_pool2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const Pool2dGeom& g) {
+    avg_pool2d(out, in, g.n, g.c, g.h, g.w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+               g.count_include_pad, g.divisor_override, g.out_h, g.out_w);
+}
+
+// One plane: g.n and g.c are not read.
+template <class T>
+inline void avg_pool2d_plane(T* MITHRIL_K_RESTRICT y, const T* MITHRIL_K_RESTRICT x, const Pool2dGeom& g) {
+    avg_pool2d_plane(y, x, g.h, g.w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+                     g.count_include_pad, g.divisor_override, g.out_h, g.out_w);
+}
+
+// g: the forward pooling's (dx and in [n, c, h, w], dy [n, c, out_h, out_w]).
+template <class T>
+inline void max_pool2d_grad(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const T* MITHRIL_K_RESTRICT in,
+                            const Pool2dGeom& g) {
+    max_pool2d_grad(dx, dy, in, g.n, g.c, g.h, g.w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+                    g.dil_h, g.dil_w, g.out_h, g.out_w);
+}
+
+template <class T>
+inline void avg_pool2d_grad(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRICT dy, const Pool2dGeom& g) {
+    avg_pool2d_grad(dx, dy, g.n, g.c, g.h, g.w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+                    g.count_include_pad, g.divisor_override, g.out_h, g.out_w);
+}
+
 }  // namespace mithril::rt::k
