@@ -65,9 +65,9 @@ def main():
         models = {"mlp": os.path.join(root, "samples", "mlp.yaml"), "mlp_b": os.path.join(tmp, "mlp_b.yaml")}
         with open(models["mlp"]) as f:
             text = f.read()
-        assert text.startswith("name: mlp\n"), "samples/mlp.yaml no longer starts with its name"
+        assert "\nname: mlp\n" in text, "samples/mlp.yaml no longer has the line `name: mlp`"
         with open(models["mlp_b"], "w") as f:
-            f.write("name: mlp_b\n" + text[len("name: mlp\n"):])
+            f.write(text.replace("\nname: mlp\n", "\nname: mlp_b\n", 1))
 
         def start(out, model="mlp", stderr=subprocess.PIPE, extra=()):
             return subprocess.Popen([mithril, "run", models[model], "--input", f"input={x}", "-o", os.path.join(tmp, out),
