@@ -326,6 +326,16 @@ int main(int argc, char** argv) {
   for (auto* sub : {check, compile, run, opt})
     sub->add_flag("--verify-each", verify_each, "run the IR verifier after every pass; a failure names the pass and the invariant");
 
+  // runtime build: the runtime for a BLAS library, built once ahead of the first model
+  auto* runtime = app.add_subcommand("runtime", "Manage the prebuilt runtime that models link against.");
+  runtime->require_subcommand(1);
+  auto* runtime_build = runtime->add_subcommand(
+      "build", "Build the runtime now (once per BLAS library, compiler and CPU; a no-op when built) and print its folder.");
+  std::string runtime_blas = "openblas", runtime_prefix;
+  runtime_build->add_option("--blas", runtime_blas, "the BLAS library: openblas (default) or blis");
+  runtime_build->add_option("--prefix", runtime_prefix,
+                            "install it into this folder instead of the build cache (how `cmake --install` installs it)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -513,6 +523,10 @@ int main(int argc, char** argv) {
         family = op->family;
         std::cout << fmt::format("  {:<26}{}\n", op->name, op->summary);
       }
+      return 0;
+    }
+    if (*runtime_build) {
+      std::cout << build_runtime(runtime_blas, runtime_prefix) << "\n";
       return 0;
     }
   } catch (const CompileError& e) {

@@ -605,10 +605,29 @@ void {0}::save_weights(const std::string& path) const {{
 
 }  // namespace
 
+std::vector<GeneratedFile> cpu_runtime_files() {
+  std::vector<GeneratedFile> files;
+  for (size_t i = 0; i < kRuntimeFilesCount; ++i) files.push_back({std::string("runtime/") + kRuntimeFiles[i][0], kRuntimeFiles[i][1]});
+  return files;
+}
+
+std::string cpu_runtime_hash() {
+  static const std::string hash = [] {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over every path and text, each ended by a 0 byte
+  for (const auto& f : cpu_runtime_files())
+    for (const std::string* t : {&f.path, &f.text}) {
+      for (unsigned char c : *t) h = (h ^ c) * 1099511628211ull;
+      h = h * 1099511628211ull;
+    }
+  return fmt::format("{:016x}", h);
+  }();
+  return hash;
+}
+
 namespace {
 
 void add_runtime(std::vector<GeneratedFile>& files) {
-  for (size_t i = 0; i < kRuntimeFilesCount; ++i) files.push_back({std::string("runtime/") + kRuntimeFiles[i][0], kRuntimeFiles[i][1]});
+  for (auto& f : cpu_runtime_files()) files.push_back(std::move(f));
 }
 
 }  // namespace
@@ -620,7 +639,7 @@ std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOp
   std::string block = opts.weights.empty() ? "" : pr.weight_block(opts.weights);  // checked even when not embedded
   std::map<std::string, std::string> holes = {
       {"NAME", opts.name}, {"CLASS", pr.cls}, {"VERSION", MITHRIL_VERSION}, {"SOURCE", cpp_comment(opts.source)}, {"BLAS", opts.blas},
-      {"EXTRA_SOURCES", opts.embed_weights ? " " + opts.name + "_weights.cpp" : ""}};
+      {"EXTRA_SOURCES", opts.embed_weights ? " " + opts.name + "_weights.cpp" : ""}, {"RUNTIME_SOURCES", cpu_runtime_hash()}};
   std::vector<GeneratedFile> files = {
       {"CMakeLists.txt", fill_template("cpu/CMakeLists.txt.in", holes)},
       {"main.cpp", fill_template("cpu/main.cpp.in", holes)},
@@ -644,7 +663,8 @@ std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, c
   if (!opts.weights.empty()) ev.weight_block(opts.weights);  // checked now: every parameter, exact shapes
   std::map<std::string, std::string> holes = {{"NAME", opts.name},       {"CLASS", ev.cls},     {"TRAIN_CLASS", tr.cls},
                                               {"VERSION", MITHRIL_VERSION}, {"SOURCE", cpp_comment(opts.source)}, {"DEFAULTS", defaults},
-                                              {"EXTRA_SOURCES", " " + topts.name + ".cpp"}, {"BLAS", opts.blas}};
+                                              {"EXTRA_SOURCES", " " + topts.name + ".cpp"}, {"BLAS", opts.blas},
+                                              {"RUNTIME_SOURCES", cpu_runtime_hash()}};
   std::vector<GeneratedFile> files = {
       {"CMakeLists.txt", fill_template("cpu/CMakeLists.txt.in", holes)},
       {"main.cpp", fill_template("cpu/train_main.cpp.in", holes)},

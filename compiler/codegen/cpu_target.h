@@ -33,6 +33,12 @@ std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOp
 std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, const ProgramPlan& eval, const CpuOptions& opts,
                                                      const std::string& defaults);
 
+// The runtime's files as a generated project bundles them (paths "runtime/..."), and a hash of
+// them (FNV-1a, hex): the runtime's identity in build cache keys and in generated CMakeLists.txt,
+// which uses an installed runtime only when its sources have this hash.
+std::vector<GeneratedFile> cpu_runtime_files();
+std::string cpu_runtime_hash();
+
 // The name of a generated project, its files and its binary: the model's name as an identifier
 // that is no file of the project (main, runtime) and no target name CMake reserves (test, all).
 std::string project_name(const std::string& name);

@@ -49,7 +49,7 @@ void copy_strided(const std::byte* src, std::byte*& dst, const Shape& shape, con
 
 }  // namespace
 
-std::shared_ptr<void> aligned_buffer(std::size_t bytes, bool zero) {
+void* host_allocate(std::size_t bytes, bool zero) {
 #if defined(__unix__)
     // Large zeroed buffers (arenas, weight blocks) come straight from mmap: its
     // pages read as zero and become resident only when first written, so the
@@ -58,12 +58,26 @@ std::shared_ptr<void> aligned_buffer(std::size_t bytes, bool zero) {
     if (zero && bytes >= kLazyZeroBytes) {
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::bad_alloc();
-        return std::shared_ptr<void>(p, [bytes](void* q) { ::munmap(q, bytes); });
+        return p;
     }
 #endif
     void* p = ::operator new(bytes == 0 ? kAlignment : bytes, std::align_val_t{kAlignment});
     if (zero) std::memset(p, 0, bytes);
-    return std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t{kAlignment}); });
+    return p;
+}
+
+void host_free(void* block, std::size_t bytes, bool zero) noexcept {
+#if defined(__unix__)
+    if (zero && bytes >= kLazyZeroBytes) {
+        ::munmap(block, bytes);
+        return;
+    }
+#endif
+    ::operator delete(block, std::align_val_t{kAlignment});
+}
+
+std::shared_ptr<void> aligned_buffer(std::size_t bytes, bool zero) {
+    return std::shared_ptr<void>(host_allocate(bytes, zero), [bytes, zero](void* q) { host_free(q, bytes, zero); });
 }
 
 void normalize_bools(void* data, std::size_t n) {
@@ -134,7 +148,7 @@ Tensor Tensor::zeros(DType dtype, Shape shape) {
     return t;
 }
 
-Tensor Tensor::borrow(void* data, DType dtype, Shape shape, Strides strides) {
+Tensor Tensor::borrow(void* data, DType dtype, Shape shape, Strides strides, MemorySpace space) {
     Tensor t;
     t.numel_ = checked_numel(shape);
     if (strides.empty()) strides = contiguous_strides(shape);
@@ -147,6 +161,7 @@ Tensor Tensor::borrow(void* data, DType dtype, Shape shape, Strides strides) {
     t.shape_ = std::move(shape);
     t.strides_ = std::move(strides);
     t.data_ = data;
+    t.space_ = space;
     return t;
 }
 
@@ -174,6 +189,9 @@ bool Tensor::is_contiguous() const {
 }
 
 Tensor Tensor::clone() const {
+    if (space_ != MemorySpace::Host)
+        throw Error("Tensor::clone: " + type_str() + " is in " + memory_space_name(space_) +
+                    " memory; copy it to the host first");
     Tensor out = zeros(dtype_, shape_);
     if (numel_ == 0) return out;
     if (is_contiguous()) {

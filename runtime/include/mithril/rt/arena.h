@@ -5,6 +5,10 @@
 // zero-filled allocation up front and then only hands out pointers at planned
 // offsets: no allocation happens after construction.
 //
+// The memory comes from an Allocator (memory.h): the host's by default, or a
+// device's, in which case the arena's pointers and views are device memory
+// (space() says which) that only device code may dereference.
+//
 //   mithril::rt::Arena arena(4096);
 //   float* x = arena.at<float>(0, 256);      // 256 floats at offset 0
 //   float* y = arena.at<float>(1024);        // bounds-checked for one float
@@ -16,19 +20,22 @@
 #include <string>
 
 #include "mithril/rt/error.h"
+#include "mithril/rt/memory.h"
 #include "mithril/rt/tensor.h"
 
 namespace mithril::rt {
 
 class Arena {
 public:
-    explicit Arena(std::size_t bytes);
+    // `bytes` zero-filled bytes from `allocator` (which must outlive the arena and its aliases).
+    explicit Arena(std::size_t bytes, Allocator& allocator = host_allocator());
     Arena(const Arena&) = delete;
     Arena& operator=(const Arena&) = delete;
     Arena(Arena&&) noexcept = default;
     Arena& operator=(Arena&&) noexcept = default;
 
     std::size_t size() const { return size_; }
+    MemorySpace space() const { return space_; }
     std::byte* data() { return base_; }
     const std::byte* data() const { return base_; }
 
@@ -38,6 +45,7 @@ public:
     Arena alias() const {
         Arena a;
         a.size_ = size_;
+        a.space_ = space_;
         a.storage_ = storage_;
         a.base_ = base_;
         a.generation_ = generation_;
@@ -59,7 +67,7 @@ public:
         return reinterpret_cast<T*>(base_ + offset);
     }
 
-    // Borrowed Tensor view of a planned slot.
+    // Borrowed Tensor view of a planned slot, in the arena's memory space.
     Tensor view(std::size_t offset, DType dtype, const Shape& shape);
 
 private:
@@ -67,6 +75,7 @@ private:
     void check_range(std::size_t offset, std::size_t count, std::size_t elem_size, std::size_t align) const;
 
     std::size_t size_ = 0;
+    MemorySpace space_ = MemorySpace::Host;
     std::shared_ptr<void> storage_;
     std::byte* base_ = nullptr;
     std::shared_ptr<std::uint64_t> generation_;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mithril/rt/error.h"
+#include "mithril/rt/memory.h"
 
 namespace mithril::rt {
 
@@ -52,6 +53,10 @@ inline constexpr std::size_t kAlignment = 64;
 // more are mapped pages, page-aligned, resident only once written.
 inline constexpr std::size_t kLazyZeroBytes = std::size_t{1} << 20;
 std::shared_ptr<void> aligned_buffer(std::size_t bytes, bool zero = true);
+// The same allocation by hand (host_allocator() uses these): host_free takes the
+// `bytes` and `zero` that host_allocate was given.
+void* host_allocate(std::size_t bytes, bool zero = true);
+void host_free(void* block, std::size_t bytes, bool zero = true) noexcept;
 
 // Bool tensors hold one byte 0 or 1 per element (any other byte read as bool is
 // undefined behaviour). Readers of files map every non-zero byte to 1, as numpy
@@ -99,11 +104,14 @@ public:
     // Owning, 64-byte aligned, zero-filled.
     static Tensor zeros(DType dtype, Shape shape);
     // Borrowed view on memory the caller keeps alive. Empty strides = contiguous.
-    static Tensor borrow(void* data, DType dtype, Shape shape, Strides strides = {});
+    // `space`: where the memory is (device memory: only device code reads it).
+    static Tensor borrow(void* data, DType dtype, Shape shape, Strides strides = {},
+                         MemorySpace space = MemorySpace::Host);
     // View that keeps `owner` alive for as long as the tensor (or a copy) lives.
     static Tensor view_of(std::shared_ptr<void> owner, void* data, DType dtype, Shape shape);
 
     DType dtype() const { return dtype_; }
+    MemorySpace space() const { return space_; }
     const Shape& shape() const { return shape_; }
     const Strides& strides() const { return strides_; }
     std::int64_t ndim() const { return static_cast<std::int64_t>(shape_.size()); }
@@ -122,13 +130,15 @@ public:
     void* raw_data() { return data_; }
     const void* raw_data() const { return data_; }
 
-    // Owning contiguous copy (works for strided views too).
+    // Owning contiguous host copy (works for strided views too); throws Error for
+    // a device tensor (the device target copies those itself).
     Tensor clone() const;
 
 private:
     void check_type(DType requested) const;
 
     DType dtype_ = DType::Float32;
+    MemorySpace space_ = MemorySpace::Host;
     Shape shape_;
     Strides strides_;
     std::int64_t numel_ = 0;
