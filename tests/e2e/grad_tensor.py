@@ -15,6 +15,7 @@ model output; every float input gets a gradient (--grad-inputs).
 """
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Runner  # noqa: E402
+from harness import Runner, runtime_prefix_arg  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
 SYMBOLIC = {"sn": "[N, 3, 4]"}  # declared shapes that differ from the example arrays
@@ -232,7 +233,7 @@ def main():
         if c.returncode != 0:
             r.failures.append(f"symbolic: mithril compile --grad failed: {c.stderr}")
         else:
-            b = subprocess.run(f"cmake -S {proj} -B {proj}/b -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-Werror "
+            b = subprocess.run(f"cmake -S {proj} -B {proj}/b {shlex.quote(runtime_prefix_arg(mithril))} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-Werror "
                                f"> {proj}/build.log 2>&1 && cmake --build {proj}/b -j 2 >> {proj}/build.log 2>&1", shell=True)
             if b.returncode != 0:
                 log = open(os.path.join(proj, "build.log"), errors="replace").read()

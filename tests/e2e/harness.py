@@ -104,6 +104,16 @@ def shared_cache(tmp):
     return os.environ.get("MITHRIL_CACHE_DIR") or os.path.join(tmp, "cache")
 
 
+def runtime_prefix_arg(mithril, env=None):
+    """`-DCMAKE_PREFIX_PATH=P` for a `mithril compile` project's CMake configure, P being the runtime
+    prebuilt in the test's cache (`mithril runtime build`): the project then finds it with
+    find_package and compiles only its own sources (tests/e2e/standalone_project.sh tests the
+    bundled copy). When it cannot be had, a harmless setting: the project builds its bundled runtime."""
+    p = subprocess.run([mithril, "runtime", "build"], capture_output=True, text=True, env=env or os.environ)
+    path = p.stdout.strip()
+    return f"-DCMAKE_PREFIX_PATH={path}" if p.returncode == 0 and path and "\n" not in path else "-DMITHRIL_BUNDLED_RUNTIME=ON"
+
+
 class Runner:
     def __init__(self, mithril, tmp):
         self.mithril = mithril

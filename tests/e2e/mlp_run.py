@@ -10,13 +10,14 @@ Also checks bad input: a wrong-shaped .npy, a missing input, a weights file
 lacking a parameter: each one message and a non-zero exit.
 """
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-from harness import shared_cache, mlp_reference, mlp_weights, save_safetensors
+from harness import runtime_prefix_arg, shared_cache, mlp_reference, mlp_weights, save_safetensors
 
 
 def main():
@@ -72,7 +73,7 @@ def main():
         # One binary for every batch size up to the compiled bound (N stays symbolic).
         proj = os.path.join(tmp, "proj")
         subprocess.run([mithril, "compile", model, "-o", proj, "--max", "N=4"], check=True, capture_output=True)
-        b = subprocess.run(f"cmake -S {proj} -B {proj}/b > /dev/null && cmake --build {proj}/b -j 2 > /dev/null",
+        b = subprocess.run(f"cmake -S {proj} -B {proj}/b {shlex.quote(runtime_prefix_arg(mithril, env))} > /dev/null && cmake --build {proj}/b -j 2 > /dev/null",
                            shell=True)
         if b.returncode != 0:
             failures.append("the --max N=4 project does not build")
@@ -100,7 +101,7 @@ def main():
         emb = os.path.join(tmp, "embedded")
         subprocess.run([mithril, "compile", model, "-o", emb, "--shape", "N=2", "--weights", wpath, "--embed-weights"],
                        check=True, capture_output=True)
-        b = subprocess.run(f"cmake -S {emb} -B {emb}/b > /dev/null && cmake --build {emb}/b -j 2 > /dev/null", shell=True)
+        b = subprocess.run(f"cmake -S {emb} -B {emb}/b {shlex.quote(runtime_prefix_arg(mithril, env))} > /dev/null && cmake --build {emb}/b -j 2 > /dev/null", shell=True)
         x = rng.standard_normal((2, 784)).astype(np.float32)
         xp = os.path.join(tmp, "xe.npy")
         np.save(xp, x)

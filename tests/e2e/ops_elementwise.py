@@ -31,6 +31,7 @@ code must be warning-free with a run-time dim), and run at N=3 and N=1.
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Runner  # noqa: E402
+from harness import Runner, runtime_prefix_arg  # noqa: E402
 
 # Tolerances (rtol, atol): float results are compared with float64 references
 # computed from the same (exactly representable) inputs. The std:: functions
@@ -488,7 +489,7 @@ def symbolic(r, tmp):
     if c.returncode != 0:
         r.failures.append(f"symbolic: mithril compile failed: {c.stderr}")
         return
-    b = subprocess.run(f"cmake -S {proj} -B {proj}/b -DCMAKE_CXX_FLAGS=-Werror > {proj}/build.log 2>&1 && "
+    b = subprocess.run(f"cmake -S {proj} -B {proj}/b {shlex.quote(runtime_prefix_arg(r.mithril))} -DCMAKE_CXX_FLAGS=-Werror > {proj}/build.log 2>&1 && "
                        f"cmake --build {proj}/b -j 2 >> {proj}/build.log 2>&1", shell=True)
     if b.returncode != 0:
         log = open(os.path.join(proj, "build.log"), errors="replace").read()

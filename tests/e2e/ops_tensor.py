@@ -13,6 +13,7 @@ dim N, bound at run time from the .npy.
 """
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Runner  # noqa: E402
+from harness import Runner, runtime_prefix_arg  # noqa: E402
 
 # Tolerances: float32 results are compared with float64 references; integers,
 # bools and indices exactly.
@@ -388,7 +389,7 @@ def main():
         c = subprocess.run([mithril, "compile", model, "-o", proj, "--max", "N=4"], capture_output=True, text=True)
         b = None
         if c.returncode == 0:
-            b = subprocess.run(f"cmake -S {proj} -B {proj}/b -DCMAKE_CXX_FLAGS=-Werror > {proj}/build.log 2>&1 && "
+            b = subprocess.run(f"cmake -S {proj} -B {proj}/b {shlex.quote(runtime_prefix_arg(mithril))} -DCMAKE_CXX_FLAGS=-Werror > {proj}/build.log 2>&1 && "
                                f"cmake --build {proj}/b -j 2 >> {proj}/build.log 2>&1", shell=True)
         if c.returncode != 0:
             r.failures.append(f"symbolic: mithril compile failed: {c.stderr}")

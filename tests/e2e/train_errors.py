@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import shared_cache  # noqa: E402
+from harness import runtime_prefix_arg, shared_cache  # noqa: E402
 
 FAILURES = []
 
@@ -181,7 +181,7 @@ def main():
         if p.returncode != 0:
             FAILURES.append(f"compile --train failed:\n{p.stderr}")
         else:
-            b1 = run(["cmake", "-S", proj, "-B", proj + "/build", "-DCMAKE_BUILD_TYPE=Release"], env)
+            b1 = run(["cmake", "-S", proj, "-B", proj + "/build", "-DCMAKE_BUILD_TYPE=Release", runtime_prefix_arg(mithril, env)], env)
             b2 = run(["cmake", "--build", proj + "/build", "-j2"], env)
             exe = os.path.join(proj, "build", "tiny_mlp")
             if b1.returncode or b2.returncode or not os.path.exists(exe):

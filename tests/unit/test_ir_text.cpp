@@ -117,7 +117,7 @@ TEST_CASE("IR parse errors point at FILE:LINE:COL", "[ir][text]") {
              Contains("error: value numbers must be dense: %0 is missing"));
 }
 
-TEST_CASE("--verify-each names the pass that broke an invariant", "[ir][text][passes]") {
+TEST_CASE("verify-each (--verify-each) names the pass that broke an invariant", "[ir][text][passes]") {
   Graph g = check_text("name: t\ninputs: {input: {shape: [N, 4]}}\nlayers:\n  - Relu\n  - Tanh\n");
   std::vector<Pass> passes = {
       {"harmless", "", true, [](Graph x) { return x; }},
