@@ -241,6 +241,17 @@ class Parser {
     ++pos_;
     return true;
   }
+  // The comma-separated items of the rest of a statement line (none when it ends or a comment
+  // starts): `item` parses one, the spaces before it skipped.
+  template <class F>
+  void parse_list(const F& item) {
+    skip_space();
+    if (at_eol() || peek() == '#') return;
+    do {
+      skip_space();
+      item();
+    } while (accept(','));
+  }
   static bool ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
   static bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
   std::string parse_ident(const char* what) {
@@ -490,13 +501,10 @@ class Parser {
       parse_ident("inputs");
       if (have_inputs_) fail(at(b), "a second 'inputs' statement");
       have_inputs_ = true;
-      skip_space();
-      if (!at_eol() && peek() != '#')
-        do {
-          skip_space();
-          inputs_.push_back(parse_ref());
-          use(inputs_.back(), here());
-        } while (accept(','));
+      parse_list([&] {
+        inputs_.push_back(parse_ref());
+        use(inputs_.back(), here());
+      });
       return end_of_line();
     }
     if (is_backward_label()) {
@@ -506,55 +514,49 @@ class Parser {
     }
     if (w == "output_grads") {
       parse_ident("output_grads");
-      skip_space();
-      if (!at_eol() && peek() != '#')
-        do {
-          skip_space();
-          if (peek_ident() == "none") {
-            parse_ident("none");
-            g_.output_grads.push_back(-1);
-          } else {
-            SourceLoc l = here();
-            g_.output_grads.push_back(parse_ref());
-            use(g_.output_grads.back(), l);
-          }
-        } while (accept(','));
+      parse_list([&] {
+        if (peek_ident() == "none") {
+          parse_ident("none");
+          g_.output_grads.push_back(-1);
+        } else {
+          SourceLoc l = here();
+          g_.output_grads.push_back(parse_ref());
+          use(g_.output_grads.back(), l);
+        }
+      });
       return end_of_line();
     }
     if (w == "return") {
       parse_ident("return");
       if (seen_return_) fail(at(b), "a second 'return'");
       seen_return_ = true;
-      skip_space();
-      if (!at_eol() && peek() != '#')
-        do {
+      parse_list([&] {
+        if (peek_ident() == "grad" && text_.compare(pos_ + 4, 1, "(") == 0) {
+          parse_ident("grad");
+          expect('(');
+          SourceLoc l = here();
+          int of = parse_ref();
+          use(of, l);
+          expect(')');
+          expect('=');
           skip_space();
-          if (peek_ident() == "grad" && text_.compare(pos_ + 4, 1, "(") == 0) {
-            parse_ident("grad");
-            expect('(');
-            SourceLoc l = here();
-            int of = parse_ref();
-            use(of, l);
-            expect(')');
-            expect('=');
-            skip_space();
-            l = here();
-            int gr = parse_ref();
-            use(gr, l);
-            g_.grad_of.push_back(of);
-            g_.grads.push_back(gr);
-          } else {
-            if (!g_.grads.empty()) error_here("model outputs come before the gradients in 'return'");
-            std::string name = parse_word("an output name");
-            expect('=');
-            skip_space();
-            SourceLoc l = here();
-            int v = parse_ref();
-            use(v, l);
-            g_.output_names.push_back(name);
-            g_.outputs.push_back(v);
-          }
-        } while (accept(','));
+          l = here();
+          int gr = parse_ref();
+          use(gr, l);
+          g_.grad_of.push_back(of);
+          g_.grads.push_back(gr);
+        } else {
+          if (!g_.grads.empty()) error_here("model outputs come before the gradients in 'return'");
+          std::string name = parse_word("an output name");
+          expect('=');
+          skip_space();
+          SourceLoc l = here();
+          int v = parse_ref();
+          use(v, l);
+          g_.output_names.push_back(name);
+          g_.outputs.push_back(v);
+        }
+      });
       return end_of_line();
     }
     if (ident_start(peek())) return node_line();
