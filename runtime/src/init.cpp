@@ -1,5 +1,6 @@
 #include "mithril/rt/init.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "mithril/rt/error.h"
@@ -21,7 +22,7 @@ Rng::Rng(std::uint64_t seed) {
     for (auto& s : state_) s = splitmix(seed);
 }
 
-std::uint64_t Rng::next() {
+std::uint64_t Rng::bits() {
     std::uint64_t result = rotl(state_[1] * 5, 7) * 9;
     std::uint64_t t = state_[1] << 17;
     state_[2] ^= state_[0];
@@ -33,7 +34,7 @@ std::uint64_t Rng::next() {
     return result;
 }
 
-double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double Rng::uniform() { return static_cast<double>(bits() >> 11) * 0x1.0p-53; }
 
 double Rng::normal() {
     double u1 = uniform(), u2 = uniform();
@@ -41,14 +42,33 @@ double Rng::normal() {
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
+// Random kinds fill chunks of kInitChunk values, each from its own generator seeded by one draw
+// of `rng` and the chunk's index: the same values for any number of threads, and the chunks
+// filled in parallel (GPT-2 small's 124M normal values take 2 s on one core).
+constexpr std::int64_t kInitChunk = std::int64_t{1} << 16;
+
+template <typename T, typename Draw>
+static void fill_chunks(T* p, std::int64_t n, Rng& rng, const Draw& draw) {
+    const std::uint64_t base = rng.bits();
+    const std::int64_t chunks = (n + kInitChunk - 1) / kInitChunk;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (chunks > 1)
+#endif
+    for (std::int64_t c = 0; c < chunks; ++c) {
+        Rng r(base + static_cast<std::uint64_t>(c));
+        const std::int64_t end = std::min(n, (c + 1) * kInitChunk);
+        for (std::int64_t i = c * kInitChunk; i < end; ++i) p[i] = static_cast<T>(draw(r));
+    }
+}
+
 template <typename T>
 static void fill(T* p, std::int64_t n, const std::string& kind, double arg, Rng& rng) {
     if (kind == "kaiming_uniform" || kind == "uniform_fan_in") {
         if (arg <= 0) throw Error("init " + kind + ": fan_in must be positive");
-        double bound = 1.0 / std::sqrt(arg);
-        for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>((2 * rng.uniform() - 1) * bound);
+        const double bound = 1.0 / std::sqrt(arg);
+        fill_chunks(p, n, rng, [bound](Rng& r) { return (2 * r.uniform() - 1) * bound; });
     } else if (kind == "normal") {
-        for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(rng.normal() * arg);
+        fill_chunks(p, n, rng, [arg](Rng& r) { return r.normal() * arg; });
     } else if (kind == "ones" || kind == "zeros") {
         T v = kind == "ones" ? T(1) : T(0);
         for (std::int64_t i = 0; i < n; ++i) p[i] = v;

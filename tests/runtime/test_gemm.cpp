@@ -11,6 +11,10 @@
 // gemm convention plus a term for cancellation: float32 sums of K products err by up to about
 // K * 6e-8 times that sum; measured worst here 2e-8 of it), `want` computed in double from the
 // same float inputs.
+// This file is built at -march=native (tests/runtime/CMakeLists.txt) and the runtime library at the
+// build's baseline: it instantiates the kernels it tests itself, at its own vector width, instead of
+// linking the library's (an empty MITHRIL_K_INSTANCE: kernels/common.h).
+#define MITHRIL_K_INSTANCE(...)
 #include <catch2/catch.hpp>
 
 #include <cmath>

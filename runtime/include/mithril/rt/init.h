@@ -6,8 +6,9 @@
 //       U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 //   normal (Embedding: std 1; GPT-2 style declared params: their std): N(0, std^2)
 //   ones, zeros (normalization weight/bias and running statistics)
-// The same seed gives the same values on every machine (std::mt19937_64 and
-// our own uniform/normal transforms, not the implementation-defined std:: distributions).
+// The same seed gives the same values on every machine and for any number of threads
+// (xoshiro256** and our own uniform/normal transforms, not the implementation-defined
+// std:: distributions; each tensor's values in chunks with generators of their own).
 #pragma once
 
 #include <cstdint>
@@ -25,9 +26,9 @@ public:
     explicit Rng(std::uint64_t seed);
     double uniform();   // [0, 1)
     double normal();    // standard normal (Box-Muller)
+    std::uint64_t bits();  // the next 64 random bits
 private:
     std::uint64_t state_[4];
-    std::uint64_t next();
 };
 
 // Fill n values by `kind` ("kaiming_uniform", "uniform_fan_in", "normal", "ones", "zeros").

@@ -224,4 +224,15 @@ inline void scaled_dot_product_attention_backward(T* MITHRIL_K_RESTRICT dq, T* M
                                           g.len_kv, g.dim_qk, g.dim_v, g.scale, g.causal, scratch);
 }
 
+// ---- compiled once, into the runtime library (src/kernels_nn.cpp) -------------------------------
+MITHRIL_K_INSTANCE(void scaled_dot_product_attention<float>(float*, const float*, const float*, const float*,
+                                                            const std::uint8_t*, const float*, int64_t, int64_t,
+                                                            int64_t, int64_t, int64_t, double, bool, float*))
+MITHRIL_K_INSTANCE(void scaled_dot_product_attention_backward<float>(float*, float*, float*, const float*, const float*,
+                                                                     const float*, const float*, const std::uint8_t*,
+                                                                     const float*, int64_t, int64_t, int64_t, int64_t,
+                                                                     int64_t, double, bool, float*))
+MITHRIL_K_INSTANCE(void matmul<float>(float*, const float*, const float*, const int64_t*, const int64_t*,
+                                      const int64_t*, int64_t, int64_t, int64_t, int64_t))
+
 }  // namespace mithril::rt::k

@@ -40,6 +40,18 @@
 #define MITHRIL_K_PARFOR2(cond)
 #endif
 
+// The float kernels generated code calls most are compiled once, into the runtime library
+// (src/kernels_*.cpp), rather than in every model's source: each header ends with their list,
+// MITHRIL_K_INSTANCE(declaration), an explicit instantiation declaration (`extern template`).
+// A model's source then parses these templates but neither instantiates nor optimizes them (a
+// first build of a model takes a few seconds, not ten). The library's sources redefine the
+// macro as `template` (the definition) before including the headers whose list they compile; a
+// source built with other flags than the library (another -march) defines it as nothing and
+// instantiates what it uses itself.
+#ifndef MITHRIL_K_INSTANCE
+#define MITHRIL_K_INSTANCE(...) extern template __VA_ARGS__;
+#endif
+
 namespace mithril::rt::k {
 
 using std::int64_t;

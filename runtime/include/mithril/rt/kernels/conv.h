@@ -95,6 +95,22 @@ struct NoEpilogue {
     template <class T>
     void operator()(T*, int64_t, int64_t, int64_t) const {}
 };
+// Any float epilogue behind one indirect call per row: the conv2d compiled once into the
+// runtime library takes it (the conv2d taking a Conv2dGeom wraps a model's lambda in it).
+// `epi` must outlive the convolution.
+class RowEpilogue {
+public:
+    template <class F>
+    explicit RowEpilogue(const F& epi)
+        : epi_(&epi), fn_([](const void* e, float* row, int64_t n, int64_t k, int64_t P) {
+              (*static_cast<const F*>(e))(row, n, k, P);
+          }) {}
+    void operator()(float* row, int64_t n, int64_t k, int64_t P) const { fn_(epi_, row, n, k, P); }
+
+private:
+    const void* epi_;
+    void (*fn_)(const void*, float*, int64_t, int64_t, int64_t);
+};
 template <class E>
 inline constexpr bool has_epilogue = !std::is_same_v<E, NoEpilogue>;
 
@@ -1839,7 +1855,10 @@ template <class T, class Epi = NoEpilogue>
 inline void conv2d(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, const T* MITHRIL_K_RESTRICT weight,
                    const opt<T>* MITHRIL_K_RESTRICT bias, const Conv2dGeom& g, T* MITHRIL_K_RESTRICT scratch,
                    ConvAlgo algo = ConvAlgo::PerImage, const Epi& epi = {}, const opt<T>* winograd = nullptr) {
-    conv2d(out, in, weight, bias, MITHRIL_K_CONV_GEOM(g), scratch, algo, epi, winograd);
+    if constexpr (std::is_same_v<T, float> && has_epilogue<Epi> && !std::is_same_v<Epi, RowEpilogue>)
+        conv2d(out, in, weight, bias, MITHRIL_K_CONV_GEOM(g), scratch, algo, RowEpilogue(epi), winograd);
+    else
+        conv2d(out, in, weight, bias, MITHRIL_K_CONV_GEOM(g), scratch, algo, epi, winograd);
 }
 
 // g: the transposed convolution's input [n, c_in, h, w] and output [n, c_out, out_h, out_w].
@@ -1872,5 +1891,26 @@ inline void conv2d_grad_weight(T* MITHRIL_K_RESTRICT dw, const T* MITHRIL_K_REST
 }
 
 #undef MITHRIL_K_CONV_GEOM
+
+// ---- compiled once, into the runtime library (src/kernels_conv.cpp) --------------------------
+// The sixteen sizes of a convolution (N, C, H, W, K, KH, KW, strides, pads, dilations, groups, OH, OW).
+#define MITHRIL_K_CONV_SIZES                                                                                        \
+    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
+        int64_t, int64_t, int64_t, int64_t
+MITHRIL_K_INSTANCE(void conv2d<float, NoEpilogue>(float*, const float*, const float*, const float*,
+                                                  MITHRIL_K_CONV_SIZES, float*, ConvAlgo, const NoEpilogue&,
+                                                  const float*))
+MITHRIL_K_INSTANCE(void conv2d<float, RowEpilogue>(float*, const float*, const float*, const float*,
+                                                   MITHRIL_K_CONV_SIZES, float*, ConvAlgo, const RowEpilogue&,
+                                                   const float*))
+MITHRIL_K_INSTANCE(void conv_transpose2d<float>(float*, const float*, const float*, const float*, MITHRIL_K_CONV_SIZES,
+                                                float*))
+MITHRIL_K_INSTANCE(void conv2d_grad_input<float>(float*, const float*, const float*, MITHRIL_K_CONV_SIZES, float*,
+                                                 ConvAlgo))
+MITHRIL_K_INSTANCE(void conv_transpose2d_grad_input<float>(float*, const float*, const float*, MITHRIL_K_CONV_SIZES,
+                                                           float*, ConvAlgo))
+MITHRIL_K_INSTANCE(void conv2d_grad_weight<float>(float*, const float*, const float*, MITHRIL_K_CONV_SIZES, float*,
+                                                  ConvAlgo))
+#undef MITHRIL_K_CONV_SIZES
 
 }  // namespace mithril::rt::k

@@ -311,4 +311,17 @@ void expand(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT in, int64_t r
     }
 }
 
+// ---- compiled once, into the runtime library (src/kernels_nn.cpp) -------------------------------
+MITHRIL_K_INSTANCE(void embedding<float, int64_t>(float*, const int64_t*, const float*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void permute<float>(float*, const float*, int64_t, const int64_t*, const int64_t*))
+MITHRIL_K_INSTANCE(void concat<float>(float*, const float* const*, const int64_t*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void slice<float>(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void slice_grad<float>(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void pad_constant<float>(float*, const float*, int64_t, const int64_t*, const int64_t*,
+                                            const int64_t*, float))
+MITHRIL_K_INSTANCE(void expand<float>(float*, const float*, int64_t, const int64_t*, const int64_t*))
+MITHRIL_K_INSTANCE(void take<float, int64_t>(float*, const float*, const int64_t*, int64_t, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void take_grad<float, int64_t>(float*, const float*, const int64_t*, int64_t, int64_t, int64_t,
+                                                  int64_t))
+
 }  // namespace mithril::rt::k

@@ -90,6 +90,26 @@ struct Relu {
     float operator()(float v) const { return v < 0.f ? 0.f : v; }
 };
 
+// Any other epilogue behind one indirect call per tile: the compiled-once kernels (the
+// runtime library's, see MITHRIL_K_INSTANCE) take it for a model's own functor, which
+// then runs over each tile's rows while they are in L1 (the loop is compiled, and
+// vectorized, in the model's source). `act` must outlive the product.
+class SpanEpilogue {
+public:
+    template <class F>
+    explicit SpanEpilogue(const F& act)
+        : act_(&act), fn_([](const void* a, float* c, int64_t ldc, int64_t rows, int64_t cols) {
+              const F& f = *static_cast<const F*>(a);
+              for (int64_t i = 0; i < rows; ++i)
+                  for (int64_t j = 0; j < cols; ++j) c[i * ldc + j] = f(c[i * ldc + j]);
+          }) {}
+    void operator()(float* c, int64_t ldc, int64_t rows, int64_t cols) const { fn_(act_, c, ldc, rows, cols); }
+
+private:
+    const void* act_;
+    void (*fn_)(const void*, float*, int64_t, int64_t, int64_t);
+};
+
 // Columns per packed panel and rows per register tile (for the compiler's vector width).
 constexpr int64_t gemm_panel_width() { return gemm_detail::kNR; }
 constexpr int64_t gemm_tile_rows() { return gemm_detail::kMR; }
@@ -187,16 +207,23 @@ inline void tile(float* C, int64_t ldc, const float* A, int64_t lda, const Rows&
             for (int v = 0; v < NV; ++v) acc[i][v] += x * b[v];
         }
     }
+    // A SpanEpilogue runs once over the tile after the stores; any other functor per value.
+    constexpr bool span = std::is_same_v<Act, SpanEpilogue>;
+    const auto value = [&](float v) {
+        if constexpr (span) return v;
+        else return act(v);
+    };
     float row[NV * kVec];
     for (int i = 0; i < R; ++i) {
         for (int v = 0; v < NV; ++v) store(row + v * kVec, acc[i][v]);
         float* c = C + i * ldc;
         const float rb = row_bias ? row_bias[i] : 0.f;
         if (col_bias)
-            for (int64_t j = 0; j < cols; ++j) c[j] = act(row[j] + col_bias[j] + rb);
+            for (int64_t j = 0; j < cols; ++j) c[j] = value(row[j] + col_bias[j] + rb);
         else
-            for (int64_t j = 0; j < cols; ++j) c[j] = act(row[j] + rb);
+            for (int64_t j = 0; j < cols; ++j) c[j] = value(row[j] + rb);
     }
+    if constexpr (span) act(C, ldc, R, cols);
 }
 
 template <int R, bool AT = false, class Rows, class Act>
@@ -260,43 +287,30 @@ inline void run_tiles(float* C, const float* A, const RowsOf& rows_of, const flo
     for (int64_t t = 0; t < tiles; ++t) run(t);
 }
 
-}  // namespace gemm_detail
-
-// C[M, N] (leading dimension ldc) = act(A[M, K] (leading dimension lda) B + bias),
-// B packed by pack_b; bias has N floats or is null. C must not overlap A or P.
-template <class Act = Identity>
-inline void gemm_packed(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT P,
-                        opt<const float*> bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc,
-                        const Act& act = Act{}) {
-    using namespace gemm_detail;
+// The kernels themselves (the documented entry points below forward to them): templates
+// on the epilogue, compiled into the runtime library for Identity and SpanEpilogue.
+template <class Act>
+void gemm_packed_impl(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT P,
+                      opt<const float*> bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc,
+                      const Act& act) {
     run_tiles(
         C, A, [&](int64_t p) { return StridedRows{P + p * K * kNR, panel_cols(N, p)}; }, bias, nullptr, M, N, K, lda,
         ldc, act);
 }
 
-// gemm_packed with A given transposed: C[M, N] = act(A^T B + bias) for A [K, M]
-// (leading dimension lda >= M), B packed by pack_b. (Winograd's transformed
-// inputs, [C, tiles], times its packed weights.)
-template <class Act = Identity>
-inline void gemm_packed_at(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A,
-                           const float* MITHRIL_K_RESTRICT P, opt<const float*> bias, int64_t M, int64_t N, int64_t K,
-                           int64_t lda, int64_t ldc, const Act& act = Act{}) {
-    using namespace gemm_detail;
+template <class Act>
+void gemm_packed_at_impl(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A,
+                         const float* MITHRIL_K_RESTRICT P, opt<const float*> bias, int64_t M, int64_t N, int64_t K,
+                         int64_t lda, int64_t ldc, const Act& act) {
     run_tiles<true>(
         C, A, [&](int64_t p) { return StridedRows{P + p * K * kNR, panel_cols(N, p)}; }, bias, nullptr, M, N, K, lda,
         ldc, act);
 }
 
-// C[M, N] = act(A[M, K] B[K, N] + row_bias) for a B that changes from call to call
-// (convolution columns): whole panels are read from B in place (leading dimension
-// ldb), only a last partial panel is copied, into a buffer of the calling thread
-// that grows to the largest K seen and is then reused. row_bias has M floats or is
-// null. Inside an OpenMP parallel region it runs on the calling thread.
-template <class Act = Identity>
-inline void gemm_nn(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT B,
-                    opt<const float*> row_bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
-                    const Act& act = Act{}) {
-    using namespace gemm_detail;
+template <class Act>
+void gemm_nn_impl(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT B,
+                  opt<const float*> row_bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                  const Act& act) {
     if (M <= 0 || N <= 0) return;
     const int64_t full = N / kNR, rest = N - full * kNR;
     const float* tail = nullptr;
@@ -317,6 +331,54 @@ inline void gemm_nn(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT
         nullptr, row_bias, M, N, K, lda, ldc, act);
 }
 
+template <class Act>
+void gemm_rows_impl(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT B,
+                    const int64_t* MITHRIL_K_RESTRICT off, opt<const float*> row_bias, int64_t M, int64_t N, int64_t K,
+                    int64_t lda, int64_t ldc, const Act& act) {
+    run_tiles(
+        C, A, [&](int64_t p) { return OffsetRows{B + p * kNR, off}; }, nullptr, row_bias, M, N, K, lda, ldc, act);
+}
+}  // namespace gemm_detail
+
+// An epilogue as the compiled-once kernels take it: Identity as it is, any other
+// functor behind a SpanEpilogue.
+template <class Act>
+inline auto erase_epilogue(const Act& act) {
+    if constexpr (std::is_same_v<Act, Identity> || std::is_same_v<Act, SpanEpilogue>) return act;
+    else return SpanEpilogue(act);
+}
+
+// C[M, N] (leading dimension ldc) = act(A[M, K] (leading dimension lda) B + bias),
+// B packed by pack_b; bias has N floats or is null. C must not overlap A or P.
+template <class Act = Identity>
+inline void gemm_packed(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT P,
+                        opt<const float*> bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc,
+                        const Act& act = Act{}) {
+    gemm_detail::gemm_packed_impl(C, A, P, bias, M, N, K, lda, ldc, erase_epilogue(act));
+}
+
+// gemm_packed with A given transposed: C[M, N] = act(A^T B + bias) for A [K, M]
+// (leading dimension lda >= M), B packed by pack_b. (Winograd's transformed
+// inputs, [C, tiles], times its packed weights.)
+template <class Act = Identity>
+inline void gemm_packed_at(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A,
+                           const float* MITHRIL_K_RESTRICT P, opt<const float*> bias, int64_t M, int64_t N, int64_t K,
+                           int64_t lda, int64_t ldc, const Act& act = Act{}) {
+    gemm_detail::gemm_packed_at_impl(C, A, P, bias, M, N, K, lda, ldc, erase_epilogue(act));
+}
+
+// C[M, N] = act(A[M, K] B[K, N] + row_bias) for a B that changes from call to call
+// (convolution columns): whole panels are read from B in place (leading dimension
+// ldb), only a last partial panel is copied, into a buffer of the calling thread
+// that grows to the largest K seen and is then reused. row_bias has M floats or is
+// null. Inside an OpenMP parallel region it runs on the calling thread.
+template <class Act = Identity>
+inline void gemm_nn(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT B,
+                    opt<const float*> row_bias, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                    const Act& act = Act{}) {
+    gemm_detail::gemm_nn_impl(C, A, B, row_bias, M, N, K, lda, ldb, ldc, erase_epilogue(act));
+}
+
 // C[M, N] = act(A[M, K] B + row_bias) where row k of B is the N floats from
 // B + off[k] (a convolution's windows read straight from a padded image: row
 // (c, kh, kw) starts at that input element). Reads up to gemm_row_slack() floats
@@ -327,9 +389,7 @@ template <class Act = Identity>
 inline void gemm_rows(float* MITHRIL_K_RESTRICT C, const float* MITHRIL_K_RESTRICT A, const float* MITHRIL_K_RESTRICT B,
                       const int64_t* MITHRIL_K_RESTRICT off, opt<const float*> row_bias, int64_t M, int64_t N, int64_t K,
                       int64_t lda, int64_t ldc, const Act& act = Act{}) {
-    using namespace gemm_detail;
-    run_tiles(
-        C, A, [&](int64_t p) { return OffsetRows{B + p * kNR, off}; }, nullptr, row_bias, M, N, K, lda, ldc, act);
+    gemm_detail::gemm_rows_impl(C, A, B, off, row_bias, M, N, K, lda, ldc, erase_epilogue(act));
 }
 
 // Products from this many multiply-adds on go to gemm_nn in gemm_ab. Below, the
@@ -363,5 +423,25 @@ inline void gemm_ab(T* C, const T* A, const T* B, int64_t M, int64_t N, int64_t 
     gemm(Transpose::No, Transpose::No, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc);
 }
 
+}  // namespace MITHRIL_K_GEMM_ABI
+}  // namespace mithril::rt::k
+
+// ---- compiled once, into the runtime library (src/kernels_gemm.cpp) --------------------------
+namespace mithril::rt::k {
+inline namespace MITHRIL_K_GEMM_ABI {
+namespace gemm_detail {
+#define MITHRIL_K_GEMM_INSTANCES(Act)                                                                                   \
+    MITHRIL_K_INSTANCE(void gemm_packed_impl<Act>(float*, const float*, const float*, const float*, int64_t, int64_t, \
+                                                  int64_t, int64_t, int64_t, const Act&))                              \
+    MITHRIL_K_INSTANCE(void gemm_packed_at_impl<Act>(float*, const float*, const float*, const float*, int64_t,       \
+                                                     int64_t, int64_t, int64_t, int64_t, const Act&))                  \
+    MITHRIL_K_INSTANCE(void gemm_nn_impl<Act>(float*, const float*, const float*, const float*, int64_t, int64_t,     \
+                                              int64_t, int64_t, int64_t, int64_t, const Act&))                         \
+    MITHRIL_K_INSTANCE(void gemm_rows_impl<Act>(float*, const float*, const float*, const int64_t*, const float*,     \
+                                                int64_t, int64_t, int64_t, int64_t, int64_t, const Act&))
+MITHRIL_K_GEMM_INSTANCES(Identity)
+MITHRIL_K_GEMM_INSTANCES(SpanEpilogue)
+#undef MITHRIL_K_GEMM_INSTANCES
+}  // namespace gemm_detail
 }  // namespace MITHRIL_K_GEMM_ABI
 }  // namespace mithril::rt::k

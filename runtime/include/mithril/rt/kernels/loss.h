@@ -467,4 +467,17 @@ void kl_div_backward(T* MITHRIL_K_RESTRICT d, const T* MITHRIL_K_RESTRICT dy, co
     }
 }
 
+// ---- compiled once, into the runtime library (src/kernels_nn.cpp) -------------------------------
+MITHRIL_K_INSTANCE(void cross_entropy<float, int64_t>(float*, const float*, const int64_t*, const float*, int64_t,
+                                                      int64_t, int64_t, int64_t, double, Reduction))
+MITHRIL_K_INSTANCE(void cross_entropy_backward<float, int64_t>(float*, const float*, const float*, const int64_t*,
+                                                               int64_t, int64_t, int64_t, int64_t, double, Reduction))
+MITHRIL_K_INSTANCE(void nll_loss<float, int64_t>(float*, const float*, const int64_t*, const float*, int64_t, int64_t,
+                                                 int64_t, int64_t, Reduction))
+MITHRIL_K_INSTANCE(void nll_loss_backward<float, int64_t>(float*, const float*, const int64_t*, int64_t, int64_t,
+                                                          int64_t, int64_t, Reduction))
+MITHRIL_K_INSTANCE(void mse_loss<float>(float*, const float*, const float*, int64_t, Reduction))
+MITHRIL_K_INSTANCE(void mse_loss_backward<float>(float*, const float*, const float*, const float*, int64_t, Reduction,
+                                                 bool))
+
 }  // namespace mithril::rt::k

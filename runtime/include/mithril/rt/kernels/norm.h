@@ -462,5 +462,24 @@ void batch_norm_inference_backward(opt<T>* MITHRIL_K_RESTRICT dx_or_null, opt<T>
     }
 }
 
+// ---- compiled once, into the runtime library (src/kernels_nn.cpp) -------------------------------
+MITHRIL_K_INSTANCE(void batch_norm_inference<float>(float*, const float*, const float*, const float*, const float*,
+                                                    const float*, int64_t, int64_t, int64_t, double))
+MITHRIL_K_INSTANCE(void batch_norm_training<float>(float*, float*, float*, float*, float*, const float*, const float*,
+                                                   const float*, int64_t, int64_t, int64_t, double, double))
+MITHRIL_K_INSTANCE(void layer_norm<float>(float*, float*, float*, const float*, const float*, const float*, int64_t,
+                                          int64_t, double))
+MITHRIL_K_INSTANCE(void group_norm<float>(float*, float*, float*, const float*, const float*, const float*, int64_t,
+                                          int64_t, int64_t, int64_t, double))
+MITHRIL_K_INSTANCE(void rms_norm<float>(float*, const float*, const float*, int64_t, int64_t, double))
+MITHRIL_K_INSTANCE(void layer_norm_backward<float>(float*, float*, float*, const float*, const float*, const float*,
+                                                   int64_t, int64_t, double, float*))
+MITHRIL_K_INSTANCE(void group_norm_backward<float>(float*, float*, float*, const float*, const float*, const float*,
+                                                   int64_t, int64_t, int64_t, int64_t, double, float*))
+MITHRIL_K_INSTANCE(void batch_norm_training_backward<float>(float*, float*, float*, const float*, const float*,
+                                                            const float*, int64_t, int64_t, int64_t, double))
+MITHRIL_K_INSTANCE(void batch_norm_inference_backward<float>(float*, float*, float*, const float*, const float*,
+                                                             const float*, const float*, const float*, int64_t, int64_t,
+                                                             int64_t, double))
 
 }  // namespace mithril::rt::k

@@ -93,5 +93,11 @@ void adam_step(const OptimHyper& h, bool decoupled, T* __restrict w, const T* __
     }
 }
 
+// ---- compiled once, into the runtime library (src/kernels_nn.cpp) -------------------------------
+MITHRIL_K_INSTANCE(void adam_step<float>(const OptimHyper&, bool, float* __restrict, const float* __restrict,
+                                         float* __restrict, float* __restrict, std::int64_t, double))
+MITHRIL_K_INSTANCE(void sgd_step<float>(const OptimHyper&, float* __restrict, const float* __restrict,
+                                        float* __restrict, std::int64_t, double))
+
 }  // namespace k
 }  // namespace mithril::rt

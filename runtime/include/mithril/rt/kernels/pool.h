@@ -567,4 +567,21 @@ inline void avg_pool2d_grad(T* MITHRIL_K_RESTRICT dx, const T* MITHRIL_K_RESTRIC
                     g.count_include_pad, g.divisor_override, g.out_h, g.out_w);
 }
 
+// ---- compiled once, into the runtime library (src/kernels_nn.cpp) -------------------------------
+MITHRIL_K_INSTANCE(void max_pool2d<float>(float*, int64_t*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                          int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                          int64_t))
+MITHRIL_K_INSTANCE(void max_pool2d_plane<float>(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                                int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void avg_pool2d<float>(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                          int64_t, int64_t, int64_t, int64_t, bool, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void global_avg_pool2d<float>(float*, const float*, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void max_pool2d_grad<float>(float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+                                               int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                               int64_t, int64_t))
+MITHRIL_K_INSTANCE(void avg_pool2d_grad<float>(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                               int64_t, int64_t, int64_t, int64_t, int64_t, bool, int64_t, int64_t,
+                                               int64_t))
+MITHRIL_K_INSTANCE(void global_avg_pool2d_grad<float>(float*, const float*, int64_t, int64_t))
+
 }  // namespace mithril::rt::k

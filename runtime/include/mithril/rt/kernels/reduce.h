@@ -371,4 +371,14 @@ void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t
     detail::softmax_backward_impl<true>(dx, dy, y, outer, len, inner);
 }
 
+// ---- compiled once, into the runtime library (src/kernels_nn.cpp) -------------------------------
+MITHRIL_K_INSTANCE(void reduce_sum<float>(float*, const float*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void reduce_mean<float>(float*, const float*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void reduce_max<float>(float*, const float*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void softmax<float>(float*, const float*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void log_softmax<float>(float*, const float*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void softmax_backward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void log_softmax_backward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t))
+MITHRIL_K_INSTANCE(void argmax<float>(int64_t*, const float*, int64_t, int64_t, int64_t))
+
 }  // namespace mithril::rt::k
