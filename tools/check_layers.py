@@ -29,14 +29,14 @@ COMPILER = os.path.join(ROOT, "compiler")
 LAYERS = ["support", "ir", "ops", "frontend", "passes", "codegen", "driver", "api", "cli"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 INCLUDE = re.compile(r'^\s*#\s*include\s+[<"]([^">]+)[">]', re.M)
-# Text that is not the file's own code: raw string literals (generated code that cpu_target.cpp
+# Text that is not the file's own code: raw string literals (generated code that program.cpp
 # writes, `#include "mithril/rt/runtime.h"` included) and block comments.
 NOT_CODE = re.compile(r'R"([^()\\\s]{0,16})\((?:.|\n)*?\)\1"|/\*(?:.|\n)*?\*/')
 RUNTIME = "mithril/rt/"
 # (file under compiler/, runtime header): the runtime's readers of user files, nothing else.
 RUNTIME_FILE_FORMATS = {
     ("cli/main.cpp", "mithril/rt/npy.h"): "`mithril run --input NAME=FILE.npy`: the shapes that specialize the code",
-    ("codegen/cpu_target.cpp", "mithril/rt/safetensors.h"): "`--embed-weights`: the weights file read into the block",
+    ("codegen/program.cpp", "mithril/rt/safetensors.h"): "`--embed-weights`: the weights file read into the block",
 }
 
 
@@ -80,7 +80,7 @@ def self_test():
     assert problems([("ir/graph.cpp", "ops/registry.h", "up")])
     assert problems([("ops/conv.cpp", "mithril/rt/kernels/conv.h", "runtime")])
     assert problems([("codegen/plan.cpp", "mithril/rt/safetensors.h", "runtime")])
-    assert not problems([("codegen/cpu_target.cpp", "mithril/rt/safetensors.h", "runtime")])
+    assert not problems([("codegen/program.cpp", "mithril/rt/safetensors.h", "runtime")])
     assert not problems([("passes/fuse.cpp", "ir/surgery.h", "down")])
     code = 'x = R"CPP(\n#include "mithril/rt/runtime.h"\n)CPP";\n#include "ops/emit.h"\n'
     assert INCLUDE.findall(NOT_CODE.sub("", code)) == ["ops/emit.h"]

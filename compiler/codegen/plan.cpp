@@ -183,8 +183,9 @@ class ValueNamer {
 
 }  // namespace
 
-ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, bool pack_weights) {
+ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, bool pack_weights, const std::string& target) {
   ProgramPlan p;
+  p.target = target;
   const size_t nv = g.values.size();
   p.ident.resize(nv);
   p.offset.assign(nv, -1);
@@ -293,8 +294,9 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
     for (auto& port : n.outputs)
       for (int v : port)
         if (p.offset[v] < 0) p.offset[v] = arena.alloc(p.bytes[v]);
-    if (n.op->scratch) {  // live only while this node runs
-      Dim elems = n.op->scratch(n, g);
+    const OpDef::TargetRecord* rec = n.op->target(target);
+    if (rec && rec->scratch) {  // live only while this node runs
+      Dim elems = rec->scratch(n, g);
       int64_t bytes = checked_mul(std::max<int64_t>(*elems.eval(p.max), 0), static_cast<int64_t>(dtype_size(g.value(n.outputs[0][0]).dtype)));
       if (bytes > 0) {
         p.scratch_elems[n.id] = elems;
@@ -313,18 +315,19 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
   }
   p.arena_bytes = arena.peak();
 
-  // Packed copies of weights (OpDef::pack): only without a backward pass (so without optimizer
+  // Packed copies of weights (the target's OpDef::TargetRecord::pack): only without a backward pass (so without optimizer
   // updates), where nothing changes the weights between runs. A parameter that two nodes want
   // packed differently stays unpacked.
   if (pack_weights && g.forward_nodes < 0) {
     std::set<int> conflicts;
     for (auto& n : g.nodes) {
-      if (n.op->packed_param.empty() || !n.op->pack) continue;
-      int port = n.op->input_index(n.op->packed_param);
+      const OpDef::TargetRecord* rec = n.op->target(target);
+      if (!rec || rec->packed_param.empty() || !rec->pack) continue;
+      int port = n.op->input_index(rec->packed_param);
       if (port < 0 || n.inputs[port].size() != 1) continue;
       const Value& w = g.value(n.inputs[port][0]);
       if (w.kind != ValueKind::Param || w.dtype != DType::f32) continue;
-      std::optional<PackSpec> spec = n.op->pack(n, g);
+      std::optional<PackSpec> spec = rec->pack(n, g);
       auto it = std::find_if(p.packed.begin(), p.packed.end(), [&](const EmitPlan::Packed& q) { return q.id == w.id; });
       if (!spec || (it != p.packed.end() && !(it->spec == *spec))) conflicts.insert(w.id);
       else if (it == p.packed.end()) p.packed.push_back({w.id, *spec});
@@ -336,7 +339,8 @@ ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, boo
 }
 
 bool packs_weights(const PipelineOptions& opts) {
-  return std::find(opts.disabled.begin(), opts.disabled.end(), "pack-weights") == opts.disabled.end();
+  return std::find(opts.late_passes.begin(), opts.late_passes.end(), "pack-weights") != opts.late_passes.end() &&
+         std::find(opts.disabled.begin(), opts.disabled.end(), "pack-weights") == opts.disabled.end();
 }
 
 }  // namespace mithril

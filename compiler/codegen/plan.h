@@ -30,10 +30,12 @@ struct ProgramPlan : EmitPlan {
   std::vector<Dim> scratch_elems;      // per node: its size in elements (of the first output's dtype)
 };
 
-// Plans `g` (checked, ordered). Every symbolic dim still in the graph needs a bound in `max`;
-// a missing one is a CompileError naming it (`--max N=256`). `pack_weights` false keeps every
-// product on the BLAS (`--no-pass pack-weights`).
-ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, bool pack_weights = true);
+// Plans `g` (checked, ordered) for `target` (codegen/target.h: its ops' working memory and packed
+// parameters). Every symbolic dim still in the graph needs a bound in `max`; a missing one is a
+// CompileError naming it (`--max N=256`). `pack_weights` false keeps every product on the BLAS
+// (`--no-pass pack-weights`).
+ProgramPlan plan_program(Graph g, const std::map<std::string, int64_t>& max, bool pack_weights = true,
+                         const std::string& target = "cpu");
 
 // False when `--no-pass pack-weights` (or all) switched weight packing off.
 bool packs_weights(const PipelineOptions& opts);

@@ -17,7 +17,8 @@
 #include <sstream>
 #include <thread>
 
-#include "codegen/cpu_target.h"
+#include "codegen/project.h"
+#include "codegen/target.h"
 #include "driver/process.h"
 
 namespace mithril {
@@ -41,23 +42,26 @@ void check_blas_choice(const std::string& blas) {
 }
 
 static std::vector<GeneratedFile> generate(const std::string& model_path, const CompileOptions& opts, std::string& name) {
-  if (opts.target != "cpu") fail(SourceLoc{"--target " + opts.target, 0, 0}, "unknown target '{}'; available: cpu", opts.target);
+  const Target& target = find_target(opts.target);
+  if (!target.gradients && opts.check.pipeline.grad.enabled)
+    fail(SourceLoc{"--grad", 0, 0}, "the {} target does not generate backward passes yet (the cpu target does)", target.name);
   check_blas_choice(opts.blas);
   CheckOptions check = opts.check;
   check.pipeline.codegen = true;
   check.pipeline.training = opts.training;
+  check.pipeline.late_passes = target.late_passes;
   Graph g = check_model(model_path, check);
   if (opts.require_all_inputs)
     for (int id : g.inputs)
       if (!opts.check.pipeline.shapes.inputs.count(g.value(id).name))
         fail(SourceLoc{model_path, 0, 0}, "missing input '{}': pass --input {}=FILE.npy", g.value(id).name, g.value(id).name);
   name = project_name(opts.name.empty() ? g.name : opts.name);
-  ProgramPlan plan = plan_program(std::move(g), opts.max, packs_weights(opts.check.pipeline));
+  ProgramPlan plan = plan_program(std::move(g), opts.max, packs_weights(check.pipeline), target.name);
   plan.training = opts.training;
   plan.source_dir = fs::absolute(model_path).parent_path().string();  // comments name files relative to it
   CpuOptions co{name, fs::path(model_path).filename().string(), opts.weights, opts.embed_weights};
   co.blas = opts.blas;
-  return emit_cpu_project(plan, co);
+  return target.project(plan, co);
 }
 
 std::string compile_model(const std::string& model_path, const std::string& dir, const CompileOptions& opts) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "codegen/cpu_target.h"
+#include "codegen/project.h"
 #include "driver/check.h"
 
 namespace mithril {

@@ -1,4 +1,4 @@
-// write_project (declared in codegen/cpu_target.h): a generated project appears in its
+// write_project (declared in codegen/project.h): a generated project appears in its
 // folder whole or not at all.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "codegen/cpu_target.h"
+#include "codegen/project.h"
 
 namespace mithril {
 

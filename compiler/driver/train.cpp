@@ -2,7 +2,8 @@
 
 #include <filesystem>
 
-#include "codegen/cpu_target.h"
+#include "codegen/project.h"
+#include "codegen/target.h"
 #include "codegen/plan.h"
 #include "frontend/document.h"
 #include "ops/registry.h"
@@ -377,7 +378,10 @@ TrainSettings load_train_settings(const std::string& model_path, const std::map<
 
 static std::vector<GeneratedFile> training_files(const std::string& model_path, const CompileOptions& opts, const TrainSettings& st,
                                                  TrainProject& out) {
-  if (opts.target != "cpu") fail(SourceLoc{"--target " + opts.target, 0, 0}, "unknown target '{}'; available: cpu", opts.target);
+  const Target& target = find_target(opts.target);
+  if (!target.training_project)
+    fail(SourceLoc{"--target " + opts.target, 0, 0}, "the {} target does not generate training programs yet (the cpu target does)",
+         target.name);
   check_blas_choice(opts.blas);
   Plans p = plan_training(model_path, opts, st);
   CpuOptions co{p.name, fs::path(model_path).filename().string(), opts.weights, false};
@@ -391,7 +395,7 @@ static std::vector<GeneratedFile> training_files(const std::string& model_path, 
   out.name = p.name;
   out.fingerprint = fmt::format("{:016x}", h);
   std::string defaults = p.defaults + fmt::format("  cfg.fingerprint = {};\n", cpp_string(out.fingerprint));
-  return emit_cpu_training_project(p.train, p.eval, co, defaults);
+  return target.training_project(p.train, p.eval, co, defaults);
 }
 
 TrainProject compile_training(const std::string& model_path, const std::string& dir, const CompileOptions& opts,

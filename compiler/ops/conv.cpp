@@ -561,7 +561,7 @@ void register_conv_grads() {
                   .flop_count([](const Node& n, const Graph& g) {
                     return conv_flops(input_shape(n, g, "grad"), input_shape(n, g, "weight"));
                   })
-                  .scratch_elems(grad_input_scratch(false))
+                  .scratch_elems("cpu", grad_input_scratch(false))
                   .emit("cpu", [](EmitContext& e) {
                     mark_shape_only(e);
                     const Shape& dx = e.in("like").shape;
@@ -579,7 +579,7 @@ void register_conv_grads() {
                   .flop_count([](const Node& n, const Graph& g) {
                     return conv_flops(input_shape(n, g, "like"), input_shape(n, g, "weight"));
                   })
-                  .scratch_elems(grad_input_scratch(true))
+                  .scratch_elems("cpu", grad_input_scratch(true))
                   .emit("cpu", [](EmitContext& e) {
                     // In conv2d's names the transposed convolution's output gradient is x.
                     mark_shape_only(e);
@@ -598,7 +598,7 @@ void register_conv_grads() {
                   .flop_count([](const Node& n, const Graph& g) {
                     return conv_flops(input_shape(n, g, "grad"), output_shape(n, g));
                   })
-                  .scratch_elems([](const Node& n, const Graph& g) {
+                  .scratch_elems("cpu", [](const Node& n, const Graph& g) {
                     const Shape& x = port_value(n, g, "input").shape;
                     const Shape& dy = port_value(n, g, "grad").shape;
                     if (!auto_algo(x, dy)) return columns_scratch(n, x, dy, same_spatial(x, dy));
@@ -643,7 +643,7 @@ MITHRIL_REGISTER_OPS(conv) {
   register_op(conv_def("Conv1d",
                        "1-D convolution (cross-correlation) over [N, C, L]; weight [out_channels, C/groups, k] as in PyTorch",
                        false)
-                  .scratch_elems(conv_scratch)
+                  .scratch_elems("cpu", conv_scratch)
                   .emit("cpu", [](EmitContext& e) { emit_conv(e, false); })
                   .grad([](GradContext& g) { conv_grad(g, false); })
                   .rule([](InferContext& c) { conv_rule(c, 1); }));
@@ -651,8 +651,8 @@ MITHRIL_REGISTER_OPS(conv) {
                        "2-D convolution (cross-correlation) over [N, C, H, W]; weight [out_channels, C/groups, kh, kw] "
                        "as in PyTorch",
                        false)
-                  .scratch_elems(conv_scratch)
-                  .packs("weight", conv2d_pack_spec)
+                  .scratch_elems("cpu", conv_scratch)
+                  .packs("cpu", "weight", conv2d_pack_spec)
                   .emit("cpu", [](EmitContext& e) { emit_conv(e, false); })
                   .grad([](GradContext& g) { conv_grad(g, false); })
                   .rule([](InferContext& c) { conv_rule(c, 2); }));
@@ -660,7 +660,7 @@ MITHRIL_REGISTER_OPS(conv) {
                        "2-D transposed convolution (the gradient of Conv2d) over [N, C, H, W]; weight [C, "
                        "out_channels/groups, kh, kw] as in PyTorch",
                        true)
-                  .scratch_elems(conv_transpose_scratch)
+                  .scratch_elems("cpu", conv_transpose_scratch)
                   .emit("cpu", [](EmitContext& e) { emit_conv(e, true); })
                   .grad([](GradContext& g) { conv_grad(g, true); })
                   .rule([](InferContext& c) { conv_transpose_rule(c, 2); }));

@@ -295,7 +295,7 @@ MITHRIL_REGISTER_OPS(elementwise) {
     UnaryCpu cpu = row.cpu;
     d.scalar_expr([cpu](const EmitContext& e, const std::vector<std::string>& x, const std::vector<DType>& t) {
        return cpu(e, x[0], EmitContext::ctype(t[0]));
-     }).emit("cpu", emit_scalar);
+     }).emit("cpu", emit_scalar).emit("cuda", emit_scalar);
     Domain domain = row.domain;
     d.rule([domain](InferContext& c) {
       check_domain(c, "input", domain);
@@ -324,7 +324,7 @@ MITHRIL_REGISTER_OPS(elementwise) {
       // Operands in port order: the input (or output) element, then the incoming gradient's.
       gd.scalar_expr([deriv](const EmitContext& e, const std::vector<std::string>& x, const std::vector<DType>& t) {
           return x.back() + " * " + deriv(e, x.front(), EmitContext::ctype(t.back()));
-        }).emit("cpu", emit_scalar);
+        }).emit("cpu", emit_scalar).emit("cuda", emit_scalar);
       gd.rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("grad")); });
       register_op(std::move(gd));
     }
@@ -342,7 +342,7 @@ MITHRIL_REGISTER_OPS(elementwise) {
     std::string cpu = row.cpu;
     d.scalar_expr([cpu](const EmitContext&, const std::vector<std::string>& x, const std::vector<DType>&) {
        return fmt::format(fmt::runtime(cpu), x[0], x[1]);
-     }).emit("cpu", emit_scalar);
+     }).emit("cpu", emit_scalar).emit("cuda", emit_scalar);
     if (result == BinaryResult::Bool || logical) d.trait("no_gradient");
     else d.grad(binary_grad(row.name));
     d.rule([domain, result, logical](InferContext& c) {
@@ -360,7 +360,7 @@ MITHRIL_REGISTER_OPS(elementwise) {
   register_op(OpDef("Not", "elementwise", "logical not of a bool tensor")
                   .in("input").out().trait("elementwise").trait("no_gradient")
                   .scalar_expr([](const EmitContext&, const std::vector<std::string>& x, const std::vector<DType>&) { return "!" + x[0]; })
-                  .emit("cpu", emit_scalar)
+                  .emit("cpu", emit_scalar).emit("cuda", emit_scalar)
                   .rule([](InferContext& c) {
                     if (c.dtype("input") != DType::boolean)
                       c.fail("'input' must be bool, found {}", type_str(c.dtype("input"), c.shape("input")));
@@ -379,7 +379,7 @@ MITHRIL_REGISTER_OPS(elementwise) {
                   .scalar_expr([](const EmitContext&, const std::vector<std::string>& x, const std::vector<DType>&) {
                     return fmt::format("{} ? {} : {}", x[0], x[1], x[2]);
                   })
-                  .emit("cpu", emit_scalar)
+                  .emit("cpu", emit_scalar).emit("cuda", emit_scalar)
                   .rule([](InferContext& c) {
                     if (c.dtype("condition") != DType::boolean)
                       c.fail("'condition' must be bool, found {}", type_str(c.dtype("condition"), c.shape("condition")));
@@ -399,7 +399,7 @@ MITHRIL_REGISTER_OPS(elementwise) {
                   .scalar_expr([](const EmitContext& e, const std::vector<std::string>& x, const std::vector<DType>&) {
                     return fmt::format("static_cast<{}>({})", EmitContext::ctype(*parse_dtype(e.s("dtype"))), x[0]);
                   })
-                  .emit("cpu", emit_scalar)
+                  .emit("cpu", emit_scalar).emit("cuda", emit_scalar)
                   .fold_rule([](const Node&, const FoldArgs& in, const Value&) -> std::optional<std::vector<double>> {
                     if (!in.at(0).at(0).data) return std::nullopt;
                     return *in.at(0).at(0).data;  // the pass converts to the output's dtype

@@ -56,7 +56,8 @@ std::string EmitContext::scratch() const {
 }
 
 void EmitContext::unsupported(const std::string& what) const {
-  fail(node_.loc, "layer '{}' ({}): {} is not supported by the CPU code generator yet", node_.name, op().name, what);
+  fail(node_.loc, "layer '{}' ({}): {} is not supported by the {} target yet", node_.name, op().name, what,
+       plan_.target == "cpu" ? "CPU" : plan_.target == "cuda" ? "CUDA" : plan_.target);
 }
 
 void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
@@ -67,16 +68,33 @@ void emit_elementwise(EmitContext& e, const std::vector<std::string>& ports,
                           [&](const std::vector<std::string>& elems) { return ElementwiseCode{{}, expr(elems)}; });
 }
 
+namespace {
+// The CUDA form of an elementwise loop: a device lambda per element given to rt::cuda::for_each
+// (cuda/kernels.cuh), one thread per output element. `lines` are the loop's body.
+void emit_device_loop(EmitContext& e, const std::string& n, const std::vector<std::string>& lines) {
+  e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", n);
+  for (auto& l : lines) e.line("  {}", l);
+  e.line("}}, {});", cpp_string(e.node().name));
+}
+}  // namespace
+
 void emit_elementwise_values(EmitContext& e, const std::vector<const Value*>& operands,
                              const std::function<ElementwiseCode(const std::vector<std::string>& elems)>& body) {
   const Shape& os = e.out().shape;
   std::string n = EmitContext::numel(os);
+  const bool device = e.plan().target == "cuda";
   bool flat = true;
   for (const Value* v : operands) flat &= v->shape == os || v->shape.empty() || mithril::numel(v->shape) == Dim(1);
   std::vector<std::string> elems;
   if (flat) {
     for (const Value* v : operands) elems.push_back(e.name(*v) + (v->shape == os ? "[i]" : "[0]"));
     ElementwiseCode code = body(elems);
+    if (device) {
+      std::vector<std::string> lines = code.statements;
+      lines.push_back(fmt::format("{}[i] = {};", e.y(), code.value));
+      emit_device_loop(e, n, lines);
+      return;
+    }
     if (code.statements.empty()) {
       e.line("for (int64_t i = 0; i < {}; ++i) {}[i] = {};", n, e.y(), code.value);
       return;
@@ -113,15 +131,17 @@ void emit_elementwise_values(EmitContext& e, const std::vector<const Value*>& op
   }
   size_t first = 0;  // the outermost used axis: no division is needed past it
   while (first < r && !used[first]) ++first;
-  e.line("for (int64_t i = 0; i < {}; ++i) {{", n);
-  e.line("  int64_t rest = i;");
+  std::vector<std::string> lines = {"int64_t rest = i;"};
   for (size_t k = r; k-- > first;) {
-    if (used[k]) e.line("  const int64_t i{} = rest % {};", k, EmitContext::dim(os[k]));
-    if (k > first && os[k] != Dim(1)) e.line("  rest /= {};", EmitContext::dim(os[k]));
+    if (used[k]) lines.push_back(fmt::format("const int64_t i{} = rest % {};", k, EmitContext::dim(os[k])));
+    if (k > first && os[k] != Dim(1)) lines.push_back(fmt::format("rest /= {};", EmitContext::dim(os[k])));
   }
   ElementwiseCode code = body(elems);
-  for (auto& st : code.statements) e.line("  {}", st);
-  e.line("  {}[i] = {};", e.y(), code.value);
+  for (auto& st : code.statements) lines.push_back(st);
+  lines.push_back(fmt::format("{}[i] = {};", e.y(), code.value));
+  if (device) return emit_device_loop(e, n, lines);
+  e.line("for (int64_t i = 0; i < {}; ++i) {{", n);
+  for (auto& l : lines) e.line("  {}", l);
   e.line("}}");
 }
 

@@ -26,6 +26,7 @@ inline constexpr const char* kDimPrefix = "dim_";
 // block offset, per node its working memory, and which parameters are kept packed.
 struct EmitPlan {
   Graph graph;
+  std::string target = "cpu";          // the code generation target (codegen/target.h): "cpu", "cuda"
   bool training = false;               // --mode train: BatchNorm uses batch statistics, Dropout masks
   std::vector<std::string> ident;      // per value: a unique C++ identifier (`fc1_weight`, `block1_conv2`)
   std::vector<int64_t> offset;         // per value: byte offset in the arena (Temp) or weight block (Param/State); -1 for inputs
@@ -51,6 +52,10 @@ class EmitContext {
   // In training code, state (BatchNorm running statistics) is writable and `rng_` (mithril::rt::Rng,
   // seeded by the model's seed) is available for random ops.
   bool training() const { return plan_.training; }
+  // The CUDA target (codegen/target.h): tensors in device memory, code launched on `device_`.
+  bool cuda() const { return plan_.target == "cuda"; }
+  // The layer's name as a C++ string literal (kernel launches and device errors name it).
+  std::string layer() const { return cpp_string(node_.name); }
   const OpDef& op() const { return *node_.op; }
   const json& arg(const std::string& name) const { return node_.attrs.at(name); }
   int64_t i(const std::string& name) const { return arg(name).get<int64_t>(); }

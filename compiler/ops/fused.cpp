@@ -226,7 +226,7 @@ MITHRIL_REGISTER_OPS(fused) {
                   .in_list("inputs").out().trait("elementwise").trait("internal")
                   .arg("body", ArgType::Any, std::nullopt,
                        "the steps: [{op, name, args, inputs: {port: \"inK\" (input K) or \"tJ\" (step J)}}, ...]")
-                  .emit("cpu", emit_fused)
+                  .emit("cpu", emit_fused).emit("cuda", emit_fused)
                   .rule([](InferContext& c) {
                     std::string error;
                     std::vector<FusedStep> steps = parse_fused_body(c.arg("body"), &error);

@@ -17,6 +17,26 @@ std::string dims_list(const Shape& s) {
 
 // numpy.matmul: 1-D operands become [1, K] / [K, 1] (the output layout is the same);
 // batch dims broadcast. Floats go to the matmul kernel (BLAS); integers get plain loops.
+// CUDA: cuBLAS; a right operand of rank 2 shared by every batch entry is one product over all the
+// left's rows, equal batch dimensions a strided batched product. (Broadcast batch dimensions and
+// 1-D operands: not yet.)
+void emit_matmul_cuda(EmitContext& e) {
+  const Shape &a = e.in("left").shape, &b = e.in("right").shape;
+  if (e.out().dtype != DType::f32) e.unsupported("a non-float32 product");
+  if (a.size() < 2 || b.size() < 2) e.unsupported("a 1-D operand");
+  auto D = [](const Dim& d) { return EmitContext::dim(d); };
+  std::string M = D(a[a.size() - 2]), K = D(a.back()), N = D(b.back());
+  Shape batch_a(a.begin(), a.end() - 2), batch_b(b.begin(), b.end() - 2);
+  if (batch_b.empty() || mithril::numel(batch_b) == Dim(1)) {
+    e.line("rt::cuda::gemm(device_, false, false, {} * {}, {}, {}, 1.f, {}, {}, {}, {}, 0.f, {}, {});", EmitContext::numel(batch_a), M, N,
+           K, e.x("left"), K, e.x("right"), N, e.y(), N);
+    return;
+  }
+  if (batch_a != batch_b) e.unsupported(fmt::format("batch dimensions broadcast ({} and {})", shape_str(a), shape_str(b)));
+  e.line("rt::cuda::gemm_batched(device_, false, false, {0}, {1}, {2}, 1.f, {3}, {2}, {0} * {2}, {4}, {1}, {2} * {1}, 0.f, {5}, {1}, {0} * {1}, {6});",
+         M, N, K, e.x("left"), e.x("right"), e.y(), EmitContext::numel(batch_a));
+}
+
 void emit_matmul(EmitContext& e) {
   Shape a = e.in("left").shape, b = e.in("right").shape;
   if (a.size() == 1) a.insert(a.begin(), Dim(1));
@@ -112,6 +132,7 @@ MITHRIL_REGISTER_OPS(linalg) {
                   })
                   .grad(matmul_grad)
                   .emit("cpu", emit_matmul)
+                  .emit("cuda", emit_matmul_cuda)
                   .rule([](InferContext& c) {
                     c.expect_numeric("left");
                     c.expect_same_dtype("left", "right");
@@ -145,7 +166,7 @@ MITHRIL_REGISTER_OPS(linalg) {
                     if (g.wants("weight")) g.grad("weight", g.op1("LinearGradWeight", {{"grad", dy}, {"input", x}}));
                     if (g.has("bias") && g.wants("bias")) g.grad("bias", g.sum_like(dy, g.in("bias")));
                   })
-                  .packs("weight", [](const Node& n, const Graph& g) -> std::optional<PackSpec> {
+                  .packs("cpu", "weight", [](const Node& n, const Graph& g) -> std::optional<PackSpec> {
                     // Panels for k::gemm_packed (kernels/gemm.h), sized for the build's vector width.
                     const Shape& w = input_shape(n, g, "weight");
                     if (w.size() != 2 || !w[0].is_const() || !w[1].is_const()) return std::nullopt;
@@ -187,6 +208,24 @@ MITHRIL_REGISTER_OPS(linalg) {
                     }
                     if (epilogue) e.line("{}for (int64_t i = 0; i < {} * {}; ++i) {}[i] = epilogue({}[i]);", indent, M, D, e.y(), e.y());
                     if (!packed.empty()) e.line("}}");
+                  })
+                  .emit("cuda", [](EmitContext& e) {
+                    // y[M, dim] = x[M, K] W[dim, K]^T through cuBLAS, then the bias and the fused
+                    // activations (fuse-epilogue) in one elementwise kernel.
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    const Shape& s = e.in("input").shape;
+                    std::string K = EmitContext::dim(s.back()), M = EmitContext::numel(s, 0, s.size() - 1);
+                    std::string D = std::to_string(e.i("dimension"));
+                    e.line("rt::cuda::gemm(device_, false, true, {}, {}, {}, 1.f, {}, {}, {}, {}, 0.f, {}, {});", M, D, K,
+                           e.x("input"), K, e.x("weight"), K, e.y(), D);
+                    const bool bias = e.has("bias"), epilogue = e.node().attrs.contains("epilogue");
+                    if (!bias && !epilogue) return;
+                    e.line("rt::cuda::for_each(device_, {} * {}, [=] __device__ (int64_t i) {{", M, D);
+                    e.line("  const float v = {}[i]{};", e.y(), bias ? fmt::format(" + {}[i % {}]", e.x("bias"), D) : "");
+                    std::string value = "v";
+                    if (epilogue) value = epilogue_statements(e, {&e.out()}, {"v"}, "  ");
+                    e.line("  {}[i] = {};", e.y(), value);
+                    e.line("}}, {});", e.layer());
                   })
                   .rule([](InferContext& c) {
                     c.expect_float("input");

@@ -96,6 +96,33 @@ void emit_attention(EmitContext& e, bool backward) {
          e.x("value"), mask, bias);
 }
 
+// CUDA: one block per query row (cuda/kernels.cuh, attention_rows); query, key and value with the
+// same batch dimensions, a bool mask [L, S] shared by the batch or none.
+void emit_attention_cuda(EmitContext& e) {
+  const Shape &q = e.in("query").shape, &k = e.in("key").shape, &v = e.in("value").shape;
+  const Shape& out = e.out().shape;
+  Shape batch(out.begin(), out.end() - 2);
+  for (auto port : {"query", "key", "value"}) {
+    const Shape& s = e.in(port).shape;
+    if (Shape(s.begin(), s.end() - 2) != batch)
+      e.unsupported(fmt::format("'{}' {} with batch dimensions broadcast to {}", port, shape_str(s), shape_str(batch)));
+  }
+  if (e.out().dtype != DType::f32) e.unsupported("float64");
+  auto D = [](const Dim& d) { return EmitContext::dim(d); };
+  std::string L = D(q[q.size() - 2]), S = D(k[k.size() - 2]), E = D(q.back()), Ev = D(v.back());
+  std::string scale = e.arg("scale").is_null() ? fmt::format("1.0 / std::sqrt(static_cast<double>({}))", E)
+                                                : cpp_number(e.f("scale"));
+  std::string mask = "nullptr";
+  if (e.has("mask")) {
+    const Value& m = e.in("mask");
+    if (m.dtype != DType::boolean || m.shape.size() != 2 || m.shape[0] != q[q.size() - 2] || m.shape[1] != k[k.size() - 2])
+      e.unsupported(fmt::format("a mask other than a bool [L, S] one (here {})", type_str(m.dtype, m.shape)));
+    mask = fmt::format("reinterpret_cast<const std::uint8_t*>({})", e.x("mask"));
+  }
+  e.line("rt::cuda::attention_rows(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("query"), e.x("key"),
+         e.x("value"), mask, EmitContext::numel(batch), L, S, E, Ev, scale, e.b("causal") ? "true" : "false", e.layer());
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(nn) {
@@ -137,6 +164,11 @@ MITHRIL_REGISTER_OPS(nn) {
                   .emit("cpu", [](EmitContext& e) {
                     e.line("rt::k::embedding({}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("weight"),
                            EmitContext::numel(e.in("input").shape), e.i("dimension"), e.i("num_embeddings"));
+                  })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.out().dtype != DType::f32) e.unsupported("a float64 table");
+                    e.line("rt::cuda::embedding(device_, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("weight"),
+                           EmitContext::numel(e.in("input").shape), e.i("dimension"), e.i("num_embeddings"), e.layer());
                   })
                   .arg("num_embeddings", ArgType::Int, std::nullopt, "size of the table (valid indices 0..num_embeddings-1)")
                   .arg("dimension", ArgType::Int, std::nullopt, "width of each embedding vector")
@@ -216,6 +248,12 @@ MITHRIL_REGISTER_OPS(nn) {
                     e.line("  {0}[i] = rng_.uniform() < {1} ? {2}(0) : {3}[i] * keep_scale;", e.y(), fmt::format("{}", p), T,
                            e.x("input"));
                   })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.training() && e.f("p") != 0) e.unsupported("Dropout in --mode train");
+                    e.line("rt::cuda::zero(device_, {}, 4 * sizeof(int64_t), {});  // no draws", e.y("rng_state"), e.layer());
+                    e.line("rt::cuda::copy(device_, {}, {}, {} * sizeof({}), {});", e.y(), e.x("input"),
+                           EmitContext::numel(e.out().shape), EmitContext::ctype(e.out().dtype), e.layer());
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     double p = c.f("p");
@@ -257,6 +295,15 @@ MITHRIL_REGISTER_OPS(nn) {
                              EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]),
                              EmitContext::numel(in, axis + 1, in.size()));
                     })
+                    .emit("cuda", [log = std::string(name) == "LogSoftmax"](EmitContext& e) {
+                      const Shape& in = e.in("input").shape;
+                      int64_t r = static_cast<int64_t>(in.size()), a = e.i("axis");
+                      size_t axis = static_cast<size_t>(a < 0 ? a + r : a);
+                      if (axis + 1 != in.size()) e.unsupported("an axis other than the last");
+                      if (e.out().dtype != DType::f32) e.unsupported("float64");
+                      e.line("rt::cuda::softmax_rows<{}>(device_, {}, {}, {}, {}, {});", log ? "true" : "false", e.y(),
+                             e.x("input"), EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]), e.layer());
+                    })
                     .rule([](InferContext& c) {
                       c.expect_float("input");
                       c.axis(c.i("axis"), c.rank("input"), "axis");
@@ -276,8 +323,9 @@ MITHRIL_REGISTER_OPS(nn) {
                   })
                   .arg("causal", ArgType::Bool, json(false), "query i attends to keys 0..i only (no mask allowed)")
                   .arg("scale", ArgType::Float, json(nullptr), "factor on the scores (default: 1/sqrt(E))")
-                  .scratch_elems([](const Node& n, const Graph& g) { return attention_scratch(n, g, 1); })
+                  .scratch_elems("cpu", [](const Node& n, const Graph& g) { return attention_scratch(n, g, 1); })
                   .emit("cpu", [](EmitContext& e) { emit_attention(e, false); })
+                  .emit("cuda", emit_attention_cuda)
                   .grad([](GradContext& g) {
                     // One backward node gives all three gradients (it recomputes the probabilities from
                     // query and key); the mask is a constant of the layer.
@@ -352,7 +400,7 @@ MITHRIL_REGISTER_OPS(nn) {
                   })
                   .arg("causal", ArgType::Bool, json(false), "as the forward layer's")
                   .arg("scale", ArgType::Float, json(nullptr), "as the forward layer's")
-                  .scratch_elems([](const Node& n, const Graph& g) { return attention_scratch(n, g, 2); })
+                  .scratch_elems("cpu", [](const Node& n, const Graph& g) { return attention_scratch(n, g, 2); })
                   .emit("cpu", [](EmitContext& e) { emit_attention(e, true); })
                   .rule([](InferContext& c) {
                     for (auto port : {"query", "key", "value"})

@@ -167,6 +167,15 @@ MITHRIL_REGISTER_OPS(norm) {
                            opt_param(e, "weight"), opt_param(e, "bias"), EmitContext::numel(in, 0, in.size() - trailing),
                            EmitContext::numel(in, in.size() - trailing, in.size()), literal(e.f("eps")));
                   })
+                  .emit("cuda", [](EmitContext& e) {  // one block per row (cuda/kernels.cuh)
+                    const Shape& in = e.in("input").shape;
+                    size_t trailing = normalized_rank(e.arg("normalized_shape"));
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    e.line("rt::cuda::layer_norm_rows(device_, {}, nullptr, nullptr, {}, {}, {}, {}, {}, {}, {});", e.y(),
+                           e.x("input"), opt_param(e, "weight"), opt_param(e, "bias"),
+                           EmitContext::numel(in, 0, in.size() - trailing),
+                           EmitContext::numel(in, in.size() - trailing, in.size()), literal(e.f("eps")), e.layer());
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     check_eps(c);
@@ -228,7 +237,7 @@ MITHRIL_REGISTER_OPS(norm) {
 
   register_op(norm_grad_op("LayerNormGrad", "LayerNorm's backward: the gradients of input, weight and bias, one kernel")
                   .arg("normalized_shape", ArgType::IntOrList, json(nullptr), "as LayerNorm's")
-                  .scratch_elems([](const Node& n, const Graph& g) {  // the row statistics
+                  .scratch_elems("cpu", [](const Node& n, const Graph& g) {  // the row statistics
                     const Shape& in = g.value(n.inputs[1][0]).shape;
                     size_t lead = in.size() - normalized_rank(n.attrs.at("normalized_shape"));
                     return Dim(2) * numel(Shape(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(lead)));
@@ -244,7 +253,7 @@ MITHRIL_REGISTER_OPS(norm) {
 
   register_op(norm_grad_op("GroupNormGrad", "GroupNorm's backward: the gradients of input, weight and bias, one kernel")
                   .arg("num_groups", ArgType::Int, std::nullopt, "as GroupNorm's")
-                  .scratch_elems([](const Node& n, const Graph& g) {  // per-(sample, channel) sums
+                  .scratch_elems("cpu", [](const Node& n, const Graph& g) {  // per-(sample, channel) sums
                     const Shape& in = g.value(n.inputs[1][0]).shape;
                     return Dim(2) * in[0] * in[1];
                   })

@@ -319,7 +319,7 @@ MITHRIL_REGISTER_OPS(reduce) {
     for (auto& a : row.args) d.args.push_back(a);
     Domain domain = row.domain;
     bool needs_elements = row.needs_elements;
-    d.emit("cpu", emit_reduce).scratch_elems(reduce_scratch).grad(reduce_grad);
+    d.emit("cpu", emit_reduce).scratch_elems("cpu", reduce_scratch).grad(reduce_grad);
     d.rule([domain, needs_elements](InferContext& c) {
       if (domain == Domain::Float) c.expect_float("input");
       else c.expect_numeric("input");

@@ -83,16 +83,32 @@ struct OpDef {
   InferFn infer;
   // For a variadic output port left unbound: how many values the args imply.
   std::function<int(const json& attrs)> output_count;
-  // Code generation per target ("cpu", later "cuda", ...), next to the op's other rules.
-  std::map<std::string, EmitFn> emitters;
+  // Code generation, per target ("cpu", "cuda"; codegen/target.h), next to the op's other rules:
+  // what the target prints for a node and the kernel decisions that shape the memory plan.
+  struct TargetRecord {
+    EmitFn emit;
+    // Working memory a node needs while it runs (im2col columns, attention scores), in elements of
+    // its first output's dtype; the memory plan places it in the arena for that node only.
+    std::function<Dim(const Node&, const Graph&)> scratch;
+    // A parameter port whose value the target's kernel reads faster from a copy laid out for it (a
+    // Linear weight packed into panels for the CPU's GEMM kernel, a convolution's weights transformed
+    // for Winograd). In programs without gradients the memory plan keeps that copy, made again
+    // whenever the weights change, for the nodes whose `pack` gives a PackSpec; the emitter finds it
+    // with EmitContext::packed(port).
+    std::string packed_param;
+    PackFn pack;
+  };
+  std::map<std::string, TargetRecord> targets;
+  // The op's record for a target, or null when the target has no code for it.
+  const TargetRecord* target(const std::string& name) const {
+    auto it = targets.find(name);
+    return it == targets.end() || !it->second.emit ? nullptr : &it->second;
+  }
   // Evaluation at compile time of a node whose inputs are constants (optional; see FoldFn).
   FoldFn fold;
   // The per-element C++ expression of an elementwise op (optional; see ScalarFn): ops that have one
   // can be fused into one loop with their neighbours.
   ScalarFn scalar;
-  // Working memory a node needs while it runs (im2col columns, attention scores), in elements of
-  // its first output's dtype; the memory plan places it in the arena for that node only.
-  std::function<Dim(const Node&, const Graph&)> scratch;
   // Floating-point operations of one run of a node (matrix products and convolutions: two per
   // multiply-add), for `--profile`'s GFLOP/s and its matrix-product share; none for other ops.
   std::function<Dim(const Node&, const Graph&)> flops;
@@ -103,13 +119,6 @@ struct OpDef {
   // An input port whose buffer the output may take over when this node is that value's last
   // reader and both have the same size (the memory plan then writes the result in place).
   std::string in_place;
-  // A parameter port whose value the op reads faster from a copy laid out for it (a Linear weight
-  // packed into panels for the runtime's GEMM kernel, a convolution's weights transformed for
-  // Winograd). In programs without gradients the memory plan keeps that copy, made again whenever
-  // the weights change, for the nodes whose `pack` gives a PackSpec; the emitter finds it with
-  // EmitContext::packed(port).
-  std::string packed_param;
-  PackFn pack;
 
   OpDef() = default;
   OpDef(std::string n, std::string fam, std::string sum)
@@ -139,17 +148,20 @@ struct OpDef {
   }
   OpDef& trait(std::string t) { traits.insert(std::move(t)); return *this; }
   OpDef& rule(InferFn f) { infer = std::move(f); return *this; }
-  OpDef& emit(const std::string& target, EmitFn f) { emitters[target] = std::move(f); return *this; }
+  OpDef& emit(const std::string& target, EmitFn f) { targets[target].emit = std::move(f); return *this; }
   OpDef& fold_rule(FoldFn f) { fold = std::move(f); return *this; }
   OpDef& scalar_expr(ScalarFn f) { scalar = std::move(f); return *this; }
   OpDef& grad(GradFn f) { gradient = std::move(f); return *this; }
   OpDef& writes_in_place_of(std::string port) { in_place = std::move(port); return *this; }
-  OpDef& packs(std::string port, PackFn f) {
-    packed_param = std::move(port);
-    pack = std::move(f);
+  OpDef& packs(const std::string& target, std::string port, PackFn f) {
+    targets[target].packed_param = std::move(port);
+    targets[target].pack = std::move(f);
     return *this;
   }
-  OpDef& scratch_elems(std::function<Dim(const Node&, const Graph&)> f) { scratch = std::move(f); return *this; }
+  OpDef& scratch_elems(const std::string& target, std::function<Dim(const Node&, const Graph&)> f) {
+    targets[target].scratch = std::move(f);
+    return *this;
+  }
   OpDef& flop_count(std::function<Dim(const Node&, const Graph&)> f) { flops = std::move(f); return *this; }
 
   int input_index(const std::string& port) const;

@@ -384,7 +384,34 @@ void constant_rule(InferContext& c) {
 }
 
 void emit_copy(EmitContext& e) {
+  if (e.cuda()) {
+    e.line("rt::cuda::copy(device_, {}, {}, {} * sizeof({}), {});", e.y(), e.x("input"), EmitContext::numel(e.out().shape),
+           EmitContext::ctype(e.out().dtype), e.layer());
+    return;
+  }
   e.line("std::copy({0}, {0} + {1}, {2});", e.x("input"), EmitContext::numel(e.out().shape), e.y());
+}
+
+// CUDA: y = x with its axes reordered (output axis k is input axis perm[k]), one thread per output
+// element, the index arithmetic unrolled over the axes.
+void emit_permute_cuda(EmitContext& e, const std::vector<int64_t>& perm) {
+  const Shape& in = e.in("input").shape;
+  const size_t r = in.size();
+  std::vector<std::string> stride(r);  // the input's strides, in elements
+  Dim st(1);
+  for (size_t a = r; a-- > 0;) {
+    stride[a] = EmitContext::dim(st);
+    st = st * in[a];
+  }
+  e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(in));
+  e.line("  int64_t rest = i, from = 0;");
+  for (size_t k = r; k-- > 0;) {
+    const Dim& len = in[static_cast<size_t>(perm[k])];
+    e.line("  from += rest % {} * {};", EmitContext::dim(len), stride[static_cast<size_t>(perm[k])]);
+    if (k > 0) e.line("  rest /= {};", EmitContext::dim(len));
+  }
+  e.line("  {}[i] = {}[from];", e.y(), e.x("input"));
+  e.line("}}, {});", e.layer());
 }
 
 // Ops that keep the elements in order (Reshape, Flatten, Squeeze, Unsqueeze, ReshapeLike) write
@@ -421,6 +448,7 @@ void emit_permute_to(EmitContext& e, const std::vector<int64_t>& perm) {
     emit_copy(e);
     return;
   }
+  if (e.cuda()) return emit_permute_cuda(e, perm);
   if (in.size() > 8) e.unsupported("a rank above 8");
   e.line("const int64_t shape_[] = {};", dims_list(in));
   e.line("const int64_t perm_[] = {{{}}};", fmt::join(perm, ", "));
@@ -479,6 +507,18 @@ void emit_split(EmitContext& e) {
   size_t axis = norm_axis(e.i("axis"), in.size());
   size_t n = e.node().outputs[0].size();
   Dim at(0);
+  if (e.cuda()) {  // part i: outer x len x inner elements from offset `at` along the axis
+    const std::string inner = EmitContext::numel(in, axis + 1, in.size()), in_len = EmitContext::dim(in[axis]);
+    for (size_t i = 0; i < n; ++i) {
+      const Dim& len = e.out("output", i).shape[axis];
+      e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(e.out("output", i).shape));
+      e.line("  const int64_t o = i / ({} * {}), r = i % ({} * {});", EmitContext::dim(len), inner, EmitContext::dim(len), inner);
+      e.line("  {}[i] = {}[o * {} * {} + {} * {} + r];", e.y("output", i), e.x("input"), in_len, inner, EmitContext::dim(at), inner);
+      e.line("}}, {});", e.layer());
+      at = at + len;
+    }
+    return;
+  }
   for (size_t i = 0; i < n; ++i) {
     const Dim& len = e.out("output", i).shape[axis];
     e.line("mithril::rt::k::slice<{}>({}, {}, {}, {}, {}, {}, 1, {});", e.ctype_of("input"), e.y("output", i), e.x("input"),
@@ -581,6 +621,11 @@ void emit_pad(EmitContext& e) {
 
 void emit_arange(EmitContext& e) {
   const Value& y = e.out();
+  if (e.cuda()) {
+    e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{ {}[i] = static_cast<{}>(i); }}, {});",
+           EmitContext::dim(y.shape[0]), e.y(), EmitContext::ctype(y.dtype), e.layer());
+    return;
+  }
   e.line("for (int64_t i_ = 0; i_ < {}; ++i_) {}[i_] = static_cast<{}>(i_);", EmitContext::dim(y.shape[0]), e.y(),
          EmitContext::ctype(y.dtype));
 }
@@ -616,7 +661,8 @@ void emit_constant(EmitContext& e) {
     body += text[i] + ",";
   }
   e.line("static const {} data_[{}] = {{{}}};", T, text.size(), body);
-  e.line("std::copy(data_, data_ + {}, {});", text.size(), e.y());
+  if (e.cuda()) e.line("device_.to_device({}, data_, sizeof data_);", e.y());
+  else e.line("std::copy(data_, data_ + {}, {});", text.size(), e.y());
 }
 
 // ---- Backward ops and gradient rules -------------------------------------------
@@ -735,7 +781,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "the new sizes: positive, 0 (copy the input's size at this position) or -1 (infer; at most one)")
                   .grad(reshape_grad)
                   .writes_in_place_of("input")
-                  .emit("cpu", emit_view)
+                  .emit("cpu", emit_view).emit("cuda", emit_view)
                   .fold_rule(fold_same_elements)
                   .rule(reshape_rule));
 
@@ -747,7 +793,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("end_dim", ArgType::Int, json(-1), "last axis to merge (inclusive); negative counts from the end")
                   .grad(reshape_grad)
                   .writes_in_place_of("input")
-                  .emit("cpu", emit_view)
+                  .emit("cpu", emit_view).emit("cuda", emit_view)
                   .fold_rule(fold_same_elements)
                   .rule(flatten_rule));
 
@@ -758,7 +804,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .grad([](GradContext& g) {  // a swap is its own inverse
                     g.grad("input", g.op1("Transpose", {{"input", g.dout()}}, {{"dim0", g.i("dim0")}, {"dim1", g.i("dim1")}}));
                   })
-                  .emit("cpu", emit_transpose)
+                  .emit("cpu", emit_transpose).emit("cuda", emit_transpose)
                   .rule(transpose_rule));
 
   register_op(OpDef("Permute", "shape",
@@ -768,7 +814,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("dims", ArgType::IntList, std::nullopt,
                        "a permutation of the input's axes (each once); negative counts from the end")
                   .grad(permute_grad)
-                  .emit("cpu", emit_permute)
+                  .emit("cpu", emit_permute).emit("cuda", emit_permute)
                   .rule(permute_rule));
 
   register_op(OpDef("Squeeze", "shape",
@@ -779,7 +825,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "axis or list of axes to remove, each of size 1; negative counts from the end; omitted: every size-1 axis")
                   .grad(reshape_grad)
                   .writes_in_place_of("input")
-                  .emit("cpu", emit_view)
+                  .emit("cpu", emit_view).emit("cuda", emit_view)
                   .fold_rule(fold_same_elements)
                   .rule(squeeze_rule));
 
@@ -791,7 +837,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "position or list of positions of the new axes in the output; negative counts from the output's end")
                   .grad(reshape_grad)
                   .writes_in_place_of("input")
-                  .emit("cpu", emit_view)
+                  .emit("cpu", emit_view).emit("cuda", emit_view)
                   .fold_rule(fold_same_elements)
                   .rule(unsqueeze_rule));
 
@@ -824,7 +870,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("sizes", ArgType::IntList, json(nullptr), "the size of each part, in order; give this or 'sections'")
                   .arg("sections", ArgType::Int, json(nullptr), "the number of equal parts; give this or 'sizes'")
                   .grad(split_grad)
-                  .emit("cpu", emit_split)
+                  .emit("cpu", emit_split).emit("cuda", emit_split)
                   .rule(split_rule));
 
   register_op(OpDef("Slice", "shape",
@@ -878,7 +924,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").out().trait("no_gradient")
                   .arg("axis", ArgType::Int, json(-1), "the axis of 'input' whose size is n; negative counts from the end")
                   .arg("dtype", ArgType::Dtype, json("int64"), "element type of the result (integer or float)")
-                  .emit("cpu", emit_arange)
+                  .emit("cpu", emit_arange).emit("cuda", emit_arange)
                   .rule(arange_rule));
 
   register_op(OpDef("Constant", "shape",
@@ -888,7 +934,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("value", ArgType::Any, std::nullopt,
                        "a number (true/false for bool), or nested lists of them, all lists at one depth of equal length")
                   .arg("dtype", ArgType::Dtype, json("float32"), "element type; integer types need integer values")
-                  .emit("cpu", emit_constant)
+                  .emit("cpu", emit_constant).emit("cuda", emit_constant)
                   .rule(constant_rule));
 
   // Internal ops of the backward pass (ops/grad.h): shapes taken from another value, so that

@@ -159,6 +159,8 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
   const std::vector<std::string> late = {"fold-batchnorm", "fuse-elementwise", "fuse-epilogue", "fuse-pool", "layout"};
   auto dumped_at = std::find(late.begin(), late.end(), opts.dump_after);
   auto wanted = [&](const std::string& name) {
+    const auto& mine = opts.late_passes;  // the target's (codegen/target.h)
+    if (std::find(mine.begin(), mine.end(), name) == mine.end()) return false;
     return opts.codegen ||
            (dumped_at != late.end() && std::find(late.begin(), dumped_at + 1, name) != dumped_at + 1);
   };
@@ -178,7 +180,7 @@ std::vector<Pass> frontend_passes(const PipelineOptions& opts) {
     passes.push_back({"layout", "channels-last (NHWC) for the convolutions whose kernels gain more than the transposes cost (programs without gradients)",
                       true, [](Graph g) { return choose_layouts(std::move(g)); }});
   // Applied by the memory plan (codegen/plan.h), not to the graph: listed so that it can be switched off.
-  if (opts.codegen)
+  if (opts.codegen && wanted("pack-weights"))
     passes.push_back({"pack-weights", "GEMM weights kept packed for the CPU kernel (programs without gradients)", true,
                       [](Graph g) { return g; }});
   return passes;

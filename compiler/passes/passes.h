@@ -49,6 +49,9 @@ struct PipelineOptions {
   const TrainSpec* train = nullptr;     // a training program: the loss pass (and, with grad, the optimizer pass)
   bool codegen = false;                 // the graph goes on to code generation: adds fuse-elementwise
   bool training = false;                // --mode train: BatchNorm normalizes with batch statistics (not folded)
+  // The late passes the code generation target runs (codegen/target.h; these are the CPU's).
+  std::vector<std::string> late_passes = {"fold-batchnorm", "fuse-elementwise", "fuse-epilogue", "fuse-pool", "layout",
+                                          "pack-weights"};
   bool verify_each = false;             // --verify-each (or MITHRIL_VERIFY_EACH=1): verify_graph after every pass
   std::string dump_after;               // --dump-ir
   std::function<void(const std::string& pass, const Graph&)> on_dump;

@@ -1,6 +1,6 @@
 #include "helpers.h"
 
-#include "codegen/cpu_target.h"
+#include "codegen/project.h"
 #include "codegen/plan.h"
 
 #include <map>

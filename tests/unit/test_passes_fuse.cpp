@@ -2,7 +2,7 @@
 // outputs, gradients, the forward/backward boundary, parameters updated in between, the weight
 // table's order), the FusedElementwise node's rule, and its generated loop.
 // (Numbers: tests/e2e/fuse_elementwise.py.)
-#include "codegen/cpu_target.h"
+#include "codegen/project.h"
 #include "codegen/plan.h"
 #include "frontend/document.h"
 #include "helpers.h"

@@ -1,7 +1,7 @@
 // The layout pass on its own: which convolutions go channels-last, where the transposes go, what it
 // leaves alone (convolutions without a channels-last kernel, programs with gradients), and the
 // generated calls. (Numbers against PyTorch, and passes on and off: tests/e2e/layout.py.)
-#include "codegen/cpu_target.h"
+#include "codegen/project.h"
 #include "codegen/plan.h"
 #include "frontend/document.h"
 #include "helpers.h"

@@ -1,4 +1,5 @@
-// The CPU target: a standalone CMake project of readable C++ for a planned graph.
+// Generated projects: a standalone CMake project of readable source for a planned graph, per target
+// (codegen/target.h), printed by codegen/program.cpp.
 #pragma once
 
 #include <map>
@@ -24,6 +25,10 @@ struct CpuOptions {
 
 // Every file of the project, runtime included. Deterministic: the same plan gives the same bytes.
 std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOptions& opts);
+
+// The CUDA target's project (--target cuda): the same class and main program, the model's source a
+// .cu file for nvcc, its memory on the GPU (codegen/target.h). Forward programs only, for now.
+std::vector<GeneratedFile> emit_cuda_project(const ProgramPlan& plan, const CpuOptions& opts);
 
 // A training program (`mithril compile --train`): `train` (the step: loss, backward pass and
 // optimizer updates, --mode train) as class <Name>Train in <name>_train.{h,cpp}, `eval` (forward and

@@ -1,0 +1,244 @@
+// cuda/kernels.cuh - the device kernels generated CUDA code launches (nvcc only; namespace
+// mithril::rt::cuda). Conventions as the CPU kernels (kernels/common.h): outputs first, then
+// inputs, then sizes; int64_t sizes; contiguous row-major tensors. Every launch goes to the
+// program's stream (Device::stream) and is checked (Device::check_launch, naming the layer).
+//
+//   for_each(dev, n, [=] __device__ (int64_t i) { y[i] = a[i] + b[i]; }, "res_1");   // elementwise
+//   softmax_rows<false>(dev, y, x, rows, cols, "softmax");                           // a block per row
+//
+// Generated elementwise code (ops' scalar expressions, fused chains, epilogues) is a device lambda
+// given to for_each (nvcc --extended-lambda); the row kernels (softmax, layer norm) and attention
+// are here. Accumulation is in float with tree reductions (the CPU target sums in double: the
+// tolerance against it is written in docs/codegen.md, CUDA target).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "mithril/rt/cuda/device.h"
+#include "mithril/rt/kernels/scalar.h"
+
+namespace mithril::rt::cuda {
+
+inline cudaStream_t stream_of(const Device& dev) { return static_cast<cudaStream_t>(dev.stream()); }
+
+inline constexpr int kThreads = 256;  // threads per block of the elementwise and row kernels
+
+// Blocks for n elements at kThreads each, capped (a grid-stride loop covers the rest).
+inline unsigned blocks_for(int64_t n) {
+    const int64_t b = (n + kThreads - 1) / kThreads;
+    return static_cast<unsigned>(b < 1 ? 1 : (b > (int64_t{1} << 20) ? (int64_t{1} << 20) : b));
+}
+
+template <class F>
+__global__ void for_each_kernel(int64_t n, F f) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        f(i);
+}
+
+// f(i) for every i in [0, n), on the device: one thread per element, grid-stride.
+template <class F>
+void for_each(const Device& dev, int64_t n, F f, const char* layer) {
+    if (n <= 0) return;
+    for_each_kernel<<<blocks_for(n), kThreads, 0, stream_of(dev)>>>(n, f);
+    Device::check_launch(layer);
+}
+
+// Device-to-device copy and zero fill on the program's stream.
+inline void copy(const Device& dev, void* dst, const void* src, std::size_t bytes, const char* layer) {
+    if (bytes == 0 || dst == src) return;
+    if (cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_of(dev)) != cudaSuccess)
+        Device::check_launch(layer);
+}
+inline void zero(const Device& dev, void* dst, std::size_t bytes, const char* layer) {
+    if (bytes == 0) return;
+    if (cudaMemsetAsync(dst, 0, bytes, stream_of(dev)) != cudaSuccess) Device::check_launch(layer);
+}
+
+// Reports an index outside [0, limit) found by `layer` into the device's status word (first one wins).
+__device__ inline void report_index(std::int64_t* status, const char* layer, std::int64_t value, std::int64_t limit) {
+    if (atomicCAS(reinterpret_cast<unsigned long long*>(status), 0ull, 1ull) == 0ull) {
+        status[1] = static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(layer));
+        status[2] = value;
+        status[3] = limit;
+    }
+}
+
+// out[t, :] = weight[index[t], :] for n indices into a [rows, dim] table; an index outside [0, rows)
+// is reported (Device::check_status) and its row written as NaN.
+template <class I>
+void embedding(const Device& dev, float* out, const I* index, const float* weight, int64_t n, int64_t dim,
+               int64_t rows, const char* layer) {
+    std::int64_t* status = dev.status();
+    for_each(
+        dev, n * dim,
+        [=] __device__(int64_t i) {
+            const int64_t t = i / dim, r = static_cast<int64_t>(index[t]);
+            if (r < 0 || r >= rows) {
+                if (i % dim == 0) report_index(status, layer, r, rows);
+                out[i] = NAN;
+                return;
+            }
+            out[i] = weight[r * dim + i % dim];
+        },
+        layer);
+}
+
+// ---- block reductions (blockDim.x a multiple of 32, at most 1024) ---------------------------------
+__device__ inline float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ inline float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+// The sum (or max) of v over the block, returned to every thread; `red` is 32 floats of shared memory.
+__device__ inline float block_sum(float v, float* red) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+    v = warp_sum(v);
+    __syncthreads();  // red may still be read by a previous reduction
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    v = lane < warps ? red[lane] : 0.f;
+    return warp_sum(v);
+}
+__device__ inline float block_max(float v, float* red) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    v = lane < warps ? red[lane] : -INFINITY;
+    return warp_max(v);
+}
+
+// ---- softmax and log-softmax over the last axis: one block per row --------------------------------
+template <bool Log>
+__global__ void softmax_rows_kernel(float* y, const float* x, int64_t cols) {
+    __shared__ float red[32];
+    const float* xr = x + blockIdx.x * cols;
+    float* yr = y + blockIdx.x * cols;
+    float m = -INFINITY;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, xr[j]);
+    m = block_max(m, red);
+    float s = 0.f;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += expf(xr[j] - m);
+    s = block_sum(s, red);
+    if constexpr (Log) {
+        const float lse = m + logf(s);
+        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) yr[j] = xr[j] - lse;
+    } else {
+        const float r = 1.f / s;
+        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) yr[j] = expf(xr[j] - m) * r;
+    }
+}
+template <bool Log>
+void softmax_rows(const Device& dev, float* y, const float* x, int64_t rows, int64_t cols, const char* layer) {
+    if (rows <= 0 || cols <= 0) return;
+    softmax_rows_kernel<Log><<<static_cast<unsigned>(rows), kThreads, 0, stream_of(dev)>>>(y, x, cols);
+    Device::check_launch(layer);
+}
+
+// ---- layer norm over the last `cols` elements of each row: one block per row ----------------------
+// y = (x - mean) / sqrt(var + eps) * weight + bias (weight, bias: cols floats or null); the mean and
+// then the variance of (x - mean), as the CPU kernel does. mean_out / rstd_out: rows floats or null.
+__global__ inline void layer_norm_rows_kernel(float* y, float* mean_out, float* rstd_out, const float* x,
+                                              const float* weight, const float* bias, int64_t cols, float eps) {
+    __shared__ float red[32];
+    const float* xr = x + blockIdx.x * cols;
+    float* yr = y + blockIdx.x * cols;
+    float s = 0.f;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += xr[j];
+    const float mean = block_sum(s, red) / static_cast<float>(cols);
+    float q = 0.f;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+        const float d = xr[j] - mean;
+        q += d * d;
+    }
+    const float rstd = rsqrtf(block_sum(q, red) / static_cast<float>(cols) + eps);
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+        float v = (xr[j] - mean) * rstd;
+        if (weight) v *= weight[j];
+        if (bias) v += bias[j];
+        yr[j] = v;
+    }
+    if (threadIdx.x == 0) {
+        if (mean_out) mean_out[blockIdx.x] = mean;
+        if (rstd_out) rstd_out[blockIdx.x] = rstd;
+    }
+}
+inline void layer_norm_rows(const Device& dev, float* y, float* mean_out, float* rstd_out, const float* x,
+                            const float* weight, const float* bias, int64_t rows, int64_t cols, double eps,
+                            const char* layer) {
+    if (rows <= 0 || cols <= 0) return;
+    layer_norm_rows_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream_of(dev)>>>(
+        y, mean_out, rstd_out, x, weight, bias, cols, static_cast<float>(eps));
+    Device::check_launch(layer);
+}
+
+// ---- scaled dot-product attention: one block per (batch entry, query row) -------------------------
+// out[b, i, :] = softmax_j(scale * q[b, i] . k[b, j], masked: j > i with `causal`, mask[i, j] == 0)
+// v[b, j, :]; a fully masked row gives zeros (as the CPU kernel). The row's scores stay in shared
+// memory (len_kv floats), so len_kv is bounded by attention_max_keys(); q [batch, len_q, dim_qk],
+// k [batch, len_kv, dim_qk], v [batch, len_kv, dim_v], mask [len_q, len_kv] or null.
+inline constexpr int64_t attention_max_keys() { return 12 * 1024; }
+__global__ inline void attention_rows_kernel(float* out, const float* q, const float* k, const float* v,
+                                             const std::uint8_t* mask, int64_t len_q, int64_t len_kv, int64_t dim_qk,
+                                             int64_t dim_v, float scale, bool causal) {
+    extern __shared__ float scores[];
+    __shared__ float red[32];
+    const int64_t b = blockIdx.x / len_q, i = blockIdx.x % len_q;
+    const float* qi = q + (b * len_q + i) * dim_qk;
+    const float* kb = k + b * len_kv * dim_qk;
+    const float* vb = v + b * len_kv * dim_v;
+    float m = -INFINITY;
+    for (int64_t j = threadIdx.x; j < len_kv; j += blockDim.x) {
+        float s = -INFINITY;
+        if (!(causal && j > i) && !(mask && !mask[i * len_kv + j])) {
+            s = 0.f;
+            for (int64_t e = 0; e < dim_qk; ++e) s += qi[e] * kb[j * dim_qk + e];
+            s *= scale;
+        }
+        scores[j] = s;
+        m = fmaxf(m, s);
+    }
+    m = block_max(m, red);
+    float* oi = out + (b * len_q + i) * dim_v;
+    if (m == -INFINITY) {  // every key masked
+        for (int64_t e = threadIdx.x; e < dim_v; e += blockDim.x) oi[e] = 0.f;
+        return;
+    }
+    float sum = 0.f;
+    for (int64_t j = threadIdx.x; j < len_kv; j += blockDim.x) {
+        const float p = expf(scores[j] - m);
+        scores[j] = p;
+        sum += p;
+    }
+    sum = block_sum(sum, red);  // its barriers also publish scores[] to the whole block
+    const float r = 1.f / sum;
+    for (int64_t e = threadIdx.x; e < dim_v; e += blockDim.x) {
+        float acc = 0.f;
+        for (int64_t j = 0; j < len_kv; ++j) acc += scores[j] * vb[j * dim_v + e];
+        oi[e] = acc * r;
+    }
+}
+inline void attention_rows(const Device& dev, float* out, const float* q, const float* k, const float* v,
+                           const std::uint8_t* mask, int64_t batch, int64_t len_q, int64_t len_kv, int64_t dim_qk,
+                           int64_t dim_v, double scale, bool causal, const char* layer) {
+    if (batch <= 0 || len_q <= 0) return;
+    if (len_kv > attention_max_keys())
+        throw Error(std::string(layer) + ": attention over " + std::to_string(len_kv) +
+                    " keys; the CUDA target's attention kernel takes at most " +
+                    std::to_string(attention_max_keys()));
+    const size_t shared = static_cast<size_t>(len_kv > 0 ? len_kv : 1) * sizeof(float);
+    attention_rows_kernel<<<static_cast<unsigned>(batch * len_q), kThreads, shared, stream_of(dev)>>>(
+        out, q, k, v, mask, len_q, len_kv, dim_qk, dim_v, static_cast<float>(scale), causal);
+    Device::check_launch(layer);
+}
+
+}  // namespace mithril::rt::cuda
