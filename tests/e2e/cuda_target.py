@@ -12,7 +12,8 @@ CPU target's within rtol 1e-4, atol 1e-5 (float32; cuBLAS without TF32, softmax 
 summing in float: docs/codegen.md); a bad token id is one error naming the layer. Without one,
 the runs are skipped with a notice (tools/gpu/check.sh runs this script on a lent GPU).
 
-usage: cuda_target.py MITHRIL REPO
+usage: cuda_target.py MITHRIL REPO          (MITHRIL_GPU_KIT=DIR: also write the kit tools/gpu/check.sh runs)
+       cuda_target.py --check-kit KIT REPORT    (on a GPU machine: run the kit's programs, write REPORT)
 """
 import os
 import shutil
@@ -22,7 +23,8 @@ import tempfile
 
 import numpy as np
 
-MITHRIL, REPO = sys.argv[1], sys.argv[2]
+KIT_MODE = len(sys.argv) > 1 and sys.argv[1] == "--check-kit"  # tools/gpu/check.sh, on the GPU machine
+MITHRIL, REPO = (None, None) if KIT_MODE else (sys.argv[1], sys.argv[2])
 NVCC = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -59,6 +61,107 @@ def has_gpu():
     p = run([smi, "-L"])
     return p.returncode == 0 and "GPU" in p.stdout
 
+
+def make_references(refdir):
+    """Random inputs, weights and the CPU target's outputs for every program: refdir/NAME/{in_*.npy,
+    weights.safetensors, cpu/*.npy}; returns [(name, refdir/NAME, [input args])]."""
+    rng = np.random.default_rng(7)
+    refs = []
+    for name, extra, inputs in PROGRAMS:
+        d = os.path.join(refdir, name)
+        os.makedirs(d, exist_ok=True)
+        args = []
+        for iname, (shape, kind) in inputs.items():
+            a = (rng.integers(0, int(kind.split(":")[1]), shape).astype(np.int64) if kind.startswith("tokens")
+                 else rng.standard_normal(shape).astype(np.float32))
+            np.save(os.path.join(d, f"in_{iname}.npy"), a)
+            args.append((iname, f"in_{iname}.npy"))
+        q = run([MITHRIL, "run", os.path.join(REPO, "samples", name + ".yaml"), "-o", os.path.join(d, "cpu"), "--save-weights", os.path.join(d, "weights.safetensors")] + extra +
+                [x for i, f in args for x in ("--input", f"{i}={os.path.join(d, f)}")])
+        check(q.returncode == 0, f"{name} on the CPU (the reference): " + q.stderr)
+        refs.append((name, d, args))
+    return refs
+
+
+def compare_on_gpu(bindir, refs, outdir, rtol=RTOL, atol=ATOL):
+    """Runs bindir/NAME on each reference's inputs and weights and compares with the CPU's outputs;
+    a bad token id must be one error naming the embedding layer. Returns the report's lines."""
+    lines = []
+    for name, d, args in refs:
+        out = os.path.join(outdir, name)
+        inputs = [x for i, f in args for x in ("--input", f"{i}={os.path.join(d, f)}")]
+        q = run([os.path.join(bindir, name), "--weights", os.path.join(d, "weights.safetensors"), "-o", out] + inputs)
+        check(q.returncode == 0, f"{name} on the GPU: " + q.stdout + q.stderr)
+        if q.returncode != 0:
+            lines.append(f"| {name} | - | failed: {(q.stderr.strip().splitlines() or ['?'])[-1]} | |")
+            continue
+        for f in sorted(os.listdir(os.path.join(d, "cpu"))):
+            if not f.endswith(".npy"):
+                continue
+            c, g = np.load(os.path.join(d, "cpu", f)), np.load(os.path.join(out, f))
+            same = c.shape == g.shape
+            err = float(np.max(np.abs(g.astype(np.float64) - c))) if same and c.size else 0.0
+            rel = float(np.linalg.norm(g.astype(np.float64) - c) / max(np.linalg.norm(c.astype(np.float64)), 1e-30)) if same else float("nan")
+            ok = same and bool(np.allclose(g, c, rtol=rtol, atol=atol))
+            check(ok, f"{name} {f}: GPU vs CPU max abs error {err:.3g}")
+            q2 = run([os.path.join(bindir, name), "--weights", os.path.join(d, "weights.safetensors"), "--bench", "50"] + inputs)
+            bench = q2.stdout.strip().splitlines()[0] if q2.returncode == 0 and q2.stdout.strip() else "bench failed"
+            lines.append(f"| {name} | {f} | max abs {err:.3g}, relative {rel:.3g}: {'ok' if ok else 'FAIL'} | {bench} |")
+    for name, d, args in refs:
+        if name != "char_gpt":
+            continue
+        bad = os.path.join(outdir, "bad_tokens.npy")
+        os.makedirs(outdir, exist_ok=True)
+        np.save(bad, np.full((2, 16), 1000, dtype=np.int64))
+        q = run([os.path.join(bindir, name), "--input", f"tokens={bad}", "-o", os.path.join(outdir, "bad")])
+        ok = q.returncode != 0 and "index 1000 is out of range [0, 128)" in q.stderr
+        check(ok, "bad token on the GPU: " + q.stderr)
+        lines.append(f"| char_gpt | token 1000 of 128 | {'one error naming the layer: ok' if ok else 'FAIL: ' + q.stderr.strip()} | |")
+    return lines
+
+
+def write_kit(kit, bindir, refs):
+    """What tools/gpu/check.sh needs on a GPU machine that cannot build Mithril: the programs (built
+    here for sm_90), the references, and the shared libraries the programs need beyond the CUDA
+    Toolkit's and glibc's."""
+    shutil.rmtree(kit, ignore_errors=True)
+    os.makedirs(os.path.join(kit, "bin"))
+    os.makedirs(os.path.join(kit, "lib"))
+    for name, _, _ in refs:
+        shutil.copy2(os.path.join(bindir, name), os.path.join(kit, "bin", name))
+    shutil.copytree(os.path.dirname(refs[0][1]), os.path.join(kit, "refs"))
+    for line in run(["ldd", os.path.join(bindir, refs[0][0])]).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("/") and any(k in parts[0] for k in ("openblas", "gfortran", "quadmath", "gomp")):
+            shutil.copy2(parts[2], os.path.join(kit, "lib", parts[0]))
+    with open(os.path.join(kit, "programs.txt"), "w") as f:
+        for name, d, args in refs:
+            f.write(name + " " + " ".join(f"{i}={fn}" for i, fn in args) + "\n")
+    print("wrote the GPU kit", kit)
+
+
+def check_kit(kit, report):
+    """On a GPU machine: the kit's programs against its CPU references; the table goes to `report`."""
+    refs = []
+    for line in open(os.path.join(kit, "programs.txt")):
+        name, *args = line.split()
+        refs.append((name, os.path.join(kit, "refs", name), [tuple(a.split("=", 1)) for a in args]))
+    gpu = (run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]).stdout.strip()
+           if shutil.which("nvidia-smi") else "none found (nvidia-smi missing)")
+    lines = ["# CUDA target on a GPU: outputs against the CPU target", "",
+             f"GPU: {gpu}. Programs built with nvcc for sm_90 by tests/e2e/cuda_target.py (MITHRIL_GPU_KIT); "
+             f"tolerance rtol {RTOL}, atol {ATOL} (float32).", "",
+             "| program | output | GPU vs CPU | --bench 50 (batch of the reference inputs) |", "| --- | --- | --- | --- |"]
+    with tempfile.TemporaryDirectory() as tmp:
+        lines += compare_on_gpu(os.path.join(kit, "bin"), refs, tmp)
+    lines += ["", f"{len(failures)} failure(s)" if failures else "every check passed"]
+    open(report, "w").write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    sys.exit(1 if failures else 0)
+
+
+if KIT_MODE:
+    check_kit(sys.argv[2], sys.argv[3])
 
 with tempfile.TemporaryDirectory() as tmp:
     # --- mithril targets ---------------------------------------------------------------------------
@@ -122,6 +225,11 @@ with tempfile.TemporaryDirectory() as tmp:
             if p.returncode == 0:
                 print(f"built {len(projects)} CUDA programs with nvcc (-Werror): " + ", ".join(n for n, _ in projects))
 
+            kit = os.environ.get("MITHRIL_GPU_KIT")
+            if p.returncode == 0 and (has_gpu() or kit):
+                refs = make_references(os.path.join(tmp, "refs"))
+                if kit:
+                    write_kit(kit, build, refs)
             # --- on a GPU: the same outputs as the CPU target --------------------------------------------
             if p.returncode == 0 and not has_gpu():
                 # Without a GPU a program says so, once, and exits non-zero.
@@ -132,40 +240,8 @@ with tempfile.TemporaryDirectory() as tmp:
                       and not os.path.exists(os.path.join(tmp, "none")), "mlp without a GPU: " + q.stdout + q.stderr)
                 print("SKIP (no GPU here): the CUDA programs were built, not run; tools/gpu/check.sh runs them on a lent GPU")
             elif p.returncode == 0:
-                rng = np.random.default_rng(7)
-                for (name, extra, inputs), (_, out) in zip(PROGRAMS, projects):
-                    model = os.path.join(REPO, "samples", name + ".yaml")
-                    args = []
-                    for iname, (shape, kind) in inputs.items():
-                        a = (rng.integers(0, int(kind.split(":")[1]), shape).astype(np.int64) if kind.startswith("tokens")
-                             else rng.standard_normal(shape).astype(np.float32))
-                        path = os.path.join(tmp, f"{name}_{iname}.npy")
-                        np.save(path, a)
-                        args += ["--input", f"{iname}={path}"]
-                    weights = os.path.join(tmp, name + ".safetensors")
-                    cpu_out, gpu_out = os.path.join(tmp, name + "-cpu"), os.path.join(tmp, name + "-gpu")
-                    q = run([MITHRIL, "run", model, "--max", "N=4", "--max", "B=4", "--max", "T=16", "-o", cpu_out,
-                             "--save-weights", weights] + extra + args)
-                    check(q.returncode == 0, f"{name} on the CPU: " + q.stderr)
-                    q = run([os.path.join(build, name), "--weights", weights, "-o", gpu_out] + args)
-                    check(q.returncode == 0, f"{name} on the GPU: " + q.stdout + q.stderr)
-                    if q.returncode != 0:
-                        continue
-                    for f in sorted(os.listdir(cpu_out)):
-                        if not f.endswith(".npy"):
-                            continue
-                        c, g = np.load(os.path.join(cpu_out, f)), np.load(os.path.join(gpu_out, f))
-                        ok = c.shape == g.shape and np.allclose(g, c, rtol=RTOL, atol=ATOL)
-                        err = float(np.max(np.abs(g - c))) if c.shape == g.shape else float("nan")
-                        check(ok, f"{name} {f}: GPU vs CPU max abs error {err:.3g}")
-                        print(f"{name} {f}: max abs error {err:.3g} (rtol {RTOL}, atol {ATOL})")
-                    q = run([os.path.join(build, name), "--bench", "20"] + args)
-                    print(f"{name} --bench 20: {q.stdout.strip().splitlines()[0] if q.stdout.strip() else q.stderr}")
-                # A token id out of range: one error naming the embedding layer.
-                bad = os.path.join(tmp, "bad_tokens.npy")
-                np.save(bad, np.full((2, 16), 1000, dtype=np.int64))
-                q = run([os.path.join(build, "char_gpt"), "--input", f"tokens={bad}", "-o", os.path.join(tmp, "bad")])
-                check(q.returncode != 0 and "index 1000 is out of range [0, 128)" in q.stderr, "bad token on the GPU: " + q.stderr)
+                for line in compare_on_gpu(build, refs, os.path.join(tmp, "gpu")):
+                    print(line)
 
 if failures:
     print(f"{len(failures)} failure(s)")
