@@ -431,6 +431,45 @@ bool emit_conv_epilogue(EmitContext& e, const Shape& result) {
   return true;
 }
 
+// CUDA: the direct convolution (cuda/kernels.cuh), then what fold-batchnorm and fuse-epilogue gave
+// the node in one elementwise kernel over the output: BatchNorm's (x - mean) / sqrt(var + eps) *
+// weight + bias per channel, then the steps, which read the other epilogue inputs at the same index.
+void emit_conv_cuda(EmitContext& e) {
+  const Node& n = e.node();
+  if (e.out().dtype != DType::f32) e.unsupported("float64");
+  if (n.attrs.contains("pool") || is_nhwc(n)) e.unsupported("a pooling or channels-last layout fused by a CPU pass");
+  const Value& y = e.out();
+  emit_conv_geom(e, e.in("input").shape, y.shape);
+  e.line("rt::cuda::conv2d(device_, {}, {}, {}, {}, geom, {});", e.y(), e.x("input"), e.x("weight"),
+         e.has("bias") ? e.x("bias") : "nullptr", e.layer());
+  const bool bn = n.attrs.contains("batchnorm"), steps = n.attrs.contains("epilogue");
+  if (!bn && !steps) return;
+  const size_t bound = n.inputs.at(static_cast<size_t>(e.op().input_index("epilogue_inputs"))).size();
+  size_t next = 0;
+  e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(y.shape));
+  if (bn) {
+    const json& b = n.attrs.at("batchnorm");
+    std::string w = b.at("weight").get<bool>() ? e.x("epilogue_inputs", next++) : "";
+    std::string bb = b.at("bias").get<bool>() ? e.x("epilogue_inputs", next++) : "";
+    std::string mean = e.x("epilogue_inputs", next++), var = e.x("epilogue_inputs", next++);
+    e.line("  const int64_t k = i / {} % {};  // the channel", EmitContext::numel(y.shape, 2, y.shape.size()), EmitContext::dim(y.shape[1]));
+    e.line("  const float v = ({}[i] - {}[k]) / sqrtf({}[k] + {}){}{};  // {} folded in", e.y(), mean, var,
+           fmt::format("{}f", b.at("eps").get<double>()), w.empty() ? "" : " * " + w + "[k]", bb.empty() ? "" : " + " + bb + "[k]",
+           b.at("name").get<std::string>());
+  } else {
+    e.line("  const float v = {}[i];", e.y());
+  }
+  std::vector<const Value*> inputs = {&y};
+  std::vector<std::string> elems = {"v"};
+  for (size_t j = next; j < bound; ++j) {
+    inputs.push_back(&e.in("epilogue_inputs", j));
+    elems.push_back(e.x("epilogue_inputs", j) + "[i]");
+  }
+  const std::string last = steps ? epilogue_statements(e, inputs, elems, "  ") : "v";
+  e.line("  {}[i] = {};", e.y(), last);
+  e.line("}}, {});", e.layer());
+}
+
 void emit_conv(EmitContext& e, bool transposed) {
   std::string bias = e.has("bias") ? e.x("bias") : "nullptr";
   if (transposed) {
@@ -645,6 +684,7 @@ MITHRIL_REGISTER_OPS(conv) {
                        false)
                   .scratch_elems("cpu", conv_scratch)
                   .emit("cpu", [](EmitContext& e) { emit_conv(e, false); })
+                  .emit("cuda", emit_conv_cuda)
                   .grad([](GradContext& g) { conv_grad(g, false); })
                   .rule([](InferContext& c) { conv_rule(c, 1); }));
   register_op(conv_def("Conv2d",
@@ -654,6 +694,7 @@ MITHRIL_REGISTER_OPS(conv) {
                   .scratch_elems("cpu", conv_scratch)
                   .packs("cpu", "weight", conv2d_pack_spec)
                   .emit("cpu", [](EmitContext& e) { emit_conv(e, false); })
+                  .emit("cuda", emit_conv_cuda)
                   .grad([](GradContext& g) { conv_grad(g, false); })
                   .rule([](InferContext& c) { conv_rule(c, 2); }));
   register_op(conv_def("ConvTranspose2d",

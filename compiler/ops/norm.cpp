@@ -132,6 +132,17 @@ MITHRIL_REGISTER_OPS(norm) {
                            EmitContext::dim(in[0]), EmitContext::dim(in[1]), EmitContext::numel(in, 2, 4),
                            literal(e.f("eps")));
                   })
+                  .emit("cuda", [](EmitContext& e) {  // evaluation: the running statistics, per element
+                    const Shape& in = e.in("input").shape;
+                    if (e.training()) e.unsupported("BatchNorm2d in --mode train (batch statistics)");
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(in));
+                    e.line("  const int64_t k = i / {} % {};  // the channel", EmitContext::numel(in, 2, 4), EmitContext::dim(in[1]));
+                    e.line("  {}[i] = ({}[i] - {}[k]) / sqrtf({}[k] + {}f){}{};", e.y(), e.x("input"), e.x("running_mean"),
+                           e.x("running_var"), e.f("eps"), e.has("weight") ? " * " + e.x("weight") + "[k]" : "",
+                           e.has("bias") ? " + " + e.x("bias") + "[k]" : "");
+                    e.line("}}, {});", e.layer());
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     if (c.rank("input") != 4)

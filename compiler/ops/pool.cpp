@@ -137,6 +137,11 @@ void emit_pool(EmitContext& e, size_t spatial, bool max_pool) {
   const Shape& out = e.out().shape;
   emit_pool_geom(e, in, out, max_pool);
   (void)spatial;
+  if (e.cuda()) {  // one thread per output element (cuda/kernels.cuh)
+    if (e.out().dtype != DType::f32) e.unsupported("float64");
+    e.line("rt::cuda::{}_pool2d(device_, {}, {}, geom, {});", max_pool ? "max" : "avg", e.y(), e.x("input"), e.layer());
+    return;
+  }
   if (max_pool)
     e.line("rt::k::max_pool2d({}, static_cast<int64_t*>(nullptr), {}, geom);", e.y(), e.x("input"));
   else
@@ -189,14 +194,17 @@ MITHRIL_REGISTER_OPS(pool) {
   register_pool_grads();
   register_op(pool_def("MaxPool1d", "maximum over sliding windows of [N, C, L]", true)
                   .emit("cpu", [](EmitContext& e) { emit_pool(e, 1, true); })
+                  .emit("cuda", [](EmitContext& e) { emit_pool(e, 1, true); })
                   .grad(max_pool_grad)
                   .rule([](InferContext& c) { pool_rule(c, 1, true); }));
   register_op(pool_def("MaxPool2d", "maximum over sliding windows of [N, C, H, W]", true)
                   .emit("cpu", [](EmitContext& e) { emit_pool(e, 2, true); })
+                  .emit("cuda", [](EmitContext& e) { emit_pool(e, 2, true); })
                   .grad(max_pool_grad)
                   .rule([](InferContext& c) { pool_rule(c, 2, true); }));
   register_op(pool_def("AvgPool2d", "average over sliding windows of [N, C, H, W]", false)
                   .emit("cpu", [](EmitContext& e) { emit_pool(e, 2, false); })
+                  .emit("cuda", [](EmitContext& e) { emit_pool(e, 2, false); })
                   .grad([](GradContext& g) {
                     // The average does not depend on the input's values: `like` gives only the shape.
                     int dx = g.op1("AvgPoolGrad", {{"grad", g.dout()}, {"like", g.in("input")}}, g.node().attrs);
@@ -208,6 +216,12 @@ MITHRIL_REGISTER_OPS(pool) {
                   .in("input").out().trait("pool")
                   .grad([](GradContext& g) {
                     g.grad("input", g.op1("GlobalAvgPoolGrad", {{"grad", g.dout()}, {"like", g.in("input")}}));
+                  })
+                  .emit("cuda", [](EmitContext& e) {  // one block per plane
+                    const Shape& in = e.in("input").shape;
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    e.line("rt::cuda::global_avg_pool2d(device_, {}, {}, {}, {}, {});", e.y(), e.x("input"),
+                           EmitContext::numel(in, 0, 2), EmitContext::numel(in, 2, 4), e.layer());
                   })
                   .emit("cpu", [](EmitContext& e) {
                     const Shape& in = e.in("input").shape;

@@ -121,6 +121,73 @@ Dim reduce_scratch(const Node& n, const Graph& g) {
   return stage_elems(in, runs) * Dim(2);
 }
 
+// CUDA: one thread per output element walks its reduced elements (any set of axes, in place: no
+// staging), accumulating as the CPU kernels do (float in double). Correct for every shape; one block
+// per output row is the faster form still to come.
+void emit_reduce_cuda(EmitContext& e) {
+  const Value& x = e.in("input");
+  const Shape& in = x.shape;
+  const std::string op = e.op().name;
+  const char* T = EmitContext::ctype(x.dtype);
+  const char* A = x.dtype == DType::f32 || x.dtype == DType::f64 ? "double" : T;  // as kernels' acc_t
+  std::vector<bool> mask = node_axes(e.arg("axis"), in.size());
+  std::vector<std::string> stride(in.size());
+  Dim st(1), count(1);
+  for (size_t k = in.size(); k-- > 0;) {
+    stride[k] = EmitContext::dim(st);
+    st = st * in[k];
+    if (mask[k]) count = count * in[k];
+  }
+  e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(e.out().shape));
+  if (std::all_of(mask.begin(), mask.end(), [](bool m) { return m; })) {
+    e.line("  const int64_t base = 0 * i;  // one output: every element reduced");
+  } else {
+    e.line("  int64_t rest = i, base = 0;  // the first input element of output i");
+  }
+  for (size_t k = in.size(); k-- > 0;)
+    if (!mask[k]) {
+      e.line("  base += rest % {} * {};", EmitContext::dim(in[k]), stride[k]);
+      e.line("  rest /= {};", EmitContext::dim(in[k]));
+    }
+  // at(r): the input offset of the r-th reduced element.
+  e.line("  const auto at = [&](int64_t r) {{");
+  e.line("    int64_t off = base;");
+  for (size_t k = in.size(); k-- > 0;)
+    if (mask[k]) {
+      e.line("    off += r % {} * {};", EmitContext::dim(in[k]), stride[k]);
+      e.line("    r /= {};", EmitContext::dim(in[k]));
+    }
+  e.line("    return off;");
+  e.line("  }};");
+  const std::string n = EmitContext::dim(count), xs = e.x("input");
+  if (op == "Max" || op == "Min") {  // NaN wins, as the CPU kernel's max_step / min_step
+    const char* cmp = op == "Max" ? ">" : "<";
+    e.line("  {} a = {}[at(0)];", T, xs);
+    e.line("  for (int64_t r = 1; r < {}; ++r) {{", n);
+    e.line("    const {} v = {}[at(r)];", T, xs);
+    e.line("    if ((v {} a || v != v) && a == a) a = v;", cmp);
+    e.line("  }}");
+    e.line("  {}[i] = a;", e.y());
+  } else if (op == "LogSumExp") {
+    e.line("  double m = -INFINITY, s = 0;");
+    e.line("  for (int64_t r = 0; r < {}; ++r) m = fmax(m, static_cast<double>({}[at(r)]));", n, xs);
+    e.line("  for (int64_t r = 0; r < {}; ++r) s += exp(static_cast<double>({}[at(r)]) - m);", n, xs);
+    e.line("  {}[i] = static_cast<{}>(m == -INFINITY ? m : m + log(s));", e.y(), T);
+  } else if (op == "Variance") {
+    e.line("  double mean = 0, q = 0;");
+    e.line("  for (int64_t r = 0; r < {}; ++r) mean += {}[at(r)];", n, xs);
+    e.line("  mean /= static_cast<double>({});", n);
+    e.line("  for (int64_t r = 0; r < {}; ++r) {{ const double d = {}[at(r)] - mean; q += d * d; }}", n, xs);
+    e.line("  {}[i] = static_cast<{}>(q / static_cast<double>({} - {}));", e.y(), T, n, e.i("correction"));
+  } else {  // Sum, Mean, Prod
+    const bool prod = op == "Prod";
+    e.line("  {} a = {};", A, prod ? "1" : "0");
+    e.line("  for (int64_t r = 0; r < {}; ++r) a {}= {}[at(r)];", n, prod ? "*" : "+", xs);
+    e.line("  {}[i] = static_cast<{}>(a{});", e.y(), T, op == "Mean" ? fmt::format(" / static_cast<{}>({})", A, n) : "");
+  }
+  e.line("}}, {});", e.layer());
+}
+
 void emit_reduce(EmitContext& e) {
   const Value& x = e.in("input");
   const Shape& in = x.shape;
@@ -319,7 +386,7 @@ MITHRIL_REGISTER_OPS(reduce) {
     for (auto& a : row.args) d.args.push_back(a);
     Domain domain = row.domain;
     bool needs_elements = row.needs_elements;
-    d.emit("cpu", emit_reduce).scratch_elems("cpu", reduce_scratch).grad(reduce_grad);
+    d.emit("cpu", emit_reduce).scratch_elems("cpu", reduce_scratch).emit("cuda", emit_reduce_cuda).grad(reduce_grad);
     d.rule([domain, needs_elements](InferContext& c) {
       if (domain == Domain::Float) c.expect_float("input");
       else c.expect_numeric("input");

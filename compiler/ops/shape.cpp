@@ -496,6 +496,18 @@ void emit_concat(EmitContext& e) {
     lens.push_back(EmitContext::dim(e.in("input", i).shape[axis]));
   }
   const char* T = EmitContext::ctype(e.out().dtype);
+  if (e.cuda()) {  // each part copied into its place along the axis: one thread per element
+    const std::string inner = EmitContext::numel(out, axis + 1, out.size()), out_len = EmitContext::dim(out[axis]);
+    Dim at(0);
+    for (size_t i = 0; i < n; ++i) {
+      e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(e.in("input", i).shape));
+      e.line("  const int64_t o = i / ({} * {}), r = i % ({} * {});", lens[i], inner, lens[i], inner);
+      e.line("  {}[(o * {} + {}) * {} + r] = {}[i];", e.y(), out_len, EmitContext::dim(at), inner, parts[i]);
+      e.line("}}, {});", e.layer());
+      at = at + e.in("input", i).shape[axis];
+    }
+    return;
+  }
   e.line("const {}* const parts_[] = {{{}}};", T, fmt::join(parts, ", "));
   e.line("const int64_t lens_[] = {{{}}};", fmt::join(lens, ", "));
   e.line("mithril::rt::k::concat<{}>({}, parts_, lens_, {}, {}, {});", T, e.y(), n, EmitContext::numel(out, 0, axis),
@@ -566,6 +578,14 @@ void emit_slice(EmitContext& e) {
     e.line("  throw mithril::rt::Error(\"layer '{}' (Slice): the slice has \" + std::to_string(len_) + \" elements at run time "
            "but the shape rule assumed in-range indices and gave \" + std::to_string({}) + \"; choose indices within the size\");",
            e.node().name, out_len);
+  }
+  if (e.cuda()) {  // output element i reads element start_ + j * step along the axis
+    const std::string inner = EmitContext::numel(in, axis + 1, in.size());
+    e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(e.out().shape));
+    e.line("  const int64_t o = i / ({} * {}), r = i % ({} * {});", out_len, inner, out_len, inner);
+    e.line("  {}[i] = {}[(o * n_ + start_ + r / {} * ({})) * {} + r % {}];", e.y(), e.x("input"), inner, step, inner, inner);
+    e.line("}}, {});", e.layer());
+    return;
   }
   e.line("mithril::rt::k::slice<{}>({}, {}, {}, n_, {}, start_, {}, {});", e.ctype_of("input"), e.y(), e.x("input"),
          EmitContext::numel(in, 0, axis), EmitContext::numel(in, axis + 1, in.size()), step, out_len);
@@ -858,7 +878,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in_list("input").out()
                   .arg("axis", ArgType::Int, json(0), "the axis to join along; negative counts from the end")
                   .grad(concat_grad)
-                  .emit("cpu", emit_concat)
+                  .emit("cpu", emit_concat).emit("cuda", emit_concat)
                   .rule(concat_rule));
 
   register_op(OpDef("Split", "shape",
@@ -889,7 +909,7 @@ MITHRIL_REGISTER_OPS(shape) {
                     g.grad("input", g.op1("SliceGrad", {{"grad", g.dout()}, {"like", g.in("input")}},
                                           {{"axis", a["axis"]}, {"start", a["start"]}, {"stop", a["stop"]}, {"step", a["step"]}}));
                   })
-                  .emit("cpu", emit_slice)
+                  .emit("cpu", emit_slice).emit("cuda", emit_slice)
                   .rule(slice_rule));
 
   register_op(OpDef("Gather", "shape",

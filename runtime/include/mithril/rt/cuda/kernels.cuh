@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "mithril/rt/cuda/device.h"
+#include "mithril/rt/kernels/common.h"  // Conv2dGeom, Pool2dGeom
 #include "mithril/rt/kernels/scalar.h"
 
 namespace mithril::rt::cuda {
@@ -238,6 +239,111 @@ inline void attention_rows(const Device& dev, float* out, const float* q, const 
     const size_t shared = static_cast<size_t>(len_kv > 0 ? len_kv : 1) * sizeof(float);
     attention_rows_kernel<<<static_cast<unsigned>(batch * len_q), kThreads, shared, stream_of(dev)>>>(
         out, q, k, v, mask, len_q, len_kv, dim_qk, dim_v, static_cast<float>(scale), causal);
+    Device::check_launch(layer);
+}
+
+// ---- convolution and pooling (NCHW): one thread per output element -------------------------------
+// Direct loops, correct for every geometry (groups, strides, padding, dilation); the fast paths
+// (implicit GEMM, cuDNN) are still to come. y [n, c_out, out_h, out_w] = conv(x, w) + bias.
+inline void conv2d(const Device& dev, float* y, const float* x, const float* w, const float* bias, const k::Conv2dGeom& g,
+                   const char* layer) {
+    const k::Conv2dGeom c = g;
+    const int64_t Cg = c.c_in / c.groups, Kg = c.c_out / c.groups, P = c.out_h * c.out_w;
+    for_each(
+        dev, c.n * c.c_out * P,
+        [=] __device__(int64_t i) {
+            const int64_t ow = i % c.out_w, oh = i / c.out_w % c.out_h, k = i / P % c.c_out, n = i / (P * c.c_out);
+            const float* xg = x + (n * c.c_in + k / Kg * Cg) * c.h * c.w;
+            const float* wk = w + k * Cg * c.kernel_h * c.kernel_w;
+            float acc = bias ? bias[k] : 0.f;
+            for (int64_t ci = 0; ci < Cg; ++ci)
+                for (int64_t kh = 0; kh < c.kernel_h; ++kh) {
+                    const int64_t ih = oh * c.stride_h - c.pad_h + kh * c.dil_h;
+                    if (ih < 0 || ih >= c.h) continue;
+                    for (int64_t kw = 0; kw < c.kernel_w; ++kw) {
+                        const int64_t iw = ow * c.stride_w - c.pad_w + kw * c.dil_w;
+                        if (iw < 0 || iw >= c.w) continue;
+                        acc += xg[(ci * c.h + ih) * c.w + iw] * wk[(ci * c.kernel_h + kh) * c.kernel_w + kw];
+                    }
+                }
+            y[i] = acc;
+        },
+        layer);
+}
+
+// Max pooling as torch.nn.functional.max_pool2d: the first maximum of each window (NaN wins),
+// -inf for a window with no element.
+inline void max_pool2d(const Device& dev, float* y, const float* x, const k::Pool2dGeom& g, const char* layer) {
+    const k::Pool2dGeom c = g;
+    for_each(
+        dev, c.n * c.c * c.out_h * c.out_w,
+        [=] __device__(int64_t i) {
+            const int64_t ow = i % c.out_w, oh = i / c.out_w % c.out_h, pl = i / (c.out_h * c.out_w);
+            const float* xp = x + pl * c.h * c.w;
+            float best = -INFINITY;
+            for (int64_t kh = 0; kh < c.kernel_h; ++kh) {
+                const int64_t ih = oh * c.stride_h - c.pad_h + kh * c.dil_h;
+                if (ih < 0 || ih >= c.h) continue;
+                for (int64_t kw = 0; kw < c.kernel_w; ++kw) {
+                    const int64_t iw = ow * c.stride_w - c.pad_w + kw * c.dil_w;
+                    if (iw < 0 || iw >= c.w) continue;
+                    const float v = xp[ih * c.w + iw];
+                    if ((v > best || v != v) && best == best) best = v;
+                }
+            }
+            y[i] = best;
+        },
+        layer);
+}
+
+// Average pooling as torch.nn.functional.avg_pool2d (count_include_pad, divisor_override), summed in
+// double as the CPU kernel.
+inline void avg_pool2d(const Device& dev, float* y, const float* x, const k::Pool2dGeom& g, const char* layer) {
+    const k::Pool2dGeom c = g;
+    for_each(
+        dev, c.n * c.c * c.out_h * c.out_w,
+        [=] __device__(int64_t i) {
+            const int64_t ow = i % c.out_w, oh = i / c.out_w % c.out_h, pl = i / (c.out_h * c.out_w);
+            int64_t h0 = oh * c.stride_h - c.pad_h, h1 = h0 + c.kernel_h < c.h + c.pad_h ? h0 + c.kernel_h : c.h + c.pad_h;
+            int64_t w0 = ow * c.stride_w - c.pad_w, w1 = w0 + c.kernel_w < c.w + c.pad_w ? w0 + c.kernel_w : c.w + c.pad_w;
+            const int64_t pool = (h1 - h0) * (w1 - w0);
+            h0 = h0 < 0 ? 0 : h0;
+            w0 = w0 < 0 ? 0 : w0;
+            h1 = h1 > c.h ? c.h : h1;
+            w1 = w1 > c.w ? c.w : w1;
+            if (h0 >= h1 || w0 >= w1) {
+                y[i] = 0.f;
+                return;
+            }
+            double s = 0;
+            for (int64_t h = h0; h < h1; ++h)
+                for (int64_t w = w0; w < w1; ++w) s += x[pl * c.h * c.w + h * c.w + w];
+            const int64_t div = c.divisor_override > 0 ? c.divisor_override
+                                : c.count_include_pad     ? pool
+                                                          : (h1 - h0) * (w1 - w0);
+            y[i] = static_cast<float>(s / static_cast<double>(div));
+        },
+        layer);
+}
+
+// y[plane] = the mean of the plane's hw elements (GlobalAvgPool2d): one block per plane, in double.
+__global__ inline void plane_mean_kernel(float* y, const float* x, int64_t hw) {
+    __shared__ double red[32];
+    const float* xp = x + blockIdx.x * hw;
+    double s = 0;
+    for (int64_t j = threadIdx.x; j < hw; j += blockDim.x) s += xp[j];
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0;
+        for (int k = 0; k < (static_cast<int>(blockDim.x) + 31) / 32; ++k) t += red[k];
+        y[blockIdx.x] = static_cast<float>(t / static_cast<double>(hw));
+    }
+}
+inline void global_avg_pool2d(const Device& dev, float* y, const float* x, int64_t planes, int64_t hw, const char* layer) {
+    if (planes <= 0) return;
+    plane_mean_kernel<<<static_cast<unsigned>(planes), kThreads, 0, stream_of(dev)>>>(y, x, hw);
     Device::check_launch(layer);
 }
 
