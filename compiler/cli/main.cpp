@@ -92,7 +92,8 @@ std::string targets_text(const std::string& only) {
     out += fmt::format("  programs: {}\n", fmt::join(programs, ", "));
     out += fmt::format("  build: {}; needs CMake, a C++20 compiler, {}\n",
                        t.runs_here ? "mithril run / train, or mithril compile -o DIR then CMake"
-                                   : "mithril compile --target " + t.name + " -o DIR, then CMake",
+                                   : "mithril run --target " + t.name + " (a CMake build in the cache), or mithril compile --target " +
+                                         t.name + " -o DIR then CMake",
                        t.build_needs);
     out += fmt::format("  late passes: {}\n", fmt::join(t.late_passes, ", "));
     out += fmt::format("  ops: {} of the {} primitives{}\n", has.size(), primitives.size(),
@@ -230,6 +231,8 @@ int main(int argc, char** argv) {
   run->add_option("--input", run_inputs, "an input's data (input=x.npy); its shape binds the model's dims")->type_name("NAME=FILE");
   run->add_option("-o,--output", out_dir, "folder for the outputs (one .npy per model output)");
   run->add_option("--weights", weights, "safetensors file with every parameter (PyTorch names and layouts)");
+  run->add_option("--target", target, "cpu (default) or cuda: build the CUDA project with nvcc and CMake (first run of a model "
+                                      "builds its runtime too) and run it on the GPU");
   run->add_flag("--init-missing", init_missing, "initialize parameters missing from --weights instead of failing");
   run->add_option("--seed", seed, "seed for initializing parameters when there are no --weights");
   run->add_option("--save-weights", save_weights, "write the parameters used to a safetensors file");

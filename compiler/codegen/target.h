@@ -28,7 +28,7 @@ struct Target {
   std::vector<std::string> late_passes;
   bool gradients = false;  // programs with a backward pass (--grad)
   bool training = false;   // training programs (compile --train, mithril train)
-  bool runs_here = false;  // `mithril run` can build and run it on this machine
+  bool runs_here = false;  // `mithril run` / `train` build it against the prebuilt runtime (else: a CMake build of the project)
   std::string build_needs;  // what building a generated project needs beyond CMake and a C++ compiler
   std::function<std::vector<GeneratedFile>(const ProgramPlan&, const CpuOptions&)> project;
   std::function<std::vector<GeneratedFile>(const ProgramPlan&, const ProgramPlan&, const CpuOptions&, const std::string&)>

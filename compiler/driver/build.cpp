@@ -82,9 +82,12 @@ static fs::path cache_root() {
   return fs::temp_directory_path() / "mithril-cache";
 }
 
+static std::string build_cuda_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files);
+
 std::string build_cached(const std::string& model_path, const CompileOptions& opts) {
   std::string name;
   auto files = generate(model_path, opts, name);
+  if (find_target(opts.target).device_memory) return build_cuda_cached(model_path, name, files);
   return build_project_cached(model_path, name, files, opts.blas);
 }
 
@@ -455,6 +458,40 @@ std::string build_project_cached(const std::string& model_path, const std::strin
   for (auto& f : own)
     if (fs::path(f.path).extension() == ".cpp") sources.push_back(f.path);
   compile_model(model_path, e.dir, name, sources, rt);
+  e.mark_complete();
+  return e.product.string();
+}
+
+// `mithril run --target cuda`: the whole generated project (its bundled runtime included) built with
+// CMake into the cache, keyed on every file and on nvcc's version. The device code is built for the
+// GPU nvidia-smi reports, else sm_90 (the project's own choice, codegen_templates/cuda).
+static std::string build_cuda_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files) {
+  bool ok = false;
+  const std::string nvcc = fs::exists("/usr/local/cuda/bin/nvcc") ? "/usr/local/cuda/bin/nvcc" : "nvcc";
+  const std::string version = program_output({nvcc, "--version"}, ok);
+  if (!ok)
+    fail(SourceLoc{"--target cuda", 0, 0}, "building CUDA code needs nvcc (the CUDA Toolkit; looked in /usr/local/cuda/bin and on PATH)");
+  if (!have_program("cmake")) fail(SourceLoc{"--target cuda", 0, 0}, "building CUDA code needs CMake");
+  uint64_t h = stable_hash("cuda;nvcc=" + version + ";", stable_hash(name));
+  for (auto& f : files) h = stable_hash(f.text, stable_hash(f.path, h));
+  CacheEntry e(fmt::format("{}-cuda-{:016x}", name, h), name, fs::path("build") / name);
+  if (e.complete()) return e.product.string();
+  auto lock = e.lock_for_build();
+  if (!lock) return e.product.string();
+  std::cerr << "mithril: building " << name << " for CUDA (first run of this model: its runtime too; cached in " << e.dir.string()
+            << ")\n";
+  write_project(e.dir.string(), files);
+  const fs::path log = e.dir / "build.log";
+  std::vector<std::string> configure = {"cmake", "-S", e.dir.string(), "-B", (e.dir / "build").string(), "-DCMAKE_CUDA_COMPILER=" + nvcc};
+  if (have_program("ninja")) configure.insert(configure.end(), {"-G", "Ninja"});
+  bool built = build_step(configure, log, false) &&
+               build_step({"cmake", "--build", (e.dir / "build").string(), "-j", jobs(), "--target", name}, log);
+  std::error_code ec;
+  if (!built || !fs::exists(e.product, ec)) {
+    std::string text = read_text(log);
+    if (text.size() > 3000) text = "..." + text.substr(text.size() - 3000);
+    fail(SourceLoc{model_path, 0, 0}, "building the generated CUDA code failed (full log: {}):\n{}", log.string(), text);
+  }
   e.mark_complete();
   return e.product.string();
 }

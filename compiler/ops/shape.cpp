@@ -575,9 +575,10 @@ void emit_slice(EmitContext& e) {
     else
       e.line("const int64_t len_ = stop_ < start_ ? (start_ - stop_ - 1) / {} + 1 : 0;", -step);
     e.line("if (len_ != {})", out_len);
-    e.line("  throw mithril::rt::Error(\"layer '{}' (Slice): the slice has \" + std::to_string(len_) + \" elements at run time "
-           "but the shape rule assumed in-range indices and gave \" + std::to_string({}) + \"; choose indices within the size\");",
-           e.node().name, out_len);
+    e.line("  throw mithril::rt::Error(std::string(\"layer '\") + {} + \"' (Slice): the slice has \" + std::to_string(len_) + "
+           "\" elements at run time but the shape rule assumed in-range indices and gave \" + std::to_string({}) + "
+           "\"; choose indices within the size\");",
+           cpp_string(e.node().name), out_len);
   }
   if (e.cuda()) {  // output element i reads element start_ + j * step along the axis
     const std::string inner = EmitContext::numel(in, axis + 1, in.size());

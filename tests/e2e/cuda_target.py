@@ -276,6 +276,16 @@ with tempfile.TemporaryDirectory() as tmp:
                 q = run([os.path.join(build, "mlp"), "--input", f"input={x}", "-o", os.path.join(tmp, "none")])
                 check(q.returncode != 0 and "no CUDA device" in q.stderr and q.stderr.count("\n") == 1
                       and not os.path.exists(os.path.join(tmp, "none")), "mlp without a GPU: " + q.stdout + q.stderr)
+                # mithril run --target cuda: a CMake build in the cache, then the program (no GPU: its message).
+                env = dict(os.environ, MITHRIL_CACHE_DIR=os.path.join(tmp, "run-cache"))
+                runcmd = [MITHRIL, "run", os.path.join(REPO, "samples", "mlp.yaml"), "--target", "cuda", "--input", f"input={x}",
+                          "-o", os.path.join(tmp, "run-out")]
+                q = run(runcmd, env=env)
+                check(q.returncode == 1 and "mithril: building mlp for CUDA" in q.stderr and "no CUDA device" in q.stderr,
+                      "mithril run --target cuda without a GPU: " + q.stderr[-3000:])
+                q = run(runcmd, env=env)
+                check(q.returncode == 1 and "building" not in q.stderr and "no CUDA device" in q.stderr,
+                      "mithril run --target cuda again (cached): " + q.stderr[-3000:])
                 print("SKIP (no GPU here): the CUDA programs were built, not run; tools/gpu/check.sh runs them on a lent GPU")
             elif p.returncode == 0:
                 for line in compare_on_gpu(build, refs, os.path.join(tmp, "gpu")):
