@@ -187,7 +187,9 @@ inline void layer_norm_rows(const Device& dev, float* y, float* mean_out, float*
 // v[b, j, :]; a fully masked row gives zeros (as the CPU kernel). The row's scores stay in shared
 // memory (len_kv floats), so len_kv is bounded by attention_max_keys(); q [batch, len_q, dim_qk],
 // k [batch, len_kv, dim_qk], v [batch, len_kv, dim_v], mask [len_q, len_kv] or null.
-inline constexpr int64_t attention_max_keys() { return 12 * 1024; }
+// 44 KiB of scores: with the block's reduction scratch, under the 48 KiB of shared memory a block gets
+// without cudaFuncSetAttribute.
+inline constexpr int64_t attention_max_keys() { return 11 * 1024; }
 __global__ inline void attention_rows_kernel(float* out, const float* q, const float* k, const float* v,
                                              const std::uint8_t* mask, int64_t len_q, int64_t len_kv, int64_t dim_qk,
                                              int64_t dim_v, float scale, bool causal) {
