@@ -718,26 +718,32 @@ void add_runtime(std::vector<GeneratedFile>& files) {
   for (auto& f : cpu_runtime_files()) files.push_back(std::move(f));
 }
 
-}  // namespace
-
-std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOptions& opts) {
-  Printer pr{plan, plan.graph, class_name(opts.name)};
+// One inference (or --grad) program: the same skeleton for every target; `device` picks the CUDA
+// project's memory, its CMakeLists.txt and its .cu source.
+std::vector<GeneratedFile> emit_program_project(const ProgramPlan& plan, const CpuOptions& opts, bool device) {
+  Printer pr{plan, plan.graph, class_name(opts.name), device};
   if (opts.embed_weights && opts.weights.empty())
     fail(SourceLoc{"--embed-weights", 0, 0}, "--embed-weights needs the weights: add --weights FILE.safetensors");
   std::string block = opts.weights.empty() ? "" : pr.weight_block(opts.weights);  // checked even when not embedded
   std::map<std::string, std::string> holes = {
       {"NAME", opts.name}, {"CLASS", pr.cls}, {"VERSION", MITHRIL_VERSION}, {"SOURCE", cpp_comment(opts.source)}, {"BLAS", opts.blas},
       {"EXTRA_SOURCES", opts.embed_weights ? " " + opts.name + "_weights.cpp" : ""}, {"RUNTIME_SOURCES", cpu_runtime_hash()},
-      {"DEVICE", "rt::cpu_device().describe().c_str()"}};
+      {"DEVICE", device ? "model->device_description().c_str()" : "rt::cpu_device().describe().c_str()"}};
   std::vector<GeneratedFile> files = {
-      {"CMakeLists.txt", fill_template("cpu/CMakeLists.txt.in", holes)},
+      {"CMakeLists.txt", fill_template(device ? "cuda/CMakeLists.txt.in" : "cpu/CMakeLists.txt.in", holes)},
       {"main.cpp", fill_template("cpu/main.cpp.in", holes)},
       {opts.name + ".h", pr.header(opts)},
-      {opts.name + ".cpp", pr.source(opts)},
+      {opts.name + (device ? ".cu" : ".cpp"), pr.source(opts)},
   };
   if (opts.embed_weights) files.push_back({opts.name + "_weights.cpp", pr.embedded_source(opts, block)});
   add_runtime(files);
   return files;
+}
+
+}  // namespace
+
+std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOptions& opts) {
+  return emit_program_project(plan, opts, false);
 }
 
 std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, const ProgramPlan& eval, const CpuOptions& opts,
@@ -767,23 +773,7 @@ std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, c
 }
 
 std::vector<GeneratedFile> emit_cuda_project(const ProgramPlan& plan, const CpuOptions& opts) {
-  Printer pr{plan, plan.graph, class_name(opts.name), true};
-  if (opts.embed_weights && opts.weights.empty())
-    fail(SourceLoc{"--embed-weights", 0, 0}, "--embed-weights needs the weights: add --weights FILE.safetensors");
-  std::string block = opts.weights.empty() ? "" : pr.weight_block(opts.weights);  // checked even when not embedded
-  std::map<std::string, std::string> holes = {
-      {"NAME", opts.name}, {"CLASS", pr.cls}, {"VERSION", MITHRIL_VERSION}, {"SOURCE", cpp_comment(opts.source)}, {"BLAS", opts.blas},
-      {"EXTRA_SOURCES", opts.embed_weights ? " " + opts.name + "_weights.cpp" : ""}, {"RUNTIME_SOURCES", cpu_runtime_hash()},
-      {"DEVICE", "model->device_description().c_str()"}};
-  std::vector<GeneratedFile> files = {
-      {"CMakeLists.txt", fill_template("cuda/CMakeLists.txt.in", holes)},
-      {"main.cpp", fill_template("cpu/main.cpp.in", holes)},
-      {opts.name + ".h", pr.header(opts)},
-      {opts.name + ".cu", pr.source(opts)},
-  };
-  if (opts.embed_weights) files.push_back({opts.name + "_weights.cpp", pr.embedded_source(opts, block)});
-  add_runtime(files);
-  return files;
+  return emit_program_project(plan, opts, true);
 }
 
 // write_project: compiler/driver/project_io.cpp.
