@@ -233,6 +233,10 @@ int main(int argc, char** argv) {
   run->add_option("--weights", weights, "safetensors file with every parameter (PyTorch names and layouts)");
   run->add_option("--target", target, "cpu (default) or cuda: build the CUDA project with nvcc and CMake (first run of a model "
                                       "builds its runtime too) and run it on the GPU");
+  bool emulate_gpu = false;
+  run->add_flag("--emulate-gpu", emulate_gpu,
+                "with --target cuda: build the program for the CPU's emulation of CUDA instead (the same generated code as "
+                "C++, its kernels' threads run on the CPU; for testing without a GPU: slow, and no figure of a GPU's speed)");
   run->add_flag("--init-missing", init_missing, "initialize parameters missing from --weights instead of failing");
   run->add_option("--seed", seed, "seed for initializing parameters when there are no --weights");
   run->add_option("--save-weights", save_weights, "write the parameters used to a safetensors file");
@@ -508,6 +512,7 @@ int main(int argc, char** argv) {
       copts.target = target;
       copts.blas = blas;
       copts.training = mode == "train";
+      copts.emulate_gpu = emulate_gpu;
       copts.name = project_name;
       copts.check.flatten.args = parse_arg_overrides(arg_overrides);
       for (auto& s : shapes) parse_shape_binding(s, copts.check.pipeline.shapes);

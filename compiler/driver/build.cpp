@@ -82,12 +82,14 @@ static fs::path cache_root() {
   return fs::temp_directory_path() / "mithril-cache";
 }
 
-static std::string build_cuda_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files);
+static std::string build_cuda_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
+                                     bool emulate);
 
 std::string build_cached(const std::string& model_path, const CompileOptions& opts) {
   std::string name;
   auto files = generate(model_path, opts, name);
-  if (find_target(opts.target).device_memory) return build_cuda_cached(model_path, name, files);
+  if (find_target(opts.target).device_memory) return build_cuda_cached(model_path, name, files, opts.emulate_gpu);
+  if (opts.emulate_gpu) fail(SourceLoc{"--emulate-gpu", 0, 0}, "only GPU targets are emulated (--target cuda); the {} target runs here as it is", opts.target);
   return build_project_cached(model_path, name, files, opts.blas);
 }
 
@@ -464,25 +466,28 @@ std::string build_project_cached(const std::string& model_path, const std::strin
 
 // `mithril run --target cuda`: the whole generated project (its bundled runtime included) built with
 // CMake into the cache, keyed on every file and on nvcc's version. The device code is built for the
-// GPU nvidia-smi reports, else sm_90 (the project's own choice, codegen_templates/cuda).
-static std::string build_cuda_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files) {
+// GPU nvidia-smi reports, else sm_90 (the project's own choice, codegen_templates/cuda). With
+// `emulate` (--emulate-gpu) the project is built for the CPU's emulation of CUDA instead (no nvcc).
+static std::string build_cuda_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
+                                     bool emulate) {
   bool ok = false;
   const std::string nvcc = fs::exists("/usr/local/cuda/bin/nvcc") ? "/usr/local/cuda/bin/nvcc" : "nvcc";
-  const std::string version = program_output({nvcc, "--version"}, ok);
-  if (!ok)
+  const std::string version = emulate ? "emulated" : program_output({nvcc, "--version"}, ok);
+  if (!emulate && !ok)
     fail(SourceLoc{"--target cuda", 0, 0}, "building CUDA code needs nvcc (the CUDA Toolkit; looked in /usr/local/cuda/bin and on PATH)");
   if (!have_program("cmake")) fail(SourceLoc{"--target cuda", 0, 0}, "building CUDA code needs CMake");
   uint64_t h = stable_hash("cuda;nvcc=" + version + ";", stable_hash(name));
   for (auto& f : files) h = stable_hash(f.text, stable_hash(f.path, h));
-  CacheEntry e(fmt::format("{}-cuda-{:016x}", name, h), name, fs::path("build") / name);
+  CacheEntry e(fmt::format("{}-cuda{}-{:016x}", name, emulate ? "-emulated" : "", h), name, fs::path("build") / name);
   if (e.complete()) return e.product.string();
   auto lock = e.lock_for_build();
   if (!lock) return e.product.string();
-  std::cerr << "mithril: building " << name << " for CUDA (first run of this model: its runtime too; cached in " << e.dir.string()
-            << ")\n";
+  std::cerr << "mithril: building " << name << (emulate ? " for the CPU's emulation of CUDA" : " for CUDA")
+            << " (first run of this model: its runtime too; cached in " << e.dir.string() << ")\n";
   write_project(e.dir.string(), files);
   const fs::path log = e.dir / "build.log";
-  std::vector<std::string> configure = {"cmake", "-S", e.dir.string(), "-B", (e.dir / "build").string(), "-DCMAKE_CUDA_COMPILER=" + nvcc};
+  std::vector<std::string> configure = {"cmake", "-S", e.dir.string(), "-B", (e.dir / "build").string(),
+                                        emulate ? "-DMITHRIL_CUDA_EMULATE=ON" : "-DCMAKE_CUDA_COMPILER=" + nvcc};
   if (have_program("ninja")) configure.insert(configure.end(), {"-G", "Ninja"});
   bool built = build_step(configure, log, false) &&
                build_step({"cmake", "--build", (e.dir / "build").string(), "-j", jobs(), "--target", name}, log);

@@ -21,6 +21,7 @@ struct CompileOptions {
   bool training = false;       // --mode train
   bool require_all_inputs = false;  // `run`: every model input must have been given (and so bound)
   std::string blas = "openblas";    // --blas: the BLAS library the project links, openblas or blis
+  bool emulate_gpu = false;         // --emulate-gpu: build a device target's program for the CPU's emulation of it
 };
 
 // The BLAS libraries a generated project can link (--blas); the first is the default.

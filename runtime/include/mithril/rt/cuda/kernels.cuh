@@ -12,7 +12,18 @@
 // tolerance against it is written in docs/codegen.md, CUDA target).
 #pragma once
 
+#if defined(MITHRIL_CUDA_EMULATE)
+#include "mithril/rt/cuda/emulate.h"  // C++ build of CUDA sources, for tests without a GPU
+#else
 #include <cuda_runtime.h>
+// A kernel launch, written so the emulation (cuda/emulate.h) can run it too:
+//   MITHRIL_CUDA_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...);
+#define MITHRIL_CUDA_LAUNCH(grid, block, shared, stream, ...) __VA_ARGS__<<<grid, block, shared, stream>>>
+// The launch's dynamic shared memory as `type* name` (one 16-byte aligned array for every kernel).
+#define MITHRIL_CUDA_DYNAMIC_SHARED(type, name)                           \
+    extern __shared__ __align__(16) unsigned char mithril_dynamic_shared_[]; \
+    type* name = reinterpret_cast<type*>(mithril_dynamic_shared_)
+#endif
 
 #include <cmath>
 #include <cstddef>
@@ -45,7 +56,7 @@ __global__ void for_each_kernel(int64_t n, F f) {
 template <class F>
 void for_each(const Device& dev, int64_t n, F f, const char* layer) {
     if (n <= 0) return;
-    for_each_kernel<<<blocks_for(n), kThreads, 0, stream_of(dev)>>>(n, f);
+    MITHRIL_CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream_of(dev), for_each_kernel<F>)(n, f);
     Device::check_launch(layer);
 }
 
@@ -141,7 +152,7 @@ __global__ void softmax_rows_kernel(float* y, const float* x, int64_t cols) {
 template <bool Log>
 void softmax_rows(const Device& dev, float* y, const float* x, int64_t rows, int64_t cols, const char* layer) {
     if (rows <= 0 || cols <= 0) return;
-    softmax_rows_kernel<Log><<<static_cast<unsigned>(rows), kThreads, 0, stream_of(dev)>>>(y, x, cols);
+    MITHRIL_CUDA_LAUNCH(static_cast<unsigned>(rows), kThreads, 0, stream_of(dev), softmax_rows_kernel<Log>)(y, x, cols);
     Device::check_launch(layer);
 }
 
@@ -177,7 +188,7 @@ inline void layer_norm_rows(const Device& dev, float* y, float* mean_out, float*
                             const float* weight, const float* bias, int64_t rows, int64_t cols, double eps,
                             const char* layer) {
     if (rows <= 0 || cols <= 0) return;
-    layer_norm_rows_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream_of(dev)>>>(
+    MITHRIL_CUDA_LAUNCH(static_cast<unsigned>(rows), kThreads, 0, stream_of(dev), layer_norm_rows_kernel)(
         y, mean_out, rstd_out, x, weight, bias, cols, static_cast<float>(eps));
     Device::check_launch(layer);
 }
@@ -193,7 +204,7 @@ inline constexpr int64_t attention_max_keys() { return 11 * 1024; }
 __global__ inline void attention_rows_kernel(float* out, const float* q, const float* k, const float* v,
                                              const std::uint8_t* mask, int64_t len_q, int64_t len_kv, int64_t dim_qk,
                                              int64_t dim_v, float scale, bool causal) {
-    extern __shared__ float scores[];
+    MITHRIL_CUDA_DYNAMIC_SHARED(float, scores);
     __shared__ float red[32];
     const int64_t b = blockIdx.x / len_q, i = blockIdx.x % len_q;
     const float* qi = q + (b * len_q + i) * dim_qk;
@@ -239,7 +250,7 @@ inline void attention_rows(const Device& dev, float* out, const float* q, const 
                     " keys; the CUDA target's attention kernel takes at most " +
                     std::to_string(attention_max_keys()));
     const size_t shared = static_cast<size_t>(len_kv > 0 ? len_kv : 1) * sizeof(float);
-    attention_rows_kernel<<<static_cast<unsigned>(batch * len_q), kThreads, shared, stream_of(dev)>>>(
+    MITHRIL_CUDA_LAUNCH(static_cast<unsigned>(batch * len_q), kThreads, shared, stream_of(dev), attention_rows_kernel)(
         out, q, k, v, mask, len_q, len_kv, dim_qk, dim_v, static_cast<float>(scale), causal);
     Device::check_launch(layer);
 }
@@ -345,7 +356,7 @@ __global__ inline void plane_mean_kernel(float* y, const float* x, int64_t hw) {
 }
 inline void global_avg_pool2d(const Device& dev, float* y, const float* x, int64_t planes, int64_t hw, const char* layer) {
     if (planes <= 0) return;
-    plane_mean_kernel<<<static_cast<unsigned>(planes), kThreads, 0, stream_of(dev)>>>(y, x, hw);
+    MITHRIL_CUDA_LAUNCH(static_cast<unsigned>(planes), kThreads, 0, stream_of(dev), plane_mean_kernel)(y, x, hw);
     Device::check_launch(layer);
 }
 
