@@ -64,9 +64,8 @@ std::string op_help(const OpDef& op) {
 // `mithril targets [NAME]`: each target's language, programs, late passes and op coverage (with a
 // NAME, every op it has code for and every one it lacks).
 std::string targets_text(const std::string& only) {
-  std::vector<const OpDef*> primitives;
-  for (const OpDef* op : all_ops())
-    if (!op->has_trait("internal")) primitives.push_back(op);
+  std::vector<const OpDef*> primitives, internal;
+  for (const OpDef* op : all_ops()) (op->has_trait("internal") ? internal : primitives).push_back(op);
   auto wrap = [](const std::vector<std::string>& words, const std::string& indent) {
     std::string out, line = indent;
     for (size_t i = 0; i < words.size(); ++i) {
@@ -101,6 +100,12 @@ std::string targets_text(const std::string& only) {
     if (!only.empty()) {
       out += "  has code for:\n" + wrap(has, "    ");
       if (!lacks.empty()) out += "  not yet:\n" + wrap(lacks, "    ");
+      // The ops passes add (gradients, optimizer updates, fused chains), which models never name.
+      std::vector<std::string> ihas, ilacks;
+      for (const OpDef* op : internal) (op->target(t.name) ? ihas : ilacks).push_back(op->name);
+      out += fmt::format("  internal ops (backward pass, optimizers, fusion): {} of {}\n", ihas.size(), internal.size());
+      if (!ihas.empty()) out += "  has code for:\n" + wrap(ihas, "    ");
+      if (!ilacks.empty()) out += "  not yet:\n" + wrap(ilacks, "    ");
     }
     out += "\n";
   }

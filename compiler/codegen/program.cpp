@@ -253,6 +253,9 @@ struct Printer {
            "  mithril::rt::Arena device_inputs_;      // run()'s inputs on the device\n"
            "  mithril::rt::Arena host_outputs_;       // run()'s outputs copied back (output())\n"
            "  void upload_weights();\n";
+    if (device && backward())
+      s += "  mithril::rt::Arena device_seeds_;       // run_backward()'s output gradients on the device\n"
+           "  mithril::rt::Arena host_grads_;         // run_backward()'s gradients copied back (gradient())\n";
     if (optimizer()) s += "  mithril::rt::OptimHyper hyper_;  // read by the optimizer updates at the end of backward()\n";
     if (backward())
       s += fmt::format("  const void* saved_inputs_[{}] = {{}};  // the last forward()'s inputs, read by backward()\n  Dims saved_dims_;\n",
@@ -559,8 +562,13 @@ void {0}::save_weights(const std::string& path) const {{
       s += fmt::format("      {{{}, {}}},\n", cpp_string(g.value(g.grad_of[i]).name), rt_dtype(g.value(g.grads[i]).dtype));
     s += "  };\n  return ports;\n}\n\n";
     s += fmt::format("const void* {}::gradient(size_t i) const {{\n", cls);
+    int64_t grad_total = 0;
+    std::vector<int64_t> grad_at = staging(g.grads, grad_total);
     for (size_t i = 0; i < g.grads.size(); ++i)
-      s += fmt::format("  if (i == {}) return const_cast<rt::Arena&>(arena_).data() + {};\n", i, p.offset[g.grads[i]]);
+      if (device)  // run_backward() copied them back
+        s += fmt::format("  if (i == {}) return host_grads_.data() + {};\n", i, grad_at[i]);
+      else
+        s += fmt::format("  if (i == {}) return const_cast<rt::Arena&>(arena_).data() + {};\n", i, p.offset[g.grads[i]]);
     s += "  throw rt::Error(\"no gradient \" + std::to_string(i));\n}\n\n";
     s += fmt::format("std::vector<int64_t> {}::gradient_shape(size_t i, const Dims& d) const {{\n{}", cls, dim_locals(p, "d"));
     for (size_t i = 0; i < g.grads.size(); ++i)
@@ -603,8 +611,12 @@ void {0}::save_weights(const std::string& path) const {{
                        cls, fmt::join(cast, ", "), cast.empty() ? "" : ", ");
     }
     // Tensors: one per output, checked against the output's shape.
+    // A device target copies them to the device first, and the gradients back after.
     std::vector<std::string> call;
     std::string checks;
+    int64_t seed_total = 0;
+    std::vector<int64_t> seed_at = staging(seed_ids(), seed_total);
+    size_t seed_k = 0;
     for (size_t i = 0; i < g.output_grads.size(); ++i) {
       int id = g.output_grads[i];
       if (id < 0) continue;
@@ -613,12 +625,27 @@ void {0}::save_weights(const std::string& path) const {{
           "  if (g[{0}].dtype() != {1} || g[{0}].shape() != output_shape({0}, saved_dims_))\n"
           "    throw rt::Error(std::string(\"gradient of output '\") + {2} + \"': expected \" + rt::type_str({1}, output_shape({0}, saved_dims_)) + \", got \" + g[{0}].type_str());\n",
           i, rt_dtype(g.value(id).dtype), cpp_string(g.output_names[i]));
-      call.push_back(fmt::format("static_cast<const {}*>(g[{}].raw_data())", T, i));
+      if (device) {
+        checks += fmt::format("  device_.to_device(device_seeds_.data() + {0}, g[{1}].raw_data(), g[{1}].nbytes());\n", seed_at[seed_k], i);
+        call.push_back(fmt::format("reinterpret_cast<const {}*>(device_seeds_.data() + {})", T, seed_at[seed_k]));
+      } else {
+        call.push_back(fmt::format("static_cast<const {}*>(g[{}].raw_data())", T, i));
+      }
+      ++seed_k;
+    }
+    std::string copy_back;
+    if (device) {
+      copy_back = "  const std::byte* const arena = arena_.data();\n  (void)arena;\n";
+      for (size_t i = 0; i < g.grads.size(); ++i)
+        copy_back += fmt::format("  {{\n    int64_t n = 1;\n    for (int64_t k : gradient_shape({}, saved_dims_)) n *= k;\n"
+                                 "    device_.to_host(host_grads_.data() + {}, arena + {}, static_cast<size_t>(n) * sizeof({}));\n  }}\n",
+                                 i, grad_at[i], p.offset[g.grads[i]], EmitContext::ctype(g.value(g.grads[i]).dtype));
+      copy_back += "  device_.check_status();\n";
     }
     s += fmt::format("void {}::run_backward(const std::vector<rt::Tensor>& g) {{\n"
                      "  if (g.size() != {}) throw rt::Error(\"expected {} output gradients, got \" + std::to_string(g.size()));\n{}"
-                     "  backward({}{}saved_dims_);\n}}\n",
-                     cls, g.outputs.size(), g.outputs.size(), checks, fmt::join(call, ", "), call.empty() ? "" : ", ");
+                     "  backward({}{}saved_dims_);\n{}}}\n",
+                     cls, g.outputs.size(), g.outputs.size(), checks, fmt::join(call, ", "), call.empty() ? "" : ", ", copy_back);
     return s;
   }
 
@@ -633,16 +660,29 @@ void {0}::save_weights(const std::string& path) const {{
     }
     return at;
   }
+  std::vector<int> seed_ids() const {
+    std::vector<int> ids;
+    for (int id : g.output_grads)
+      if (id >= 0) ids.push_back(id);
+    return ids;
+  }
   std::string device_members() {
-    int64_t in_bytes = 0, out_bytes = 0;
+    int64_t in_bytes = 0, out_bytes = 0, seed_bytes = 0, grad_bytes = 0;
     staging(g.inputs, in_bytes);
     staging(g.outputs, out_bytes);
+    std::string grads;
+    if (backward()) {
+      staging(seed_ids(), seed_bytes);
+      staging(g.grads, grad_bytes);
+      grads = fmt::format(",\n      device_seeds_({}, rt::cuda::device_allocator()),\n      host_grads_({})", std::max<int64_t>(seed_bytes, 64),
+                          std::max<int64_t>(grad_bytes, 64));
+    }
     std::string s = fmt::format(
         "{0}::{0}()\n    : arena_(std::max<int64_t>(kArenaBytes, 64), rt::cuda::device_allocator()),\n"
         "      weights_(std::max<int64_t>(kWeightBytes, 64)),\n"
         "      device_weights_(std::max<int64_t>(kWeightBytes, 64), rt::cuda::device_allocator()),\n"
-        "      device_inputs_({1}, rt::cuda::device_allocator()),\n      host_outputs_({2}) {{}}\n\n",
-        cls, std::max<int64_t>(in_bytes, 64), std::max<int64_t>(out_bytes, 64));
+        "      device_inputs_({1}, rt::cuda::device_allocator()),\n      host_outputs_({2}){3} {{}}\n\n",
+        cls, std::max<int64_t>(in_bytes, 64), std::max<int64_t>(out_bytes, 64), grads);
     s += fmt::format("void {}::upload_weights() {{\n  device_.to_device(device_weights_.data(), weights_.data(), kWeightBytes);\n"
                      "  device_weights_generation_ = weights_.generation();\n}}\n\n", cls);
     return s;

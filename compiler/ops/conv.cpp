@@ -609,6 +609,12 @@ void register_conv_grads() {
                     e.line("rt::k::conv2d_grad_input({}, {}, {}, geom, {}, {});", e.y(), e.x("grad"), e.x("weight"),
                            scratch_arg(e, "grad"), algo_arg(auto_algo(dx, dy)));
                   })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    mark_shape_only(e);
+                    emit_conv_geom(e, e.in("like").shape, e.in("grad").shape);
+                    e.line("rt::cuda::conv2d_grad_input(device_, {}, {}, {}, geom, {});", e.y(), e.x("grad"), e.x("weight"), e.layer());
+                  })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 
   OpDef gt("ConvTransposeGradInput", "conv",
@@ -656,6 +662,11 @@ void register_conv_grads() {
                     e.line("rt::k::conv2d_grad_weight({}, {}, {}, geom, {}, {});", e.y(), e.x("grad"), e.x("input"),
                            scratch_arg(e), algo_arg(auto_algo(x, dy)));
                   })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    emit_conv_geom(e, e.in("input").shape, e.in("grad").shape);
+                    e.line("rt::cuda::conv2d_grad_weight(device_, {}, {}, {}, geom, {});", e.y(), e.x("grad"), e.x("input"), e.layer());
+                  })
                   .rule([](InferContext& c) {
                     size_t spatial = c.rank("input") - 2;
                     int64_t groups = c.i("groups");
@@ -671,6 +682,12 @@ void register_conv_grads() {
                     const Shape& s = e.in("grad").shape;
                     e.line("rt::k::conv_grad_bias({}, {}, {}, {}, {});", e.y(), e.x("grad"), EmitContext::dim(s[0]),
                            EmitContext::dim(s[1]), EmitContext::numel(s, 2, s.size()));
+                  })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    const Shape& s = e.in("grad").shape;
+                    e.line("rt::cuda::conv_grad_bias(device_, {}, {}, {}, {}, {}, {});", e.y(), e.x("grad"), EmitContext::dim(s[0]),
+                           EmitContext::dim(s[1]), EmitContext::numel(s, 2, s.size()), e.layer());
                   })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), {c.shape("grad")[1]}); }));
 }

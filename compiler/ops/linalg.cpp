@@ -121,6 +121,14 @@ MITHRIL_REGISTER_OPS(linalg) {
                     e.line("mithril::rt::gemm(mithril::rt::Transpose::Yes, mithril::rt::Transpose::No, {}, {}, {}, 1, {}, {}, {}, {}, 0, {}, {});",
                            D, K, M, e.x("grad"), D, e.x("input"), K, e.y(), K);
                   })
+                  .emit("cuda", [](EmitContext& e) {  // dW[D, K] = grad[M, D]^T x[M, K] through cuBLAS
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    const Shape& s = e.in("input").shape;
+                    std::string K = EmitContext::dim(s.back()), M = EmitContext::numel(s, 0, s.size() - 1);
+                    std::string D = EmitContext::dim(e.in("grad").shape.back());
+                    e.line("rt::cuda::gemm(device_, true, false, {}, {}, {}, 1.f, {}, {}, {}, {}, 0.f, {}, {});", D, K, M, e.x("grad"), D,
+                           e.x("input"), K, e.y(), K);
+                  })
                   .rule([](InferContext& c) {
                     c.out("output", c.dtype("input"), {c.shape("grad").back(), c.shape("input").back()});
                   }));

@@ -156,15 +156,53 @@ void emit_kl_grad(EmitContext& e) {
          e.b("log_target") ? "true" : "false", reduction(e), wrt_target(e));
 }
 
+// ---- CUDA code (cuda/backward.cuh): cross entropy with class-index targets --------------------------
+
+int cuda_reduction(EmitContext& e) {
+  std::string r = e.s("reduction");
+  return r == "none" ? 0 : r == "mean" ? 1 : 2;
+}
+
+void emit_cross_entropy_cuda(EmitContext& e) {
+  if (!is_int(e.in("target").dtype)) e.unsupported("class-probability targets");
+  if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+  ClassDims d = class_dims(e);
+  e.line("rt::cuda::cross_entropy(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("target"), e.scratch(),
+         d.N, d.C, d.inner, e.i("ignore_index"), cpp_number(e.f("label_smoothing")), cuda_reduction(e), e.layer());
+}
+
+void emit_cross_entropy_grad_cuda(EmitContext& e) {
+  if (!is_int(e.in("target").dtype)) e.unsupported("class-probability targets");
+  if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+  ClassDims d = class_dims(e);
+  e.line("rt::cuda::cross_entropy_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("input"),
+         e.x("target"), e.scratch(), d.N, d.C, d.inner, e.i("ignore_index"), cpp_number(e.f("label_smoothing")), cuda_reduction(e),
+         e.layer());
+}
+
+// Its scratch: a loss and a weight per row for the forward pass, the count of targets for the gradient.
+Dim cross_entropy_scratch(const Node& n, const Graph& g) {
+  if (n.op->name != "CrossEntropy") return Dim(1);
+  Shape batch = g.value(n.inputs[0][0]).shape;  // logits [N, C, ...] -> rows [N, ...]
+  batch.erase(batch.begin() + 1);
+  return Dim(2) * numel(batch);
+}
+
 // Registers `fwd` with its gradient rule and its internal <Name>Grad op (the forward's arguments
-// plus `wrt`). `target_grad`: float targets get a gradient too.
-void register_loss(OpDef fwd, EmitFn grad_emit, bool target_grad) {
+// plus `wrt`). `target_grad`: float targets get a gradient too. `cuda_grad`: the gradient's code on the
+// CUDA target, where it has one.
+void register_loss(OpDef fwd, EmitFn grad_emit, bool target_grad, EmitFn cuda_grad = nullptr,
+                   std::function<Dim(const Node&, const Graph&)> cuda_scratch = nullptr) {
   const std::string grad_op = fwd.name + "Grad";
   OpDef gd(grad_op, "loss", "gradient of " + fwd.name + " w.r.t. 'input', or 'target' with wrt: target");
   gd.in("grad").in("input").in("target").out().trait("internal");
   gd.args = fwd.args;
   gd.arg("wrt", ArgType::String, json("input"), "the input the gradient is of", {"input", "target"});
   gd.emit("cpu", std::move(grad_emit));
+  if (cuda_grad) {
+    gd.emit("cuda", std::move(cuda_grad));
+    if (cuda_scratch) gd.scratch_elems("cuda", cuda_scratch);
+  }
   gd.rule([](InferContext& c) {
     std::string w = c.s("wrt");
     c.out("output", c.dtype(w), c.shape(w));
@@ -189,6 +227,8 @@ MITHRIL_REGISTER_OPS(loss) {
   register_loss(loss_def("CrossEntropy", "cross entropy of logits [N, C, ...] against class indices [N, ...] or class "
                                        "probabilities [N, C, ...] (log-softmax over C, then NLL)")
                   .emit("cpu", emit_cross_entropy)
+                  .emit("cuda", emit_cross_entropy_cuda)
+                  .scratch_elems("cuda", cross_entropy_scratch)
                   .arg("label_smoothing", ArgType::Float, json(0.0),
                        "in [0, 1]: mix the target with the uniform distribution over classes")
                   .arg("ignore_index", ArgType::Int, json(-100),
@@ -216,7 +256,7 @@ MITHRIL_REGISTER_OPS(loss) {
                     }
                     reduced_out(c, batch);
                   }),
-                emit_cross_entropy_grad, true);
+                emit_cross_entropy_grad, true, emit_cross_entropy_grad_cuda, cross_entropy_scratch);
 
   register_loss(loss_def("NLL", "negative log likelihood: -input[n, target[n]] for log-probabilities [N, C, ...] and "
                               "class indices [N, ...]")

@@ -123,6 +123,32 @@ void emit_attention_cuda(EmitContext& e) {
          e.x("value"), mask, EmitContext::numel(batch), L, S, E, Ev, scale, e.b("causal") ? "true" : "false", e.layer());
 }
 
+// ScaledDotProductAttentionGrad on the CUDA target: two passes, one over query rows and one over key
+// rows, that recompute the probabilities (cuda/backward.cuh); the scratch keeps two floats per query.
+void emit_attention_backward_cuda(EmitContext& e) {
+  const Shape &q = e.in("query").shape, &k = e.in("key").shape, &v = e.in("value").shape;
+  Shape batch(q.begin(), q.end() - 2);
+  for (auto port : {"key", "value", "grad"}) {
+    const Shape& s = e.in(port).shape;
+    if (Shape(s.begin(), s.end() - 2) != batch)
+      e.unsupported(fmt::format("'{}' {} with batch dimensions broadcast to {}", port, shape_str(s), shape_str(batch)));
+  }
+  if (e.in("query").dtype != DType::f32) e.unsupported("float64");
+  auto D = [](const Dim& d) { return EmitContext::dim(d); };
+  std::string L = D(q[q.size() - 2]), S = D(k[k.size() - 2]), E = D(q.back()), Ev = D(v.back());
+  std::string scale = e.arg("scale").is_null() ? fmt::format("1.0 / std::sqrt(static_cast<double>({}))", E) : cpp_number(e.f("scale"));
+  std::string mask = "nullptr";
+  if (e.has("mask")) {
+    const Value& m = e.in("mask");
+    if (m.dtype != DType::boolean || m.shape.size() != 2 || m.shape[0] != q[q.size() - 2] || m.shape[1] != k[k.size() - 2])
+      e.unsupported(fmt::format("a mask other than a bool [L, S] one (here {})", type_str(m.dtype, m.shape)));
+    mask = fmt::format("reinterpret_cast<const std::uint8_t*>({})", e.x("mask"));
+  }
+  e.line("rt::cuda::attention_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});",
+         e.y("query"), e.y("key"), e.y("value"), e.x("grad"), e.x("query"), e.x("key"), e.x("value"), mask, EmitContext::numel(batch), L,
+         S, E, Ev, scale, e.b("causal") ? "true" : "false", e.scratch(), e.layer());
+}
+
 }  // namespace
 
 MITHRIL_REGISTER_OPS(nn) {
@@ -151,6 +177,15 @@ MITHRIL_REGISTER_OPS(nn) {
                     e.line("  const {0}* const MITHRIL_K_RESTRICT from = {1} + i * {2};", T, e.x("grad"), dim);
                     e.line("  for (int64_t j = 0; j < {}; ++j) to[j] += from[j];", dim);
                     e.line("}}");
+                  })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.out().dtype != DType::f32) e.unsupported("a float64 table");
+                    int64_t n = e.i("num_embeddings");
+                    int64_t pad = e.arg("padding_idx").is_null() ? -1 : e.i("padding_idx");
+                    if (pad < 0 && !e.arg("padding_idx").is_null()) pad += n;
+                    e.line("rt::cuda::embedding_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(),
+                           e.has("accumulate") ? e.x("accumulate") : "nullptr", e.x("grad"), e.x("input"),
+                           EmitContext::numel(e.in("input").shape), e.i("dimension"), n, pad, e.layer());
                   })
                   .rule([](InferContext& c) {
                     c.out("output", c.dtype("grad"), {Dim(c.i("num_embeddings")), Dim(c.i("dimension"))});
@@ -220,6 +255,12 @@ MITHRIL_REGISTER_OPS(nn) {
                     e.line("for (int64_t i = 0; i < {}; ++i)", n);
                     e.line("  {0}[i] = rng.uniform() < {1} ? {2}(0) : {3}[i] * keep_scale;", e.y(), fmt::format("{}", p), T, e.x("grad"));
                   })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.training() && e.f("p") != 0) e.unsupported("Dropout in --mode train");
+                    e.line("(void){};", e.x("rng_state"));
+                    e.line("rt::cuda::copy(device_, {}, {}, {} * sizeof({}), {});", e.y(), e.x("grad"), EmitContext::numel(e.out().shape),
+                           EmitContext::ctype(e.out().dtype), e.layer());
+                  })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("grad")); }));
 
   register_op(OpDef("Dropout", "nn", "in training, zero each element with probability p and scale the rest by 1/(1-p); "
@@ -279,6 +320,15 @@ MITHRIL_REGISTER_OPS(nn) {
                       e.line("rt::k::{}({}, {}, {}, {}, {}, {});", log ? "log_softmax_backward" : "softmax_backward",
                              e.y(), e.x("grad"), e.x("output"), EmitContext::numel(in, 0, axis),
                              EmitContext::dim(in[axis]), EmitContext::numel(in, axis + 1, in.size()));
+                    })
+                    .emit("cuda", [log](EmitContext& e) {
+                      const Shape& in = e.in("output").shape;
+                      int64_t r = static_cast<int64_t>(in.size()), a = e.i("axis");
+                      size_t axis = static_cast<size_t>(a < 0 ? a + r : a);
+                      if (axis + 1 != in.size()) e.unsupported("an axis other than the last");
+                      if (e.out().dtype != DType::f32) e.unsupported("float64");
+                      e.line("rt::cuda::softmax_backward<{}>(device_, {}, {}, {}, {}, {}, {});", log ? "true" : "false", e.y(), e.x("grad"),
+                             e.x("output"), EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]), e.layer());
                     })
                     .rule([](InferContext& c) { c.out("output", c.dtype("output"), c.shape("output")); }));
     register_op(OpDef(name, "nn", summary)
@@ -402,6 +452,11 @@ MITHRIL_REGISTER_OPS(nn) {
                   .arg("scale", ArgType::Float, json(nullptr), "as the forward layer's")
                   .scratch_elems("cpu", [](const Node& n, const Graph& g) { return attention_scratch(n, g, 2); })
                   .emit("cpu", [](EmitContext& e) { emit_attention(e, true); })
+                  .scratch_elems("cuda", [](const Node& n, const Graph& g) {  // log-sum-exp and D per query row
+                    const Shape& q = g.value(n.inputs[1][0]).shape;
+                    return Dim(2) * numel(Shape(q.begin(), q.end() - 1));
+                  })
+                  .emit("cuda", emit_attention_backward_cuda)
                   .rule([](InferContext& c) {
                     for (auto port : {"query", "key", "value"})
                       c.out(port, c.dtype(port), c.shape(port));  // their gradients

@@ -260,6 +260,20 @@ MITHRIL_REGISTER_OPS(norm) {
                     e.line("rt::k::layer_norm_backward({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", d[0], d[1], d[2],
                            e.x("grad"), e.x("input"), opt_param(e, "weight"), EmitContext::numel(in, 0, lead),
                            EmitContext::numel(in, lead, in.size()), literal(e.f("eps")), e.scratch());
+                  })
+                  .scratch_elems("cuda", [](const Node& n, const Graph& g) {  // each row's mean and rstd
+                    const Shape& in = g.value(n.inputs[1][0]).shape;
+                    size_t lead = in.size() - normalized_rank(n.attrs.at("normalized_shape"));
+                    return Dim(2) * numel(Shape(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(lead)));
+                  })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+                    const Shape& in = e.in("input").shape;
+                    size_t lead = in.size() - normalized_rank(e.arg("normalized_shape"));
+                    auto d = grad_outputs(e);
+                    e.line("rt::cuda::layer_norm_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", d[0], d[1], d[2],
+                           e.x("grad"), e.x("input"), opt_param(e, "weight"), EmitContext::numel(in, 0, lead),
+                           EmitContext::numel(in, lead, in.size()), literal(e.f("eps")), e.scratch(), e.layer());
                   }));
 
   register_op(norm_grad_op("GroupNormGrad", "GroupNorm's backward: the gradients of input, weight and bias, one kernel")
@@ -296,6 +310,16 @@ MITHRIL_REGISTER_OPS(norm) {
                     e.line("rt::k::batch_norm_inference_backward({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", d[0], d[1],
                            d[2], e.x("grad"), e.x("input"), e.x("running_mean"), e.x("running_var"),
                            opt_param(e, "weight"), sizes, literal(e.f("eps")));
+                  })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.training()) e.unsupported("BatchNorm2d's backward in --mode train (through the batch statistics)");
+                    if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+                    const Shape& in = e.in("input").shape;
+                    auto d = grad_outputs(e);
+                    e.line("rt::cuda::batch_norm_inference_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", d[0],
+                           d[1], d[2], e.x("grad"), e.x("input"), e.x("running_mean"), e.x("running_var"), opt_param(e, "weight"),
+                           EmitContext::dim(in[0]), EmitContext::dim(in[1]), EmitContext::numel(in, 2, 4), literal(e.f("eps")),
+                           e.layer());
                   }));
 }
 

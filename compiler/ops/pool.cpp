@@ -161,6 +161,11 @@ void register_pool_grads() {
                     emit_pool_geom(e, e.in("input").shape, e.in("grad").shape, true);
                     e.line("rt::k::max_pool2d_grad({}, {}, {}, geom);", e.y(), e.x("grad"), e.x("input"));
                   })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    emit_pool_geom(e, e.in("input").shape, e.in("grad").shape, true);
+                    e.line("rt::cuda::max_pool2d_backward(device_, {}, {}, {}, geom, {});", e.y(), e.x("grad"), e.x("input"), e.layer());
+                  })
                   .rule([](InferContext& c) { c.out("output", c.dtype("input"), c.shape("input")); }));
 
   OpDef ag("AvgPoolGrad", "pool", "gradient of AvgPool2d: grad spread over each window to the shape of like");
@@ -171,6 +176,12 @@ void register_pool_grads() {
                     emit_pool_geom(e, e.in("like").shape, e.in("grad").shape, false);
                     e.line("rt::k::avg_pool2d_grad({}, {}, geom);", e.y(), e.x("grad"));
                   })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    mark_shape_only(e);
+                    emit_pool_geom(e, e.in("like").shape, e.in("grad").shape, false);
+                    e.line("rt::cuda::avg_pool2d_backward(device_, {}, {}, geom, {});", e.y(), e.x("grad"), e.layer());
+                  })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 
   register_op(OpDef("GlobalAvgPoolGrad", "pool", "gradient of GlobalAvgPool2d: grad / (H*W) over each plane of like")
@@ -180,6 +191,14 @@ void register_pool_grads() {
                     mark_shape_only(e);
                     e.line("rt::k::global_avg_pool2d_grad({}, {}, {}, {});", e.y(), e.x("grad"),
                            EmitContext::numel(s, 0, 2), EmitContext::numel(s, 2, 4));
+                  })
+                  .emit("cuda", [](EmitContext& e) {  // dx = grad[plane] / (H W)
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    const Shape& s = e.in("like").shape;
+                    mark_shape_only(e);
+                    std::string hw = EmitContext::numel(s, 2, 4);
+                    e.line("rt::cuda::for_each(device_, {} * {}, [=] __device__ (int64_t i) {{ {}[i] = {}[i / {}] / static_cast<float>({}); }}, {});",
+                           EmitContext::numel(s, 0, 2), hw, e.y(), e.x("grad"), hw, hw, e.layer());
                   })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 }

@@ -968,6 +968,10 @@ MITHRIL_REGISTER_OPS(shape) {
                     shape_only(e);
                     emit_view(e);
                   })
+                  .emit("cuda", [](EmitContext& e) {
+                    shape_only(e);
+                    emit_view(e);
+                  })
                   .fold_rule(fold_same_elements)
                   .rule([](InferContext& c) {
                     if (numel(c.shape("input")) != numel(c.shape("like")))

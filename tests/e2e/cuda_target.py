@@ -6,7 +6,7 @@ Everywhere:
     projects build with nvcc, warnings as errors (host and device code), in one CMake build (one
     runtime for all, so the suite pays for it once; device code for sm_90 unless
     MITHRIL_CUDA_ARCH says otherwise);
-  * an op it has no code for yet, --grad and --train give one clear error and write nothing.
+  * an op it has no code for yet and --train give one clear error and write nothing.
   * the same projects built for the CPU's emulation of CUDA (-DMITHRIL_CUDA_EMULATE=ON, the
     runtime's cuda/emulate.h: the generated kernels and the runtime's, threads, blocks, barriers
     and shuffles run on the CPU) run on random inputs, and their outputs match the CPU target's
@@ -65,7 +65,25 @@ layers:
   - {op: Slice, name: every_other, input: x, args: {axis: 1, start: -1, step: -2}, output: every_other}
   - {op: Concat, name: joined, input: [x, tail], args: {axis: -1}, output: joined}
 """}
+CUSTOM["losses"] = """name: losses
+inputs:
+  x: {shape: [N, 12]}
+  target: {shape: [N], dtype: int64}
+outputs: [ce_mean, ce_sum, probs, logp, attended]
+layers:
+  - {op: Linear, name: proj, input: x, args: {dimension: 5}, output: logits}
+  - {op: CrossEntropy, name: ce_mean, input: logits, target: target, args: {label_smoothing: 0.1}, output: ce_mean}
+  - {op: CrossEntropy, name: ce_sum, input: logits, target: target, args: {reduction: sum, ignore_index: 2}, output: ce_sum}
+  - {op: Softmax, name: probs, input: logits, output: probs}
+  - {op: LogSoftmax, name: logp, input: logits, output: logp}
+  - {op: Reshape, name: seq, input: x, args: {shape: [-1, 3, 4]}, output: seq}
+  - {op: ScaledDotProductAttention, name: attended, query: seq, key: seq, value: seq, output: attended}
+"""
 PROGRAMS.append(("reductions", [], {"x": ((3, 6, 5, 7), "float")}))
+PROGRAMS.append(("losses", [], {"x": ((4, 12), "float"), "target": ((4,), "tokens:5")}))
+# Every program is compiled with --grad (its forward pass is the same code); these also run their
+# backward pass here, emulated (the big CNNs' direct convolution gradients are too slow emulated).
+GRAD_RUNS = {"mlp", "digits_mlp", "two_tower", "char_gpt", "gpt2", "lenet", "digits_cnn", "tiny_resnet", "reductions", "losses"}
 CUSTOM_DIR = tempfile.mkdtemp(prefix="mithril-cuda-models-")
 atexit.register(shutil.rmtree, CUSTOM_DIR, True)
 for _name, _text in CUSTOM.items():
@@ -125,7 +143,7 @@ def make_references(refdir):
             np.save(os.path.join(d, f"in_{iname}.npy"), a)
             args.append((iname, f"in_{iname}.npy"))
         q = run([MITHRIL, "run", model_path(name), "-o", os.path.join(d, "cpu"), "--save-weights", os.path.join(d, "weights.safetensors")] + extra +
-                [x for i, f in args for x in ("--input", f"{i}={os.path.join(d, f)}")])
+                [x for i, f in args for x in ("--input", f"{i}={os.path.join(d, f)}")] + (["--grad"] if name in GRAD_RUNS else []))
         check(q.returncode == 0, f"{name} on the CPU (the reference): " + q.stderr)
         refs.append((name, d, args))
     return refs
@@ -138,19 +156,23 @@ def compare_on_gpu(bindir, refs, outdir, rtol=RTOL, atol=ATOL, where="GPU", benc
     for name, d, args in refs:
         out = os.path.join(outdir, name)
         inputs = [x for i, f in args for x in ("--input", f"{i}={os.path.join(d, f)}")]
-        q = run([os.path.join(bindir, name), "--weights", os.path.join(d, "weights.safetensors"), "-o", out] + inputs)
+        grad = ["--grad"] if os.path.isdir(os.path.join(d, "cpu", "grad")) else []
+        q = run([os.path.join(bindir, name), "--weights", os.path.join(d, "weights.safetensors"), "-o", out] + inputs + grad)
         check(q.returncode == 0, f"{name} on the {where}: " + q.stdout + q.stderr)
         if q.returncode != 0:
             lines.append(f"| {name} | - | failed: {(q.stderr.strip().splitlines() or ['?'])[-1]} | |")
             continue
-        for f in sorted(os.listdir(os.path.join(d, "cpu"))):
-            if not f.endswith(".npy"):
-                continue
+        files = [f for f in sorted(os.listdir(os.path.join(d, "cpu"))) if f.endswith(".npy")]
+        if grad:
+            files += ["grad/" + f for f in sorted(os.listdir(os.path.join(d, "cpu", "grad"))) if f.endswith(".npy")]
+        for f in files:
             c, g = np.load(os.path.join(d, "cpu", f)), np.load(os.path.join(out, f))
             same = c.shape == g.shape
             err = float(np.max(np.abs(g.astype(np.float64) - c))) if same and c.size else 0.0
             rel = float(np.linalg.norm(g.astype(np.float64) - c) / max(np.linalg.norm(c.astype(np.float64)), 1e-30)) if same else float("nan")
-            ok = same and bool(np.allclose(g, c, rtol=rtol, atol=atol))
+            # Gradients sum over the batch in another order: atol relative to the tensor's own scale.
+            scale = float(np.max(np.abs(c))) if f.startswith("grad/") and c.size else 1.0
+            ok = same and bool(np.allclose(g, c, rtol=rtol, atol=atol * max(scale, 1.0)))
             check(ok, f"{name} {f}: {where} vs CPU max abs error {err:.3g}")
             timing = ""
             if bench:
@@ -234,7 +256,7 @@ with tempfile.TemporaryDirectory() as tmp:
     p = run([MITHRIL, "compile", model, "--target", "cuda", "--max", "N=2", "-o", out])
     check(p.returncode != 0 and "argmax.yaml:5:5: error: layer 'best' (ArgMax): the CUDA target does not support ArgMax yet" in p.stderr
           and p.stderr.count("error:") == 1 and not os.path.exists(out), "ArgMax on cuda: " + p.stderr)
-    for flag, text in (("--grad", "does not generate backward passes yet"), ("--train", "does not generate training programs yet")):
+    for flag, text in (("--train", "does not generate training programs yet"),):
         out = os.path.join(tmp, "no" + flag)
         p = run([MITHRIL, "compile", os.path.join(REPO, "samples", "mlp.yaml"), "--target", "cuda", flag, "-o", out])
         check(p.returncode != 0 and text in p.stderr and not os.path.exists(out), f"cuda {flag}: " + p.stderr)
@@ -243,7 +265,7 @@ with tempfile.TemporaryDirectory() as tmp:
     projects = []
     for name, extra, _ in PROGRAMS:
         out = os.path.join(tmp, name)
-        p = run([MITHRIL, "compile", model_path(name), "--target", "cuda", "--max", "N=4",
+        p = run([MITHRIL, "compile", model_path(name), "--target", "cuda", "--grad", "--max", "N=4",
                  "--max", "B=4", "--max", "T=16", "-o", out] + extra)
         check(p.returncode == 0 and os.path.exists(os.path.join(out, name + ".cu")), f"compile {name} --target cuda: " + p.stderr)
         if p.returncode == 0:

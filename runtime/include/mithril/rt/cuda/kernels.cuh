@@ -361,3 +361,4 @@ inline void global_avg_pool2d(const Device& dev, float* y, const float* x, int64
 }
 
 }  // namespace mithril::rt::cuda
+#include "mithril/rt/cuda/backward.cuh"
