@@ -288,6 +288,11 @@ int main(int argc, char** argv) {
   train->add_option("-o,--output", rundir, "the run folder (default: runs/<model name>)");
   train->add_option("--resume", resume, "continue the run in this folder from its last checkpoint");
   train->add_option("--weights", weights, "start from these weights instead of initializing");
+  for (auto* sub : {train, evaluate}) {
+    sub->add_option("--target", target, "cpu (default) or cuda: the training program for an NVIDIA GPU (built with nvcc and CMake)");
+    sub->add_flag("--emulate-gpu", emulate_gpu,
+                  "with --target cuda: build it for the CPU's emulation of CUDA instead (for testing without a GPU; slow)");
+  }
   bool compile_train = false;
   compile->add_flag("--train", compile_train,
                     "generate the standalone training program (options as `mithril train`; the model's `train:` section and "
@@ -453,6 +458,7 @@ int main(int argc, char** argv) {
     if (*train || *evaluate || (*compile && compile_train)) {
       CompileOptions copts;
       copts.target = target;
+      copts.emulate_gpu = emulate_gpu;
       copts.blas = blas;
       copts.name = project_name;
       copts.check.flatten.args = parse_arg_overrides(arg_overrides);

@@ -143,6 +143,7 @@ struct Printer {
 
 )CPP";
     s += device ? "#include \"mithril/rt/cuda/device.h\"\n#include \"mithril/rt/program.h\"\n" : "#include \"mithril/rt/runtime.h\"\n";
+    if (device && optimizer()) s += "#include \"mithril/rt/kernels/optim.h\"  // OptimHyper\n";
     s += "\n";
     s += fmt::format("class {} {{\n public:\n", cls);
     s += fmt::format("  // Sizes left to run time.\n  struct Dims {{\n{}  }};\n", fields);
@@ -205,13 +206,28 @@ struct Printer {
   // The weight block (layout in weights()): optimizers and gradient checks update it in place.
   // Taking it marks the weights changed (copies made from them, such as packed GEMM weights, are
   // made again on the next forward()); after writing through an older pointer, call weights_changed().
-  std::byte* weight_data() {
+)CPP";
+    if (device)  // the device's copy is the newer one after training steps: fetched first
+      s += R"CPP(  std::byte* weight_data() {
+    download_weights();
+    weights_.touch();
+    return weights_.data();
+  }
+  void weights_changed() { weights_.touch(); }
+  const mithril::rt::Arena& weight_block() const {
+    download_weights();
+    return weights_;
+  }
+)CPP";
+    else
+      s += R"CPP(  std::byte* weight_data() {
     weights_.touch();
     return weights_.data();
   }
   void weights_changed() { weights_.touch(); }
   const mithril::rt::Arena& weight_block() const { return weights_; }
-  // Reads its weights from another program's block from now on (the training step's, when that
+)CPP";
+    s += R"CPP(  // Reads its weights from another program's block from now on (the training step's, when that
   // block places every weight of this one at the same offset: mithril::rt::share_weights).
   void share_weights(const mithril::rt::Arena& block) { weights_ = block.alias(); }
 )CPP";
@@ -252,7 +268,11 @@ struct Printer {
            "  std::uint64_t device_weights_generation_ = 0;  // the weights_.generation() copied\n"
            "  mithril::rt::Arena device_inputs_;      // run()'s inputs on the device\n"
            "  mithril::rt::Arena host_outputs_;       // run()'s outputs copied back (output())\n"
-           "  void upload_weights();\n";
+           "  void upload_weights();\n"
+           "  // Training updates the weights (and batch norm's running statistics) on the device: then the host's\n"
+           "  // copy is stale until download_weights() (weight_data(), weight_block(), save_weights()).\n"
+           "  mutable bool device_newer_ = false;\n"
+           "  void download_weights() const;\n";
     if (device && backward())
       s += "  mithril::rt::Arena device_seeds_;       // run_backward()'s output gradients on the device\n"
            "  mithril::rt::Arena host_grads_;         // run_backward()'s gradients copied back (gradient())\n";
@@ -403,6 +423,14 @@ void {0}::save_weights(const std::string& path) const {{
 
 )CPP",
                      cls);
+    if (device) {  // the host's copy is the newer one after init/load; save_weights() fetches the device's first
+      auto replace_all = [&](const std::string& from, const std::string& to) {
+        for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+      };
+      replace_all("  weights_.touch();\n}\n", "  weights_.touch();\n  device_newer_ = false;\n}\n");
+      replace_all(fmt::format("  auto& self = const_cast<{}&>(*this);\n", cls),
+                  fmt::format("  download_weights();\n  auto& self = const_cast<{}&>(*this);\n", cls));
+    }
     return s;
   }
 
@@ -483,7 +511,7 @@ void {0}::save_weights(const std::string& path) const {{
     bool updates = false, packed = false;
     for (int k = from; k < to; ++k) updates = updates || g.nodes[k].op->has_trait("optimizer");
     for (auto& q : p.packed) packed = packed || used.count(q.id);
-    if (updates) s += "  weights_.touch();  // the optimizer's updates below change the weights\n";
+    if (updates && !device) s += "  weights_.touch();  // the optimizer's updates below change the weights\n";
     if (packed)
       s += "  if constexpr (rt::k::kPackedGemm)\n    if (packed_generation_ != weights_.generation()) pack_weights();  // weights changed since\n";
     if (device)
@@ -491,6 +519,8 @@ void {0}::save_weights(const std::string& path) const {{
            "  std::byte* const arena = arena_.data();\n  std::byte* const weights = device_weights_.data();\n";
     else
       s += "  std::byte* const arena = arena_.data();\n  std::byte* const weights = weights_.data();\n";
+    if (device && (updates || p.training))
+      s += "  device_newer_ = true;  // the updates (or batch norm's running statistics) below change the device's weights\n";
     s += "  (void)arena;\n  (void)weights;\n";
     if (saved_inputs)
       for (size_t i = 0; i < g.inputs.size(); ++i)
@@ -603,12 +633,34 @@ void {0}::save_weights(const std::string& path) const {{
       std::vector<std::string> cast;
       for (size_t i = 0; i < g.inputs.size(); ++i)
         cast.push_back(fmt::format("static_cast<const {}*>(in[{}].raw_data())", EmitContext::ctype(g.value(g.inputs[i]).dtype), i));
-      s += fmt::format(
-          "double {0}::train_step({1}const Dims& d) {{\n  static const {2} one = 1;\n  hyper_.step += 1;\n  forward({3}d);\n"
-          "  backward(&one, d);\n  return static_cast<double>(static_cast<const {2}*>(output(0))[0]);\n}}\n\n",
-          cls, args, T, arg_names);
-      s += fmt::format("double {0}::run_train_step(const std::vector<rt::Tensor>& in, const Dims& d) {{\n  return train_step({1}{2}d);\n}}\n\n",
-                       cls, fmt::join(cast, ", "), cast.empty() ? "" : ", ");
+      if (device) {
+        // The seed dL/dloss = 1 and the inputs go to the device; the loss comes back (one value per step).
+        s += fmt::format(
+            "double {0}::train_step({1}const Dims& d) {{\n  static const {2} one = 1;\n  hyper_.step += 1;\n  forward({3}d);\n"
+            "  device_.to_device(device_seeds_.data(), &one, sizeof one);\n"
+            "  backward(reinterpret_cast<const {2}*>(device_seeds_.data()), d);\n"
+            "  {2} loss = 0;\n  device_.to_host(&loss, arena_.data() + {4}, sizeof loss);\n  device_.check_status();\n"
+            "  return static_cast<double>(loss);\n}}\n\n",
+            cls, args, T, arg_names, p.offset[g.outputs[0]]);
+        int64_t total = 0;
+        std::vector<int64_t> in_at = staging(g.inputs, total);
+        std::string copies;
+        std::vector<std::string> dev_args;
+        for (size_t i = 0; i < g.inputs.size(); ++i) {
+          copies += fmt::format("  device_.to_device(device_inputs_.data() + {}, in[{}].raw_data(), in[{}].nbytes());\n", in_at[i], i, i);
+          dev_args.push_back(fmt::format("reinterpret_cast<const {}*>(device_inputs_.data() + {})",
+                                         EmitContext::ctype(g.value(g.inputs[i]).dtype), in_at[i]));
+        }
+        s += fmt::format("double {0}::run_train_step(const std::vector<rt::Tensor>& in, const Dims& d) {{\n{1}  return train_step({2}{3}d);\n}}\n\n",
+                         cls, copies, fmt::join(dev_args, ", "), dev_args.empty() ? "" : ", ");
+      } else {
+        s += fmt::format(
+            "double {0}::train_step({1}const Dims& d) {{\n  static const {2} one = 1;\n  hyper_.step += 1;\n  forward({3}d);\n"
+            "  backward(&one, d);\n  return static_cast<double>(static_cast<const {2}*>(output(0))[0]);\n}}\n\n",
+            cls, args, T, arg_names);
+        s += fmt::format("double {0}::run_train_step(const std::vector<rt::Tensor>& in, const Dims& d) {{\n  return train_step({1}{2}d);\n}}\n\n",
+                         cls, fmt::join(cast, ", "), cast.empty() ? "" : ", ");
+      }
     }
     // Tensors: one per output, checked against the output's shape.
     // A device target copies them to the device first, and the gradients back after.
@@ -684,7 +736,10 @@ void {0}::save_weights(const std::string& path) const {{
         "      device_inputs_({1}, rt::cuda::device_allocator()),\n      host_outputs_({2}){3} {{}}\n\n",
         cls, std::max<int64_t>(in_bytes, 64), std::max<int64_t>(out_bytes, 64), grads);
     s += fmt::format("void {}::upload_weights() {{\n  device_.to_device(device_weights_.data(), weights_.data(), kWeightBytes);\n"
-                     "  device_weights_generation_ = weights_.generation();\n}}\n\n", cls);
+                     "  device_weights_generation_ = weights_.generation();\n  device_newer_ = false;\n}}\n\n", cls);
+    s += fmt::format("void {}::download_weights() const {{\n  if (!device_newer_) return;\n"
+                     "  device_.to_host(const_cast<std::byte*>(weights_.data()), device_weights_.data(), kWeightBytes);\n"
+                     "  device_newer_ = false;\n}}\n\n", cls);
     return s;
   }
 
@@ -768,7 +823,7 @@ std::vector<GeneratedFile> emit_program_project(const ProgramPlan& plan, const C
   std::map<std::string, std::string> holes = {
       {"NAME", opts.name}, {"CLASS", pr.cls}, {"VERSION", MITHRIL_VERSION}, {"SOURCE", cpp_comment(opts.source)}, {"BLAS", opts.blas},
       {"EXTRA_SOURCES", opts.embed_weights ? " " + opts.name + "_weights.cpp" : ""}, {"RUNTIME_SOURCES", cpu_runtime_hash()},
-      {"DEVICE", device ? "model->device_description().c_str()" : "rt::cpu_device().describe().c_str()"}};
+      {"DEVICE", device ? "model->device_description().c_str()" : "rt::cpu_device().describe().c_str()"}, {"EXTRA_LIBRARIES", ""}};
   std::vector<GeneratedFile> files = {
       {"CMakeLists.txt", fill_template(device ? "cuda/CMakeLists.txt.in" : "cpu/CMakeLists.txt.in", holes)},
       {"main.cpp", fill_template("cpu/main.cpp.in", holes)},
@@ -814,6 +869,35 @@ std::vector<GeneratedFile> emit_cpu_training_project(const ProgramPlan& train, c
 
 std::vector<GeneratedFile> emit_cuda_project(const ProgramPlan& plan, const CpuOptions& opts) {
   return emit_program_project(plan, opts, true);
+}
+
+// The CUDA training program: the same two classes and main program as the CPU's, each a .cu source;
+// the training loop (the runtime's, on the host) drives the device programs.
+std::vector<GeneratedFile> emit_cuda_training_project(const ProgramPlan& train, const ProgramPlan& eval, const CpuOptions& opts,
+                                                      const std::string& defaults) {
+  Printer ev{eval, eval.graph, class_name(opts.name), true};
+  Printer tr{train, train.graph, class_name(opts.name) + "Train", true};
+  CpuOptions topts = opts;
+  topts.name = opts.name + "_train";
+  topts.embed_weights = false;
+  CpuOptions eopts = opts;
+  eopts.embed_weights = false;
+  if (!opts.weights.empty()) ev.weight_block(opts.weights);
+  std::map<std::string, std::string> holes = {{"NAME", opts.name},       {"CLASS", ev.cls},     {"TRAIN_CLASS", tr.cls},
+                                              {"VERSION", MITHRIL_VERSION}, {"SOURCE", cpp_comment(opts.source)}, {"DEFAULTS", defaults},
+                                              {"EXTRA_SOURCES", " " + topts.name + ".cu"}, {"BLAS", opts.blas},
+                                              {"EXTRA_LIBRARIES", "mithril_runtime_train "},
+                                              {"RUNTIME_SOURCES", cpu_runtime_hash()}, {"DEVICE", "model->device_description().c_str()"}};
+  std::vector<GeneratedFile> files = {
+      {"CMakeLists.txt", fill_template("cuda/CMakeLists.txt.in", holes)},
+      {"main.cpp", fill_template("cpu/train_main.cpp.in", holes)},
+      {opts.name + ".h", ev.header(eopts)},
+      {opts.name + ".cu", ev.source(eopts)},
+      {topts.name + ".h", tr.header(topts)},
+      {topts.name + ".cu", tr.source(topts)},
+  };
+  add_runtime(files);
+  return files;
 }
 
 // write_project: compiler/driver/project_io.cpp.

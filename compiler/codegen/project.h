@@ -29,6 +29,8 @@ std::vector<GeneratedFile> emit_cpu_project(const ProgramPlan& plan, const CpuOp
 // The CUDA target's project (--target cuda): the same class and main program, the model's source a
 // .cu file for nvcc, its memory on the GPU (codegen/target.h). Forward programs only, for now.
 std::vector<GeneratedFile> emit_cuda_project(const ProgramPlan& plan, const CpuOptions& opts);
+std::vector<GeneratedFile> emit_cuda_training_project(const ProgramPlan& train, const ProgramPlan& eval, const CpuOptions& opts,
+                                                      const std::string& defaults);
 
 // A training program (`mithril compile --train`): `train` (the step: loss, backward pass and
 // optimizer updates, --mode train) as class <Name>Train in <name>_train.{h,cpp}, `eval` (forward and

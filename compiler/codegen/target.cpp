@@ -25,10 +25,11 @@ const std::vector<Target>& targets() {
     cuda.language = "CUDA C++20 (nvcc)";
     cuda.source_ext = ".cu";
     cuda.device_memory = true;
-    cuda.gradients = true;
+    cuda.gradients = cuda.training = true;
     cuda.late_passes = {"fold-batchnorm", "fuse-elementwise", "fuse-epilogue"};
     cuda.build_needs = "the CUDA Toolkit (nvcc, cuBLAS), and for the runtime's host part OpenBLAS or BLIS and zlib";
     cuda.project = emit_cuda_project;
+    cuda.training_project = emit_cuda_training_project;
     return std::vector<Target>{cpu, cuda};
   }();
   return all;

@@ -88,6 +88,11 @@ static std::string build_cuda_cached(const std::string& model_path, const std::s
 std::string build_cached(const std::string& model_path, const CompileOptions& opts) {
   std::string name;
   auto files = generate(model_path, opts, name);
+  return build_files_cached(model_path, name, files, opts);
+}
+
+std::string build_files_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
+                               const CompileOptions& opts) {
   if (find_target(opts.target).device_memory) return build_cuda_cached(model_path, name, files, opts.emulate_gpu);
   if (opts.emulate_gpu) fail(SourceLoc{"--emulate-gpu", 0, 0}, "only GPU targets are emulated (--target cuda); the {} target runs here as it is", opts.target);
   return build_project_cached(model_path, name, files, opts.blas);

@@ -35,6 +35,10 @@ std::string compile_model(const std::string& model_path, const std::string& dir,
 // Builds the project (cached by the hash of its sources) and returns the binary's path.
 // Progress goes to stderr. A failed build is a CompileError carrying the build log's tail.
 std::string build_cached(const std::string& model_path, const CompileOptions& opts);
+// The same for files already generated (a training project): the target's build (CMake and nvcc for
+// a device target, or its CPU emulation with opts.emulate_gpu), cached.
+std::string build_files_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
+                               const CompileOptions& opts);
 
 // Builds generated files and returns the path of the binary `name`. Only the model's own sources
 // are compiled (the C++ compiler run directly, in parallel), against the runtime for `blas` built

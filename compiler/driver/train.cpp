@@ -310,9 +310,9 @@ Plans plan_training(const std::string& model_path, const CompileOptions& opts, c
   tc.pipeline.train = &spec;
   Graph tg = check_model(model_path, tc);
   p.name = project_name(opts.name.empty() ? eg.name : opts.name);
-  p.train = plan_program(std::move(tg), max);
+  p.train = plan_program(std::move(tg), max, true, opts.target);
   p.train.training = true;
-  p.eval = plan_program(std::move(eg), max, packs_weights(base.check.pipeline));
+  p.eval = plan_program(std::move(eg), max, packs_weights(base.check.pipeline), opts.target);
   p.eval.training = false;
   p.train.source_dir = p.eval.source_dir = fs::absolute(model_path).parent_path().string();  // comments name files relative to it
 
@@ -408,7 +408,7 @@ TrainProject compile_training(const std::string& model_path, const std::string& 
 std::string build_training_cached(const std::string& model_path, const CompileOptions& opts, const TrainSettings& settings) {
   TrainProject out;
   auto files = training_files(model_path, opts, settings, out);
-  return build_project_cached(model_path, out.name, files, opts.blas);
+  return build_files_cached(model_path, out.name, files, opts);
 }
 
 }  // namespace mithril

@@ -256,7 +256,13 @@ MITHRIL_REGISTER_OPS(nn) {
                     e.line("  {0}[i] = rng.uniform() < {1} ? {2}(0) : {3}[i] * keep_scale;", e.y(), fmt::format("{}", p), T, e.x("grad"));
                   })
                   .emit("cuda", [](EmitContext& e) {
-                    if (e.training() && e.f("p") != 0) e.unsupported("Dropout in --mode train");
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    std::string n = EmitContext::numel(e.out().shape);
+                    if (e.training() && e.f("p") != 0) {  // the forward pass's mask again, from its key in rng_state
+                      e.line("rt::cuda::dropout_backward(device_, {}, {}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("rng_state"), n,
+                             cpp_number(e.f("p")), e.layer());
+                      return;
+                    }
                     e.line("(void){};", e.x("rng_state"));
                     e.line("rt::cuda::copy(device_, {}, {}, {} * sizeof({}), {});", e.y(), e.x("grad"), EmitContext::numel(e.out().shape),
                            EmitContext::ctype(e.out().dtype), e.layer());
@@ -290,7 +296,14 @@ MITHRIL_REGISTER_OPS(nn) {
                            e.x("input"));
                   })
                   .emit("cuda", [](EmitContext& e) {
-                    if (e.training() && e.f("p") != 0) e.unsupported("Dropout in --mode train");
+                    if (e.training() && e.f("p") != 0) {
+                      // Training: a counter-based mask keyed by one draw of the program's generator
+                      // (cuda/train.cuh; the key is kept in rng_state for the backward pass).
+                      if (e.out().dtype != DType::f32) e.unsupported("float64");
+                      e.line("rt::cuda::dropout_forward(device_, {}, {}, {}, {}, {}, rng_.bits(), {});", e.y(), e.y("rng_state"),
+                             e.x("input"), EmitContext::numel(e.out().shape), cpp_number(e.f("p")), e.layer());
+                      return;
+                    }
                     e.line("rt::cuda::zero(device_, {}, 4 * sizeof(int64_t), {});  // no draws", e.y("rng_state"), e.layer());
                     e.line("rt::cuda::copy(device_, {}, {}, {} * sizeof({}), {});", e.y(), e.x("input"),
                            EmitContext::numel(e.out().shape), EmitContext::ctype(e.out().dtype), e.layer());

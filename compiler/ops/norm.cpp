@@ -134,8 +134,14 @@ MITHRIL_REGISTER_OPS(norm) {
                   })
                   .emit("cuda", [](EmitContext& e) {  // evaluation: the running statistics, per element
                     const Shape& in = e.in("input").shape;
-                    if (e.training()) e.unsupported("BatchNorm2d in --mode train (batch statistics)");
                     if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    if (e.training()) {  // the batch's statistics, one block per channel (cuda/train.cuh)
+                      e.line("rt::cuda::batch_norm_training(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(),
+                             e.x("running_mean"), e.x("running_var"), e.x("input"), opt_param(e, "weight"), opt_param(e, "bias"),
+                             EmitContext::dim(in[0]), EmitContext::dim(in[1]), EmitContext::numel(in, 2, 4), literal(e.f("eps")),
+                             literal(e.f("momentum")), e.layer());
+                      return;
+                    }
                     e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(in));
                     e.line("  const int64_t k = i / {} % {};  // the channel", EmitContext::numel(in, 2, 4), EmitContext::dim(in[1]));
                     e.line("  {}[i] = ({}[i] - {}[k]) / sqrtf({}[k] + {}f){}{};", e.y(), e.x("input"), e.x("running_mean"),
@@ -312,10 +318,17 @@ MITHRIL_REGISTER_OPS(norm) {
                            opt_param(e, "weight"), sizes, literal(e.f("eps")));
                   })
                   .emit("cuda", [](EmitContext& e) {
-                    if (e.training()) e.unsupported("BatchNorm2d's backward in --mode train (through the batch statistics)");
                     if (e.in("input").dtype != DType::f32) e.unsupported("float64");
                     const Shape& in = e.in("input").shape;
                     auto d = grad_outputs(e);
+                    if (e.training()) {  // through the batch statistics
+                      e.line("static_cast<void>({}), static_cast<void>({});  // running statistics: unused in training",
+                             e.x("running_mean"), e.x("running_var"));
+                      e.line("rt::cuda::batch_norm_training_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", d[0], d[1],
+                             d[2], e.x("grad"), e.x("input"), opt_param(e, "weight"), EmitContext::dim(in[0]), EmitContext::dim(in[1]),
+                             EmitContext::numel(in, 2, 4), literal(e.f("eps")), e.layer());
+                      return;
+                    }
                     e.line("rt::cuda::batch_norm_inference_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", d[0],
                            d[1], d[2], e.x("grad"), e.x("input"), e.x("running_mean"), e.x("running_var"), opt_param(e, "weight"),
                            EmitContext::dim(in[0]), EmitContext::dim(in[1]), EmitContext::numel(in, 2, 4), literal(e.f("eps")),

@@ -30,6 +30,15 @@ MITHRIL_REGISTER_OPS(optim) {
                     for (size_t i = 0; i < e.node().inputs[0].size(); ++i)
                       e.line("sum += rt::k::sum_squares({}, {});", e.x("input", i), EmitContext::numel(e.in("input", i).shape));
                     e.line("{}[0] = std::sqrt(sum);", e.y());
+                  })
+                  .emit("cuda", [](EmitContext& e) {  // on the device: a double, read there by the updates
+                    e.line("rt::cuda::zero(device_, {}, sizeof(double), {});", e.y(), e.layer());
+                    for (size_t i = 0; i < e.node().inputs[0].size(); ++i) {
+                      if (e.in("input", i).dtype != DType::f32) e.unsupported("float64 gradients");
+                      e.line("rt::cuda::add_sum_squares(device_, {}, {}, {}, {});", e.y(), e.x("input", i),
+                             EmitContext::numel(e.in("input", i).shape), e.layer());
+                    }
+                    e.line("rt::cuda::finish_norm(device_, {}, {});", e.y(), e.layer());
                   }));
 
   register_op(OpDef("OptimizerStep", "optim",
@@ -55,6 +64,17 @@ MITHRIL_REGISTER_OPS(optim) {
                     else
                       e.line("rt::k::adam_step(hyper_, {}, {}, {}, {}, {}, {}, {});", e.s("kind") == "adamw" ? "true" : "false",
                              writable(e, "param"), e.x("grad"), writable(e, "state", 0), writable(e, "state", 1), n, scale);
+                  })
+                  .emit("cuda", [](EmitContext& e) {  // one kernel per parameter (cuda/train.cuh)
+                    if (e.in("param").dtype != DType::f32) e.unsupported("float64 parameters");
+                    std::string n = EmitContext::numel(e.in("param").shape);
+                    std::string norm = e.has("grad_norm") ? e.x("grad_norm") : "nullptr";
+                    if (e.s("kind") == "sgd")
+                      e.line("rt::cuda::sgd_step(device_, hyper_, {}, {}, {}, {}, {}, {});", writable(e, "param"), e.x("grad"),
+                             writable(e, "state", 0), n, norm, e.layer());
+                    else
+                      e.line("rt::cuda::adam_step(device_, hyper_, {}, {}, {}, {}, {}, {}, {}, {});", e.s("kind") == "adamw" ? "true" : "false",
+                             writable(e, "param"), e.x("grad"), writable(e, "state", 0), writable(e, "state", 1), n, norm, e.layer());
                   }));
 }
 

@@ -443,7 +443,11 @@ MITHRIL_REGISTER_OPS(reduce) {
     d.out().trait("internal");
     if (std::string(row.name) == "VarianceGrad") d.arg("correction", ArgType::Int, json(1), "as Variance");
     const GradRow* r = &row;
-    d.emit("cpu", [r](EmitContext& e) { emit_reduce_grad(e, *r); });
+    // Broadcast elementwise code: a loop on the CPU, a device lambda on CUDA (emit_elementwise).
+    d.emit("cpu", [r](EmitContext& e) { emit_reduce_grad(e, *r); }).emit("cuda", [r](EmitContext& e) {
+      if (e.out().dtype != DType::f32) e.unsupported("float64");
+      emit_reduce_grad(e, *r);
+    });
     d.rule([](InferContext& c) {
       if (c.shape("grad").size() != c.shape("input").size())
         c.fail("'grad' {} must have the rank of 'input' {} (keepdim)", type_str(c.dtype("grad"), c.shape("grad")),

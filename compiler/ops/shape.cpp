@@ -699,6 +699,16 @@ void emit_slice_grad(EmitContext& e) {
   size_t axis = norm_axis(e.i("axis"), in.size());
   shape_only(e);
   emit_slice_start(e, in[axis]);
+  if (e.cuda()) {  // input element i gets grad[j] where start_ + j * step is its index along the axis, else 0
+    const std::string inner = EmitContext::numel(in, axis + 1, in.size()), len = EmitContext::dim(e.in("grad").shape[axis]);
+    const int64_t step = e.i("step");
+    e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(in));
+    e.line("  const int64_t o = i / (n_ * {0}), a = i / {0} % n_, r = i % {0}, off = a - start_;", inner);
+    e.line("  const int64_t j = off / ({});", step);
+    e.line("  {}[i] = off % ({}) == 0 && j >= 0 && j < {} ? {}[(o * {} + j) * {} + r] : 0;", e.y(), step, len, e.x("grad"), len, inner);
+    e.line("}}, {});", e.layer());
+    return;
+  }
   e.line("mithril::rt::k::slice_grad<{}>({}, {}, {}, n_, {}, start_, {}, {});", e.ctype_of("grad"), e.y(), e.x("grad"),
          EmitContext::numel(in, 0, axis), EmitContext::numel(in, axis + 1, in.size()), e.i("step"),
          EmitContext::dim(e.in("grad").shape[axis]));
@@ -985,6 +995,10 @@ MITHRIL_REGISTER_OPS(shape) {
                     shape_only(e);
                     emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return x[0]; });
                   })
+                  .emit("cuda", [](EmitContext& e) {
+                    shape_only(e);
+                    emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return x[0]; });
+                  })
                   .fold_rule(fold_broadcast)
                   .rule([](InferContext& c) {
                     auto b = broadcast_shapes(c.shape("input"), c.shape("like"));
@@ -998,6 +1012,10 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("input").in_list("like").out_list("output", [](const json&) { return 0; }).trait("internal")
                   .arg("axis", ArgType::Int, json(0), "the axis to cut")
                   .emit("cpu", [](EmitContext& e) {
+                    for (size_t i = 0; i < e.node().inputs[1].size(); ++i) shape_only(e, "like", i);
+                    emit_split(e);
+                  })
+                  .emit("cuda", [](EmitContext& e) {
                     for (size_t i = 0; i < e.node().inputs[1].size(); ++i) shape_only(e, "like", i);
                     emit_split(e);
                   })
@@ -1024,6 +1042,7 @@ MITHRIL_REGISTER_OPS(shape) {
                   .arg("stop", ArgType::Int, json(nullptr), "as Slice")
                   .arg("step", ArgType::Int, json(1), "as Slice")
                   .emit("cpu", emit_slice_grad)
+                  .emit("cuda", emit_slice_grad)
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
   register_op(OpDef("GatherGrad", "shape",
                     "zeros of the shape of 'like' with the rows of 'grad' added at 'indices' along 'axis' (Gather's gradient)")

@@ -12,9 +12,15 @@ Everywhere:
     and shuffles run on the CPU) run on random inputs, and their outputs match the CPU target's
     within rtol 1e-4, atol 1e-5; a bad token id is one error naming the layer. This checks the
     generated code's logic everywhere, not the GPU's arithmetic or speed.
+  * every program is compiled with --grad: the emulated ones also compare their gradients (atol
+    scaled by the tensor's largest value); train_mode runs batch norm with batch statistics;
+    Dropout in training is checked by its masks' statistics (its masks are not the CPU's);
+  * training programs (compile --train --target cuda) build too; digits_mlp and a tiny GPT train,
+    emulated, to the CPU's losses (relative 1e-4) and weights (1e-3 of each tensor's norm).
 With a GPU (nvidia-smi lists one): the nvcc-built programs run the same comparison (float32; cuBLAS
-without TF32, softmax and layer norm summing in float: docs/codegen.md). Without one, those runs
-are skipped with a notice (tools/gpu/check.sh runs this script on a lent GPU).
+without TF32, softmax and layer norm summing in float: docs/codegen.md; training within 1e-3 and
+1e-2). Without one, those runs are skipped with a notice (tools/gpu/check.sh runs this script's
+kit on a lent GPU).
 
 usage: cuda_target.py MITHRIL REPO          (MITHRIL_GPU_KIT=DIR: also write the kit tools/gpu/check.sh runs)
        cuda_target.py --check-kit KIT REPORT    (on a GPU machine: run the kit's programs, write REPORT)
@@ -79,15 +85,117 @@ layers:
   - {op: Reshape, name: seq, input: x, args: {shape: [-1, 3, 4]}, output: seq}
   - {op: ScaledDotProductAttention, name: attended, query: seq, key: seq, value: seq, output: attended}
 """
-PROGRAMS.append(("reductions", [], {"x": ((3, 6, 5, 7), "float")}))
+# Training-mode forward and backward (compiled and run with --mode train): batch norm with the batch's
+# statistics (and its backward through them); Dropout's p is 0 here (its masks are the target's own).
+CUSTOM["train_mode"] = """name: train_mode
+inputs:
+  x: {shape: [N, 3, 6, 6]}
+outputs: [y]
+layers:
+  - {op: Conv2d, name: conv, input: x, args: {out_channels: 4, kernel_size: 3, padding: 1}}
+  - {op: BatchNorm2d, name: bn}
+  - {op: Relu, name: act}
+  - {op: Dropout, name: drop, args: {p: 0.0}}
+  - {op: GlobalAvgPool2d, name: pool}
+  - {op: Flatten, name: flat}
+  - {op: Linear, name: head, args: {dimension: 3}, output: y}
+"""
+# Dropout in training on the CUDA target: its own masks; checked by their statistics.
+DROPOUT_MODEL = """name: dropout_only
+inputs:
+  x: {shape: [N, 4096]}
+layers:
+  - {op: Dropout, name: drop, args: {p: 0.25}}
+"""
+PROGRAMS.append(("reductions", ["--grad-inputs", "x"], {"x": ((3, 6, 5, 7), "float")}))
+PROGRAMS.append(("train_mode", ["--mode", "train"], {"x": ((4, 3, 6, 6), "float")}))
 PROGRAMS.append(("losses", [], {"x": ((4, 12), "float"), "target": ((4,), "tokens:5")}))
 # Every program is compiled with --grad (its forward pass is the same code); these also run their
 # backward pass here, emulated (the big CNNs' direct convolution gradients are too slow emulated).
-GRAD_RUNS = {"mlp", "digits_mlp", "two_tower", "char_gpt", "gpt2", "lenet", "digits_cnn", "tiny_resnet", "reductions", "losses"}
+GRAD_RUNS = {"mlp", "digits_mlp", "two_tower", "char_gpt", "gpt2", "lenet", "digits_cnn", "tiny_resnet", "reductions", "losses",
+             "train_mode"}
+# Training programs (compile --train --target cuda): all built with nvcc; the first two also trained
+# emulated, their losses and weights compared with `mithril train` on the CPU (the same seed and data).
+TINY_GPT = """name: tiny_gpt
+import: {repo}/samples/gpt2.yaml
+inputs:
+  tokens: {{shape: [N, T], dtype: int64}}
+outputs: [logits]
+layers:
+  - op: gpt2
+    name: gpt
+    args: {{vocab: 128, context: 16, dim: 32, heads: 2, layers: 1, dropout: 0.0}}
+    tokens: tokens
+    logits: logits
+train:
+  data: {repo}/samples/data/gnu-licenses.txt
+  format: bytes
+  shape: {{T: 16}}
+  loss: CrossEntropy
+  optimizer: {{kind: adamw, lr: 0.003, weight_decay: 0.01}}
+  clip_norm: 1.0
+  epochs: 2
+  batch_size: 4
+  steps_per_epoch: 5
+  val_split: 0.1
+  val_batches: 2
+  seed: 0
+"""
+TRAINERS = [("digits_mlp", ["--epochs", "2"], True), ("tiny_gpt", [], True), ("digits_cnn", ["--epochs", "1"], False)]
+TRAIN_DATA = {"digits_mlp": "samples/data/digits.csv.gz", "tiny_gpt": "samples/data/gnu-licenses.txt"}  # for the GPU kit
 CUSTOM_DIR = tempfile.mkdtemp(prefix="mithril-cuda-models-")
 atexit.register(shutil.rmtree, CUSTOM_DIR, True)
+if not KIT_MODE:
+    CUSTOM["tiny_gpt"] = TINY_GPT.format(repo=os.path.abspath(REPO))
+    CUSTOM["dropout_only"] = DROPOUT_MODEL
 for _name, _text in CUSTOM.items():
     open(os.path.join(CUSTOM_DIR, _name + ".yaml"), "w").write(_text)
+
+
+def read_safetensors(path):
+    """{name: float array} of a safetensors file (float32 and float64 only)."""
+    import json
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        dt = {"F32": np.float32, "F64": np.float64}[v["dtype"]]
+        out[k] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=dt).reshape(v["shape"])
+    return out
+
+
+def compare_training(trainer, ref_run, run_dir, where, data=None, loss_tol=1e-4, weight_tol=1e-3):
+    """Runs a training program and compares its epochs' losses (relative 1e-4) and final weights (each
+    tensor's difference at most 1e-3 of its norm: Adam's m / sqrt(v) turns rounding differences in
+    near-zero gradients into steps of up to lr) with the CPU run's. Returns a line."""
+    import json
+    name = os.path.basename(trainer)
+    q = run([trainer, "-o", run_dir, "--no-progress"] + (["--data", data] if data else []))
+    check(q.returncode == 0, f"{name} on the {where}: " + q.stdout[-2000:] + q.stderr[-2000:])
+    if q.returncode != 0:
+        return f"| {name} | training | failed: {(q.stderr.strip().splitlines() or ['?'])[-1]} | |"
+    ref = [json.loads(l) for l in open(os.path.join(ref_run, "metrics.jsonl"))]
+    got = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
+    worst = 0.0
+    for r, g in zip(ref, got):
+        for k in ("train_loss", "val_loss"):
+            worst = max(worst, abs(r[k] - g[k]) / max(abs(r[k]), 1e-12))
+    ok = len(ref) == len(got) and worst <= loss_tol
+    check(ok, f"{name} on the {where}: losses {[(g['train_loss'], g['val_loss']) for g in got]} vs the CPU's "
+              f"{[(r['train_loss'], r['val_loss']) for r in ref]}")
+    wr, wg = read_safetensors(os.path.join(ref_run, "weights.safetensors")), read_safetensors(os.path.join(run_dir, "weights.safetensors"))
+    def rel(k):
+        return float(np.linalg.norm(wg[k].astype(np.float64) - wr[k]) / max(np.linalg.norm(wr[k].astype(np.float64)), 1e-30))
+    werr = max((rel(k) for k in wr if k in wg and wr[k].size and wg[k].shape == wr[k].shape), default=0.0)
+    wok = set(wr) == set(wg) and all(wg[k].shape == wr[k].shape for k in wr) and werr <= weight_tol
+    check(wok, f"{name} on the {where}: final weights differ from the CPU's by up to {werr:.3g} of their norm")
+    losses = ", ".join(f"{g['train_loss']:.4f}/{g['val_loss']:.4f}" for g in got)
+    return (f"| {name} | {len(got)} epochs, train/val loss {losses} | losses within {worst:.2g} relative, weights within "
+            f"{werr:.2g} of their norm: {'ok' if ok and wok else 'FAIL'} | |")
 
 
 def model_path(name):
@@ -157,6 +265,9 @@ def compare_on_gpu(bindir, refs, outdir, rtol=RTOL, atol=ATOL, where="GPU", benc
         out = os.path.join(outdir, name)
         inputs = [x for i, f in args for x in ("--input", f"{i}={os.path.join(d, f)}")]
         grad = ["--grad"] if os.path.isdir(os.path.join(d, "cpu", "grad")) else []
+        if not os.path.exists(os.path.join(bindir, name)):
+            check(False, f"{name} on the {where}: not built")
+            continue
         q = run([os.path.join(bindir, name), "--weights", os.path.join(d, "weights.safetensors"), "-o", out] + inputs + grad)
         check(q.returncode == 0, f"{name} on the {where}: " + q.stdout + q.stderr)
         if q.returncode != 0:
@@ -192,7 +303,7 @@ def compare_on_gpu(bindir, refs, outdir, rtol=RTOL, atol=ATOL, where="GPU", benc
     return lines
 
 
-def write_kit(kit, bindir, refs):
+def write_kit(kit, bindir, refs, trainers=()):
     """What tools/gpu/check.sh needs on a GPU machine that cannot build Mithril: the programs (built
     here for sm_90), the references, and the shared libraries the programs need beyond the CUDA
     Toolkit's and glibc's."""
@@ -209,6 +320,14 @@ def write_kit(kit, bindir, refs):
     with open(os.path.join(kit, "programs.txt"), "w") as f:
         for name, d, args in refs:
             f.write(name + " " + " ".join(f"{i}={fn}" for i, fn in args) + "\n")
+    # Training programs: the binaries, their data, and the CPU runs (refs/train-NAME).
+    os.makedirs(os.path.join(kit, "data"), exist_ok=True)
+    with open(os.path.join(kit, "trainers.txt"), "w") as f:
+        for name in trainers:
+            shutil.copy2(os.path.join(bindir, name + "_trainer"), os.path.join(kit, "bin", name + "_trainer"))
+            data = os.path.join(REPO, TRAIN_DATA[name])
+            shutil.copy2(data, os.path.join(kit, "data", os.path.basename(data)))
+            f.write(f"{name} {os.path.basename(data)}\n")
     print("wrote the GPU kit", kit)
 
 
@@ -226,6 +345,13 @@ def check_kit(kit, report):
              "| program | output | GPU vs CPU | --bench 50 (batch of the reference inputs) |", "| --- | --- | --- | --- |"]
     with tempfile.TemporaryDirectory() as tmp:
         lines += compare_on_gpu(os.path.join(kit, "bin"), refs, tmp)
+        # Training: a GPU sums in other orders than the CPU, so looser bounds than the emulation's.
+        trainers_txt = os.path.join(kit, "trainers.txt")
+        for line in open(trainers_txt) if os.path.exists(trainers_txt) else []:
+            name, data = line.split()
+            lines.append(compare_training(os.path.join(kit, "bin", name + "_trainer"), os.path.join(kit, "refs", "train-" + name),
+                                          os.path.join(tmp, "train-" + name), "GPU", data=os.path.join(kit, "data", data),
+                                          loss_tol=1e-3, weight_tol=1e-2))
     lines += ["", f"{len(failures)} failure(s)" if failures else "every check passed"]
     open(report, "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -256,10 +382,11 @@ with tempfile.TemporaryDirectory() as tmp:
     p = run([MITHRIL, "compile", model, "--target", "cuda", "--max", "N=2", "-o", out])
     check(p.returncode != 0 and "argmax.yaml:5:5: error: layer 'best' (ArgMax): the CUDA target does not support ArgMax yet" in p.stderr
           and p.stderr.count("error:") == 1 and not os.path.exists(out), "ArgMax on cuda: " + p.stderr)
-    for flag, text in (("--train", "does not generate training programs yet"),):
-        out = os.path.join(tmp, "no" + flag)
-        p = run([MITHRIL, "compile", os.path.join(REPO, "samples", "mlp.yaml"), "--target", "cuda", flag, "-o", out])
-        check(p.returncode != 0 and text in p.stderr and not os.path.exists(out), f"cuda {flag}: " + p.stderr)
+    # --emulate-gpu is for GPU targets only.
+    np.save(os.path.join(tmp, "x784.npy"), np.zeros((1, 784), np.float32))
+    p = run([MITHRIL, "run", os.path.join(REPO, "samples", "mlp.yaml"), "--emulate-gpu", "--input", "input=" + os.path.join(tmp, "x784.npy"),
+             "-o", os.path.join(tmp, "emu-cpu")])
+    check(p.returncode != 0 and "--emulate-gpu: error: only GPU targets are emulated" in p.stderr, "--emulate-gpu on the CPU: " + p.stderr)
 
     # --- every supported sample: generate, then one CMake build of all ------------------------------
     projects = []
@@ -272,6 +399,21 @@ with tempfile.TemporaryDirectory() as tmp:
             src = open(os.path.join(out, name + ".cu")).read()
             check("rt::cuda::" in src and "__device__" in src or name == "mlp", f"{name}.cu launches device code")
             projects.append((name, out))
+    # Dropout in training: its masks' statistics (the CPU's masks are drawn otherwise).
+    out = os.path.join(tmp, "dropout_only")
+    p = run([MITHRIL, "compile", model_path("dropout_only"), "--target", "cuda", "--mode", "train", "--grad", "--grad-inputs", "x",
+             "--max", "N=4", "-o", out])
+    check(p.returncode == 0, "compile dropout_only --mode train --target cuda: " + p.stderr)
+    if p.returncode == 0:
+        projects.append(("dropout_only", out))
+    # Training programs.
+    trainers = []
+    for name, flags, _ in TRAINERS:
+        out = os.path.join(tmp, "train-" + name)
+        p = run([MITHRIL, "compile", model_path(name), "--train", "--target", "cuda", "-o", out] + flags)
+        check(p.returncode == 0 and os.path.exists(os.path.join(out, name + "_train.cu")), f"compile {name} --train --target cuda: " + p.stderr)
+        if p.returncode == 0:
+            trainers.append((name, out))
     def build_together(build, emulate):
         """One CMake project holding every program: the first one's CMakeLists.txt (its runtime, flags
         and architecture logic) plus an executable per other program; True when it built."""
@@ -286,15 +428,27 @@ with tempfile.TemporaryDirectory() as tmp:
                       f"target_link_libraries({name} PRIVATE ${{MITHRIL_CUDA_PROGRAM_LIBRARIES}})\n")
             if emulate:
                 lists += f"set_source_files_properties({out}/{name}.cu PROPERTIES LANGUAGE CXX)\n"
+        for name, out in trainers:
+            lists += (f"add_executable({name}_trainer {out}/main.cpp {out}/{name}.cu {out}/{name}_train.cu)\n"
+                      f"target_include_directories({name}_trainer PRIVATE {out})\n"
+                      f"target_link_libraries({name}_trainer PRIVATE mithril_runtime_train ${{MITHRIL_CUDA_PROGRAM_LIBRARIES}})\n")
+            if emulate:
+                lists += f"set_source_files_properties({out}/{name}.cu {out}/{name}_train.cu PROPERTIES LANGUAGE CXX)\n"
         open(os.path.join(first, "CMakeLists.txt"), "w").write(lists)
         cfg = ["cmake", "-S", first, "-B", build, "-G", "Ninja", "-DMITHRIL_WERROR=ON"]
         if emulate:  # -O1: builds in half the time of -O3 and the programs still run in seconds
             cfg += ["-DMITHRIL_CUDA_EMULATE=ON", "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"]
         else:
             cfg.append(f"-DCMAKE_CUDA_COMPILER={NVCC}")
-            arch = os.environ.get("MITHRIL_CUDA_ARCH") or ("" if has_gpu() else "90")
+            # Programs that will run (a GPU here, or the kit for one): SASS for the GPU, optimized. A
+            # compile check only: PTX for sm_90 (every device function still compiled, its warnings
+            # errors; ptxas skipped) at -O1, in 60% of the time.
+            runs = has_gpu() or bool(os.environ.get("MITHRIL_GPU_KIT"))
+            arch = os.environ.get("MITHRIL_CUDA_ARCH") or ("" if has_gpu() else "90" if runs else "90-virtual")
             if arch:
                 cfg.append(f"-DCMAKE_CUDA_ARCHITECTURES={arch}")
+            if not runs:
+                cfg += ["-DCMAKE_CUDA_FLAGS_RELEASE=-O1 -DNDEBUG", "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"]
         what = "for the CUDA emulation" if emulate else "with nvcc"
         p = run(cfg)
         check(p.returncode == 0, f"configure the CUDA projects {what}: " + p.stdout[-3000:] + p.stderr[-3000:])
@@ -303,19 +457,44 @@ with tempfile.TemporaryDirectory() as tmp:
         p = run(["cmake", "--build", build, "-j", str(min(4, os.cpu_count() or 2))])
         check(p.returncode == 0, f"build the CUDA projects {what}, warnings as errors:\n" + p.stdout[-6000:] + p.stderr[-3000:])
         if p.returncode == 0:
-            print(f"built {len(projects)} CUDA programs {what} (-Werror): " + ", ".join(n for n, _ in projects))
+            print(f"built {len(projects)} CUDA programs and {len(trainers)} training programs {what} (-Werror): " +
+                  ", ".join(n for n, _ in projects + trainers))
         return p.returncode == 0
 
     stamp("generated the projects")
     refs = make_references(os.path.join(tmp, "refs")) if projects else []
+    train_refs = {}
+    for name, flags, emulated in TRAINERS:
+        if not emulated or not any(n == name for n, _ in trainers):
+            continue
+        ref_run = os.path.join(tmp, "refs", "train-" + name)
+        q = run([MITHRIL, "train", model_path(name), "-o", ref_run, "--no-progress"] + flags)
+        check(q.returncode == 0, f"mithril train {name} (the CPU reference): " + q.stdout[-2000:] + q.stderr[-2000:])
+        if q.returncode == 0:
+            train_refs[name] = ref_run
     stamp("ran the CPU references")
     # --- everywhere: the generated CUDA, emulated on the CPU, against the CPU target ---------------
     emulated = projects and build_together(os.path.join(tmp, "emulated"), emulate=True)
     stamp("built for the emulation")
     if emulated:
-        for line in compare_on_gpu(os.path.join(tmp, "emulated"), refs, os.path.join(tmp, "emu-out"), where="CUDA emulation",
-                                   bench=False):
+        emu = os.path.join(tmp, "emulated")
+        for line in compare_on_gpu(emu, refs, os.path.join(tmp, "emu-out"), where="CUDA emulation", bench=False):
             print(line)
+        for name, ref_run in train_refs.items():
+            print(compare_training(os.path.join(emu, name + "_trainer"), ref_run, os.path.join(tmp, "emu-train-" + name), "CUDA emulation"))
+        # Dropout's masks: about p of the elements zeroed, the rest scaled by 1/(1-p), and the gradient
+        # (dy = 1) through the same mask.
+        ones = os.path.join(tmp, "ones.npy")
+        np.save(ones, np.ones((4, 4096), np.float32))
+        q = run([os.path.join(emu, "dropout_only"), "--input", f"x={ones}", "--grad", "-o", os.path.join(tmp, "drop")])
+        check(q.returncode == 0, "dropout_only emulated: " + q.stderr)
+        if q.returncode == 0:
+            y = np.load(os.path.join(tmp, "drop", "output.npy"))
+            dx = np.load(os.path.join(tmp, "drop", "grad", "x.npy"))
+            zeros = float(np.mean(y == 0))
+            check(abs(zeros - 0.25) < 0.02 and bool(np.all((y == 0) | np.isclose(y, 1 / 0.75))) and bool(np.array_equal(y, dx)),
+                  f"Dropout(p=0.25) in training, emulated: {zeros:.4f} zeroed, values {np.unique(y)[:4]}, gradient equal: {np.array_equal(y, dx)}")
+            print(f"| dropout_only | output, grad/x | {zeros:.4f} of 16384 zeroed (p = 0.25), the rest 1/(1-p), gradient through the same mask |  |")
         stamp("ran the emulated programs")
     if not NVCC:
         print("SKIP: no nvcc (the CUDA Toolkit at /usr/local/cuda): the generated CUDA was not compiled for a GPU")
@@ -326,7 +505,7 @@ with tempfile.TemporaryDirectory() as tmp:
         if built:
             kit = os.environ.get("MITHRIL_GPU_KIT")
             if kit:
-                write_kit(kit, build, refs)
+                write_kit(kit, build, refs, [n for n in train_refs])
             # --- on a GPU: the same outputs as the CPU target --------------------------------------------
             if not has_gpu():
                 # Without a GPU a program says so, once, and exits non-zero.

@@ -95,7 +95,8 @@ struct Fiber {
 struct Block {
     std::vector<Fiber> fibers;
     std::vector<Stack> free_stacks;
-    std::vector<std::uint64_t> slots;
+    std::vector<std::uint64_t> slots;  // two banks of one slot per thread, used in turn by the shuffles
+    std::vector<std::uint8_t> bank;    // per thread: the bank its next shuffle writes
     std::vector<unsigned char> shared;
     uint3 block_index;
     dim3 block, grid;
@@ -187,6 +188,7 @@ void run_block(Block& b, const char* kernel) {
         f.state = State::Ready;
         f.started = false;
         f.index = uint3{t % b.block.x, t / b.block.x % b.block.y, t / (b.block.x * b.block.y)};
+        b.bank[t] = 0;
     }
     for (;;) {
         for (unsigned t = 0; t < n; ++t)
@@ -249,14 +251,16 @@ void sync_warp() {
     yield_to_scheduler(b);
 }
 
+// One barrier per shuffle: consecutive shuffles write alternate banks, so a bank is written again only
+// after every thread of the warp has passed the next shuffle's barrier, hence read this one's values.
 std::uint64_t exchange(std::uint64_t mine, int src_lane) {
     Block& b = here();
     const unsigned me = b.current, src = me / 32 * 32 + static_cast<unsigned>(src_lane);
-    b.slots[me] = mine;
+    const std::size_t n = b.fibers.size(), bank = b.bank[me];
+    b.bank[me] ^= 1;
+    b.slots[bank * n + me] = mine;
     sync_warp();
-    const std::uint64_t got = src < b.fibers.size() ? b.slots[src] : mine;
-    sync_warp();
-    return got;
+    return src < n ? b.slots[bank * n + src] : mine;
 }
 
 void run_grid(dim3 grid, dim3 block, std::size_t shared, void (*body)(void*), void* ctx, const char* kernel) {
@@ -277,7 +281,8 @@ void run_grid(dim3 grid, dim3 block, std::size_t shared, void (*body)(void*), vo
     b.body = body;
     b.ctx = ctx;
     b.fibers.resize(static_cast<std::size_t>(threads));
-    b.slots.assign(static_cast<std::size_t>(threads), 0);
+    b.slots.assign(2 * static_cast<std::size_t>(threads), 0);
+    b.bank.assign(static_cast<std::size_t>(threads), 0);
     b.shared.assign(std::max<std::size_t>(shared, 16), 0);
     running = &b;
     try {

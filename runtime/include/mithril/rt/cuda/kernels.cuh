@@ -56,8 +56,16 @@ __global__ void for_each_kernel(int64_t n, F f) {
 template <class F>
 void for_each(const Device& dev, int64_t n, F f, const char* layer) {
     if (n <= 0) return;
+#if defined(MITHRIL_CUDA_EMULATE)
+    // Emulated: the grid-stride loop's iterations in order, without a fiber per thread (nothing in
+    // f may wait for another thread: an elementwise kernel has no barrier).
+    (void)dev;
+    (void)layer;
+    for (int64_t i = 0; i < n; ++i) f(i);
+#else
     MITHRIL_CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream_of(dev), for_each_kernel<F>)(n, f);
     Device::check_launch(layer);
+#endif
 }
 
 // Device-to-device copy and zero fill on the program's stream.
@@ -362,3 +370,4 @@ inline void global_avg_pool2d(const Device& dev, float* y, const float* x, int64
 
 }  // namespace mithril::rt::cuda
 #include "mithril/rt/cuda/backward.cuh"
+#include "mithril/rt/cuda/train.cuh"
