@@ -553,14 +553,13 @@ void {0}::save_weights(const std::string& path) const {{
       for (auto& port : n.outputs)
         for (int v : port) outs += (outs.empty() ? "" : ", ") + shape_str(g.value(v).shape);
       s += fmt::format("\n  // {} ({}) at {}: {} -> {}\n  {{\n", cpp_comment(n.name), n.op->name, cpp_comment(source_label(n.loc, p.source_dir)), ins, outs);
-      // --profile: the layer's time (and FLOPs); one branch while profiling is off. (Device targets:
-      // host clocks around asynchronous launches would time the launches, not the kernels.)
+      // --profile: the layer's time (and FLOPs); one branch while profiling is off.
       const char* pass = g.forward_nodes < 0 || k < g.forward_nodes ? "forward" : n.op->has_trait("optimizer") ? "update" : "backward";
-      if (!device) {
-        s += fmt::format("    static constexpr rt::ProfileNode profile_node_{{{}, \"{}\", \"{}\"}};\n", cpp_string(n.name), n.op->name, pass);
-        s += fmt::format("    const rt::ProfileScope profile_(profile_node_, {});\n",
-                         n.op->flops ? fmt::format("static_cast<double>({})", EmitContext::dim(n.op->flops(n, g))) : "0");
-      }
+      // (Device targets: events on the stream around the layer's launches, read at the next wait.)
+      s += fmt::format("    static constexpr rt::ProfileNode profile_node_{{{}, \"{}\", \"{}\"}};\n", cpp_string(n.name), n.op->name, pass);
+      s += fmt::format("    const rt::{} profile_({}profile_node_, {});\n", device ? "cuda::DeviceProfileScope" : "ProfileScope",
+                       device ? "device_, " : "",
+                       n.op->flops ? fmt::format("static_cast<double>({})", EmitContext::dim(n.op->flops(n, g))) : "0");
       const OpDef::TargetRecord* rec = n.op->target(p.target);
       if (!rec)
         fail(n.loc, "layer '{}' ({}): the {} target does not support {} yet (`mithril targets` lists what each target supports)", n.name,
@@ -640,6 +639,7 @@ void {0}::save_weights(const std::string& path) const {{
             "  device_.to_device(device_seeds_.data(), &one, sizeof one);\n"
             "  backward(reinterpret_cast<const {2}*>(device_seeds_.data()), d);\n"
             "  {2} loss = 0;\n  device_.to_host(&loss, arena_.data() + {4}, sizeof loss);\n  device_.check_status();\n"
+            "  device_.flush_profile();\n"
             "  return static_cast<double>(loss);\n}}\n\n",
             cls, args, T, arg_names, p.offset[g.outputs[0]]);
         int64_t total = 0;
@@ -692,7 +692,7 @@ void {0}::save_weights(const std::string& path) const {{
         copy_back += fmt::format("  {{\n    int64_t n = 1;\n    for (int64_t k : gradient_shape({}, saved_dims_)) n *= k;\n"
                                  "    device_.to_host(host_grads_.data() + {}, arena + {}, static_cast<size_t>(n) * sizeof({}));\n  }}\n",
                                  i, grad_at[i], p.offset[g.grads[i]], EmitContext::ctype(g.value(g.grads[i]).dtype));
-      copy_back += "  device_.check_status();\n";
+      copy_back += "  device_.check_status();\n  device_.flush_profile();\n";
     }
     s += fmt::format("void {}::run_backward(const std::vector<rt::Tensor>& g) {{\n"
                      "  if (g.size() != {}) throw rt::Error(\"expected {} output gradients, got \" + std::to_string(g.size()));\n{}"
@@ -781,7 +781,7 @@ void {0}::save_weights(const std::string& path) const {{
       s += fmt::format("    device_.to_host(host_outputs_.data() + {}, arena + {}, static_cast<size_t>(n) * sizeof({}));\n  }}\n", out_at[i],
                        p.offset[g.outputs[i]], EmitContext::ctype(v.dtype));
     }
-    s += "  device_.check_status();\n}\n";
+    s += "  device_.check_status();\n  device_.flush_profile();\n}\n";
     return s;
   }
 };

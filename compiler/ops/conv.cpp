@@ -634,6 +634,12 @@ void register_conv_grads() {
                     e.line("rt::k::conv_transpose2d_grad_input({}, {}, {}, geom, {}, {});", e.y(), e.x("grad"),
                            e.x("weight"), scratch_arg(e, "grad"), algo_arg(auto_algo(dx, dy)));
                   })
+                  .emit("cuda", [](EmitContext& e) {  // a forward convolution of grad (dy -> dx), weight [C, K/g, kh, kw]
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    mark_shape_only(e);
+                    emit_conv_geom(e, e.in("grad").shape, e.in("like").shape);
+                    e.line("rt::cuda::conv2d(device_, {}, {}, {}, nullptr, geom, {});", e.y(), e.x("grad"), e.x("weight"), e.layer());
+                  })
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 
   OpDef gw("ConvGradWeight", "conv",
@@ -720,6 +726,18 @@ MITHRIL_REGISTER_OPS(conv) {
                        true)
                   .scratch_elems("cpu", conv_transpose_scratch)
                   .emit("cpu", [](EmitContext& e) { emit_conv(e, true); })
+                  .emit("cuda", [](EmitContext& e) {
+                    // The data gradient of the convolution that maps the output's shape to the input's
+                    // (its geometry with x and y swapped), then the bias.
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    const Shape& y = e.out().shape;
+                    emit_conv_geom(e, y, e.in("input").shape);
+                    e.line("rt::cuda::conv2d_grad_input(device_, {}, {}, {}, geom, {});", e.y(), e.x("input"), e.x("weight"), e.layer());
+                    if (e.has("bias"))
+                      e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{ {}[i] += {}[i / {} % {}]; }}, {});",
+                             EmitContext::numel(y), e.y(), e.x("bias"), EmitContext::numel(y, 2, y.size()), EmitContext::dim(y[1]),
+                             e.layer());
+                  })
                   .grad([](GradContext& g) { conv_grad(g, true); })
                   .rule([](InferContext& c) { conv_transpose_rule(c, 2); }));
 }

@@ -2,6 +2,8 @@
 // and KLDivergence, with PyTorch's semantics (torch.nn.functional.*_loss).
 // Every loss takes `input` and `target` and a `reduction`: mean or sum give a
 // scalar, none keeps one loss per element (per sample for the class losses).
+#include <map>
+
 #include "ops/emit.h"
 #include "ops/grad.h"
 #include "ops/registry.h"
@@ -180,9 +182,98 @@ void emit_cross_entropy_grad_cuda(EmitContext& e) {
          e.layer());
 }
 
+// NLL: a loss and a weight per row, then the mean over the weights or the sum (cuda/backward.cuh).
+void emit_nll_cuda(EmitContext& e) {
+  if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+  ClassDims d = class_dims(e);
+  e.line("rt::cuda::nll_loss(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"), e.x("target"), e.scratch(), d.N, d.C,
+         d.inner, e.i("ignore_index"), cuda_reduction(e), e.layer());
+}
+void emit_nll_grad_cuda(EmitContext& e) {
+  if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+  ClassDims d = class_dims(e);
+  e.line("(void){};  // only its shape matters", e.x("input"));
+  e.line("rt::cuda::nll_loss_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("grad"), e.x("target"), e.scratch(),
+         d.N, d.C, d.inner, e.i("ignore_index"), cuda_reduction(e), e.layer());
+}
+
+// The pointwise losses on CUDA, from the element's loss and derivative as C++ of x_ (input) and t_
+// (target) in float: one thread per element writes the loss (reduction none) or a scratch value that
+// one block then sums and scales (mean: 1/n; batchmean: 1/batch); the gradient is g * f'(x, t) per
+// element, g = dy[i] (none) or dy[0] times the same scale.
+struct PointwiseLossCuda {
+  std::function<std::string(const EmitContext&)> loss;  // of x_, t_
+  std::function<std::string(const EmitContext&)> dx;    // d loss / d x_
+  std::function<std::string(const EmitContext&)> dt;    // d loss / d t_
+};
+std::string delta_f(const EmitContext& e) { return fmt::format("{}f", cpp_number(e.f("delta"))); }
+std::map<std::string, PointwiseLossCuda> pointwise_cuda() {
+  return {
+      {"MSE", {[](auto&) { return std::string("(x_ - t_) * (x_ - t_)"); }, [](auto&) { return std::string("2.f * (x_ - t_)"); },
+               [](auto&) { return std::string("-2.f * (x_ - t_)"); }}},
+      {"L1", {[](auto&) { return std::string("fabsf(x_ - t_)"); }, [](auto&) { return std::string("static_cast<float>((t_ < x_) - (x_ < t_))"); },
+              [](auto&) { return std::string("-static_cast<float>((t_ < x_) - (x_ < t_))"); }}},
+      {"Huber", {[](auto& e) { return fmt::format("fabsf(x_ - t_) < {0} ? 0.5f * (x_ - t_) * (x_ - t_) : {0} * (fabsf(x_ - t_) - 0.5f * {0})", delta_f(e)); },
+                 [](auto& e) { return fmt::format("fminf(fmaxf(x_ - t_, -{0}), {0})", delta_f(e)); },
+                 [](auto& e) { return fmt::format("-fminf(fmaxf(x_ - t_, -{0}), {0})", delta_f(e)); }}},
+      {"BinaryCrossEntropy", {[](auto&) { return std::string("(1.f - t_) * x_ + log1pf(expf(-fabsf(x_))) + fmaxf(-x_, 0.f)"); },
+                              [](auto&) { return std::string("(x_ >= 0.f ? 1.f / (1.f + expf(-fabsf(x_))) : expf(-fabsf(x_)) / (1.f + expf(-fabsf(x_)))) - t_"); },
+                              [](auto&) { return std::string("-x_"); }}},
+      {"KLDivergence", {[](auto& e) { return std::string(e.b("log_target") ? "expf(t_) * (t_ - x_)" : "(t_ == 0.f ? 0.f : t_ * logf(t_)) - t_ * x_"); },
+                        [](auto& e) { return std::string(e.b("log_target") ? "-expf(t_)" : "-t_"); },
+                        [](auto& e) { return std::string(e.b("log_target") ? "expf(t_) * (t_ - x_ + 1.f)" : "logf(t_) + 1.f - x_"); }}},
+  };
+}
+// The reduction's scale as C++: 1/n (mean), 1/batch (batchmean), 1 (sum).
+std::string pointwise_scale(EmitContext& e, const std::string& n) {
+  std::string r = e.s("reduction");
+  const Shape& s = e.in("input").shape;
+  if (r == "mean") return fmt::format("1.0 / static_cast<double>({})", n);
+  if (r == "batchmean") return fmt::format("1.0 / static_cast<double>({})", s.empty() ? "1" : EmitContext::dim(s[0]));
+  return "1.0";
+}
+EmitFn emit_pointwise_cuda(const std::string& op) {
+  return [op](EmitContext& e) {
+    if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+    const PointwiseLossCuda& f = pointwise_cuda().at(op);
+    std::string n = EmitContext::numel(e.in("input").shape);
+    const bool none = e.s("reduction") == "none";
+    std::string into = none ? e.y() : e.scratch();
+    e.line("{{");
+    e.line("  float* const losses_ = {};", into);
+    e.line("  rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", n);
+    e.line("    const float x_ = {}[i], t_ = {}[i];", e.x("input"), e.x("target"));
+    e.line("    losses_[i] = {};", f.loss(e));
+    e.line("  }}, {});", e.layer());
+    if (!none) e.line("  rt::cuda::sum_scaled(device_, {}, losses_, {}, {}, {});", e.y(), n, pointwise_scale(e, n), e.layer());
+    e.line("}}");
+  };
+}
+EmitFn emit_pointwise_grad_cuda(const std::string& op) {
+  return [op](EmitContext& e) {
+    if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+    const PointwiseLossCuda& f = pointwise_cuda().at(op);
+    std::string n = EmitContext::numel(e.in("input").shape);
+    const bool none = e.s("reduction") == "none";
+    e.line("{{");
+    e.line("  const float scale_ = static_cast<float>({});", pointwise_scale(e, n));
+    e.line("  (void)scale_;");
+    e.line("  rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", n);
+    e.line("    const float x_ = {}[i], t_ = {}[i];", e.x("input"), e.x("target"));
+    e.line("    (void)x_;");
+    e.line("    (void)t_;");
+    e.line("    {}[i] = {} * ({});", e.y(), none ? e.x("grad") + "[i]" : e.x("grad") + "[0] * scale_",
+           e.s("wrt") == "target" ? f.dt(e) : f.dx(e));
+    e.line("  }}, {});", e.layer());
+    e.line("}}");
+  };
+}
+// Their scratch: one value per element (mean and sum).
+Dim pointwise_scratch(const Node& n, const Graph& g) { return numel(g.value(n.inputs[0][0]).shape); }
+
 // Its scratch: a loss and a weight per row for the forward pass, the count of targets for the gradient.
 Dim cross_entropy_scratch(const Node& n, const Graph& g) {
-  if (n.op->name != "CrossEntropy") return Dim(1);
+  if (n.op->name != "CrossEntropy" && n.op->name != "NLL") return Dim(1);
   Shape batch = g.value(n.inputs[0][0]).shape;  // logits [N, C, ...] -> rows [N, ...]
   batch.erase(batch.begin() + 1);
   return Dim(2) * numel(batch);
@@ -261,6 +352,8 @@ MITHRIL_REGISTER_OPS(loss) {
   register_loss(loss_def("NLL", "negative log likelihood: -input[n, target[n]] for log-probabilities [N, C, ...] and "
                               "class indices [N, ...]")
                   .emit("cpu", emit_nll)
+                  .emit("cuda", emit_nll_cuda)
+                  .scratch_elems("cuda", cross_entropy_scratch)
                   .arg("ignore_index", ArgType::Int, json(-100),
                        "targets equal to it add no loss and are left out of the mean")
                   .rule([](InferContext& c) {
@@ -269,43 +362,57 @@ MITHRIL_REGISTER_OPS(loss) {
                     class_target(c, batch);
                     reduced_out(c, batch);
                   }),
-                emit_nll_grad, false);
+                emit_nll_grad, false, emit_nll_grad_cuda, cross_entropy_scratch);
 
   register_loss(loss_def("BinaryCrossEntropy", "binary cross entropy on logits (sigmoid folded in, numerically stable: "
                                              "max(x, 0) - x*t + log(1 + e^-|x|)); target in [0, 1], same shape")
                   .emit("cpu", emit_bce)
+                  .emit("cuda", emit_pointwise_cuda("BinaryCrossEntropy"))
+                  .scratch_elems("cuda", pointwise_scratch)
                   .rule([](InferContext& c) {
                     same_type(c);
                     reduced_out(c, c.shape("input"));
                   }),
-                emit_pointwise_grad("bce_with_logits_backward", false), true);
+                emit_pointwise_grad("bce_with_logits_backward", false), true, emit_pointwise_grad_cuda("BinaryCrossEntropy"));
 
-  register_loss(loss_def("MSE", "mean squared error: (input - target)^2").emit("cpu", emit_pointwise("mse_loss", false)).rule([](InferContext& c) {
+  register_loss(loss_def("MSE", "mean squared error: (input - target)^2")
+                    .emit("cpu", emit_pointwise("mse_loss", false))
+                    .emit("cuda", emit_pointwise_cuda("MSE"))
+                    .scratch_elems("cuda", pointwise_scratch)
+                    .rule([](InferContext& c) {
     same_type(c);
     reduced_out(c, c.shape("input"));
   }),
-                emit_pointwise_grad("mse_loss_backward", false), true);
+                emit_pointwise_grad("mse_loss_backward", false), true, emit_pointwise_grad_cuda("MSE"));
 
-  register_loss(loss_def("L1", "mean absolute error: |input - target|").emit("cpu", emit_pointwise("l1_loss", false)).rule([](InferContext& c) {
+  register_loss(loss_def("L1", "mean absolute error: |input - target|")
+                    .emit("cpu", emit_pointwise("l1_loss", false))
+                    .emit("cuda", emit_pointwise_cuda("L1"))
+                    .scratch_elems("cuda", pointwise_scratch)
+                    .rule([](InferContext& c) {
     same_type(c);
     reduced_out(c, c.shape("input"));
   }),
-                emit_pointwise_grad("l1_loss_backward", false), true);
+                emit_pointwise_grad("l1_loss_backward", false), true, emit_pointwise_grad_cuda("L1"));
 
   register_loss(loss_def("Huber", "0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target")
                   .emit("cpu", emit_pointwise("huber_loss", true))
+                  .emit("cuda", emit_pointwise_cuda("Huber"))
+                  .scratch_elems("cuda", pointwise_scratch)
                   .arg("delta", ArgType::Float, json(1.0), "where the loss turns from quadratic to linear; positive")
                   .rule([](InferContext& c) {
                     same_type(c);
                     if (!(c.f("delta") > 0)) c.fail_arg("delta", "'delta' must be positive, found {}", c.f("delta"));
                     reduced_out(c, c.shape("input"));
                   }),
-                emit_pointwise_grad("huber_loss_backward", true), true);
+                emit_pointwise_grad("huber_loss_backward", true), true, emit_pointwise_grad_cuda("Huber"));
 
   register_loss(loss_def("KLDivergence", "KL(target || exp(input)) pointwise: target * (log target - input), input "
                                        "log-probabilities",
                        true)
                   .emit("cpu", emit_kl)
+                  .emit("cuda", emit_pointwise_cuda("KLDivergence"))
+                  .scratch_elems("cuda", pointwise_scratch)
                   .arg("log_target", ArgType::Bool, json(false), "target holds log-probabilities too")
                   .rule([](InferContext& c) {
                     same_type(c);
@@ -313,7 +420,7 @@ MITHRIL_REGISTER_OPS(loss) {
                       c.fail_arg("reduction", "reduction batchmean needs a batch dimension, found a scalar 'input'");
                     reduced_out(c, c.shape("input"));
                   }),
-                emit_kl_grad, true);
+                emit_kl_grad, true, emit_pointwise_grad_cuda("KLDivergence"));
 }
 
 }  // namespace mithril

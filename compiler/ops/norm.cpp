@@ -234,6 +234,13 @@ MITHRIL_REGISTER_OPS(norm) {
                            opt_param(e, "weight"), opt_param(e, "bias"), EmitContext::dim(in[0]), EmitContext::dim(in[1]),
                            EmitContext::numel(in, 2, in.size()), e.i("num_groups"), literal(e.f("eps")));
                   })
+                  .emit("cuda", [](EmitContext& e) {  // one block per (sample, group) (cuda/backward.cuh)
+                    if (e.out().dtype != DType::f32) e.unsupported("float64");
+                    const Shape& in = e.in("input").shape;
+                    e.line("rt::cuda::group_norm(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("input"),
+                           opt_param(e, "weight"), opt_param(e, "bias"), EmitContext::dim(in[0]), EmitContext::dim(in[1]),
+                           EmitContext::numel(in, 2, in.size()), e.i("num_groups"), literal(e.f("eps")), e.layer());
+                  })
                   .rule([](InferContext& c) {
                     c.expect_float("input");
                     if (c.rank("input") < 2)
@@ -295,6 +302,18 @@ MITHRIL_REGISTER_OPS(norm) {
                            e.x("grad"), e.x("input"), opt_param(e, "weight"), EmitContext::dim(in[0]),
                            EmitContext::dim(in[1]), EmitContext::numel(in, 2, in.size()), e.i("num_groups"),
                            literal(e.f("eps")), e.scratch());
+                  })
+                  .scratch_elems("cuda", [](const Node& n, const Graph& g) {  // each group's mean and rstd
+                    const Shape& in = g.value(n.inputs[1][0]).shape;
+                    return Dim(2) * in[0] * Dim(n.attrs.at("num_groups").get<int64_t>());
+                  })
+                  .emit("cuda", [](EmitContext& e) {
+                    if (e.in("input").dtype != DType::f32) e.unsupported("float64");
+                    const Shape& in = e.in("input").shape;
+                    auto d = grad_outputs(e);
+                    e.line("rt::cuda::group_norm_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", d[0], d[1],
+                           d[2], e.x("grad"), e.x("input"), opt_param(e, "weight"), EmitContext::dim(in[0]), EmitContext::dim(in[1]),
+                           EmitContext::numel(in, 2, in.size()), e.i("num_groups"), literal(e.f("eps")), e.scratch(), e.layer());
                   }));
 
   register_op(norm_grad_op("BatchNorm2dGrad",

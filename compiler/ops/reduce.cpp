@@ -255,6 +255,23 @@ void emit_arg_extreme(EmitContext& e) {
     len = EmitContext::dim(in[k]);
     inner = EmitContext::numel(in, k + 1, in.size());
   }
+  if (e.cuda()) {  // one thread per result: the first extreme along the axis (NaN wins, as the CPU kernel)
+    e.line("rt::cuda::for_each(device_, {0} * {1}, [=] __device__ (int64_t i) {{", outer, inner);
+    e.line("  const int64_t o_ = i / {0}, r_ = i % {0};", inner);
+    e.line("  const auto* x_ = {} + o_ * {} * {} + r_;", e.x("input"), len, inner);
+    e.line("  auto best_ = x_[0];");
+    e.line("  int64_t at_ = 0;");
+    e.line("  for (int64_t l_ = 1; l_ < {}; ++l_) {{", len);
+    e.line("    const auto v_ = x_[l_ * {}];", inner);
+    e.line("    if (best_ == best_ && ({} || v_ != v_)) {{", e.op().name == "ArgMax" ? "v_ > best_" : "v_ < best_");
+    e.line("      best_ = v_;");
+    e.line("      at_ = l_;");
+    e.line("    }}");
+    e.line("  }}");
+    e.line("  {}[i] = at_;", e.y());
+    e.line("}}, {});", e.layer());
+    return;
+  }
   e.line("mithril::rt::k::{}<{}>({}, {}, {}, {}, {});", kernel, EmitContext::ctype(x.dtype), e.y(), e.x("input"), outer, len,
          inner);
 }
@@ -419,6 +436,7 @@ MITHRIL_REGISTER_OPS(reduce) {
     register_op(OpDef(name, "reduce", summary)
                     .in("input").out().trait("reduction").trait("no_gradient")
                     .emit("cpu", emit_arg_extreme)
+                    .emit("cuda", emit_arg_extreme)
                     .arg("axis", ArgType::Int, json(nullptr),
                          "the axis to search along; negative counts from the end; omitted: the flattened input")
                     .arg("keepdim", ArgType::Bool, json(false),

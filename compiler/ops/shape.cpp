@@ -470,7 +470,37 @@ void emit_permute(EmitContext& e) {
   emit_permute_to(e, perm);
 }
 
+// CUDA: out[i] = in[the index i maps to], or `value` where that falls outside in: the constant pad
+// (negative pads crop), and PadGrad with the pads negated. One thread per output element.
+void emit_pad_cuda(EmitContext& e, const std::string& out, const std::string& in, const Shape& in_shape,
+                   const std::vector<int64_t>& before, const std::vector<int64_t>& after, const std::string& value) {
+  std::vector<std::string> out_dims;
+  std::string n = "int64_t{1}";
+  for (size_t d = 0; d < in_shape.size(); ++d) {
+    out_dims.push_back(fmt::format("({} + {})", EmitContext::dim(in_shape[d]), before[d] + after[d]));
+    n += " * " + out_dims.back();
+  }
+  e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", n);
+  e.line("  int64_t rest_ = i, at_ = 0, stride_ = 1;");
+  e.line("  bool inside_ = true;");
+  for (size_t d = in_shape.size(); d-- > 0;) {
+    e.line("  {{");
+    e.line("    const int64_t s_ = rest_ % {} - ({});", out_dims[d], before[d]);
+    e.line("    rest_ /= {};", out_dims[d]);
+    e.line("    inside_ = inside_ && s_ >= 0 && s_ < {};", EmitContext::dim(in_shape[d]));
+    e.line("    at_ += s_ * stride_;");
+    e.line("    stride_ *= {};", EmitContext::dim(in_shape[d]));
+    e.line("  }}");
+  }
+  e.line("  {}[i] = inside_ ? {}[at_] : {};", out, in, value);
+  e.line("}}, {});", e.layer());
+}
+
 void emit_expand(EmitContext& e) {
+  if (e.cuda()) {  // a broadcast: the input's index from the output's (emit_elementwise)
+    emit_elementwise(e, {"input"}, [](const std::vector<std::string>& x) { return x[0]; });
+    return;
+  }
   const Shape& in = e.in("input").shape;
   const Shape& out = e.out().shape;
   if (out.empty()) {
@@ -595,6 +625,23 @@ void emit_slice(EmitContext& e) {
 void emit_gather(EmitContext& e) {
   const Shape& in = e.in("input").shape;
   size_t axis = norm_axis(e.i("axis"), in.size());
+  if (e.cuda()) {  // one thread per output element; an index out of range is reported (check_status), its value NaN or 0
+    const std::string len = EmitContext::dim(in[axis]), inner = EmitContext::numel(in, axis + 1, in.size());
+    const std::string count = EmitContext::numel(e.in("indices").shape);
+    e.line("std::int64_t* const status_ = device_.status();");
+    e.line("rt::cuda::for_each(device_, {} * {} * {}, [=] __device__ (int64_t i) {{", EmitContext::numel(in, 0, axis), count, inner);
+    e.line("  const int64_t r_ = i % {0}, j_ = i / {0} % {1}, o_ = i / ({0} * {1});", inner, count);
+    e.line("  int64_t ix_ = static_cast<int64_t>({}[j_]);", e.x("indices"));
+    e.line("  if (ix_ < -{0} || ix_ >= {0}) {{", len);
+    e.line("    if (r_ == 0 && o_ == 0) rt::cuda::report_index(status_, {}, ix_, {});", e.layer(), len);
+    e.line("    {}[i] = {};", e.y(), is_float(e.out().dtype) ? "NAN" : "0");
+    e.line("    return;");
+    e.line("  }}");
+    e.line("  if (ix_ < 0) ix_ += {};", len);
+    e.line("  {}[i] = {}[(o_ * {} + ix_) * {} + r_];", e.y(), e.x("input"), len, inner);
+    e.line("}}, {});", e.layer());
+    return;
+  }
   e.line("mithril::rt::k::take<{}, {}>({}, {}, {}, {}, {}, {}, {});", e.ctype_of("input"), e.ctype_of("indices"), e.y(),
          e.x("input"), e.x("indices"), EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]),
          EmitContext::numel(in, axis + 1, in.size()), EmitContext::numel(e.in("indices").shape));
@@ -632,6 +679,10 @@ void emit_pad(EmitContext& e) {
   for (size_t j = 0; j < pads.size() / 2; ++j) {
     before[in.size() - 1 - j] = pads[2 * j];
     after[in.size() - 1 - j] = pads[2 * j + 1];
+  }
+  if (e.cuda()) {
+    emit_pad_cuda(e, e.y(), e.x("input"), in, before, after, literal(e.f("value"), e.in("input").dtype));
+    return;
   }
   e.line("const int64_t in_shape_[] = {};", dims_list(in));
   e.line("const int64_t before_[] = {{{}}};", fmt::join(before, ", "));
@@ -703,9 +754,10 @@ void emit_slice_grad(EmitContext& e) {
     const std::string inner = EmitContext::numel(in, axis + 1, in.size()), len = EmitContext::dim(e.in("grad").shape[axis]);
     const int64_t step = e.i("step");
     e.line("rt::cuda::for_each(device_, {}, [=] __device__ (int64_t i) {{", EmitContext::numel(in));
-    e.line("  const int64_t o = i / (n_ * {0}), a = i / {0} % n_, r = i % {0}, off = a - start_;", inner);
-    e.line("  const int64_t j = off / ({});", step);
-    e.line("  {}[i] = off % ({}) == 0 && j >= 0 && j < {} ? {}[(o * {} + j) * {} + r] : 0;", e.y(), step, len, e.x("grad"), len, inner);
+    e.line("  const int64_t o_ = i / (n_ * {0}), a_ = i / {0} % n_, r_ = i % {0}, off_ = a_ - start_;", inner);
+    e.line("  const int64_t j_ = off_ / ({});", step);
+    e.line("  {}[i] = off_ % ({}) == 0 && j_ >= 0 && j_ < {} ? {}[(o_ * {} + j_) * {} + r_] : 0;", e.y(), step, len, e.x("grad"), len,
+           inner);
     e.line("}}, {});", e.layer());
     return;
   }
@@ -719,6 +771,20 @@ void emit_gather_grad(EmitContext& e) {
   const Shape& in = e.in("like").shape;
   size_t axis = norm_axis(e.i("axis"), in.size());
   shape_only(e);
+  if (e.cuda()) {  // zeros, then each gradient element added at its index (atomics: repeated indices accumulate)
+    if (e.out().dtype != DType::f32) e.unsupported("float64");
+    const std::string len = EmitContext::dim(in[axis]), inner = EmitContext::numel(in, axis + 1, in.size());
+    const std::string count = EmitContext::numel(e.in("indices").shape);
+    e.line("rt::cuda::zero(device_, {}, {} * sizeof(float), {});", e.y(), EmitContext::numel(in), e.layer());
+    e.line("rt::cuda::for_each(device_, {} * {} * {}, [=] __device__ (int64_t i) {{", EmitContext::numel(in, 0, axis), count, inner);
+    e.line("  const int64_t r_ = i % {0}, j_ = i / {0} % {1}, o_ = i / ({0} * {1});", inner, count);
+    e.line("  int64_t ix_ = static_cast<int64_t>({}[j_]);", e.x("indices"));
+    e.line("  if (ix_ < -{0} || ix_ >= {0}) return;  // reported by the forward pass", len);
+    e.line("  if (ix_ < 0) ix_ += {};", len);
+    e.line("  atomicAdd({} + (o_ * {} + ix_) * {} + r_, {}[i]);", e.y(), len, inner, e.x("grad"));
+    e.line("}}, {});", e.layer());
+    return;
+  }
   e.line("mithril::rt::k::take_grad<{}, {}>({}, {}, {}, {}, {}, {}, {});", e.ctype_of("grad"), e.ctype_of("indices"), e.y(),
          e.x("grad"), e.x("indices"), EmitContext::numel(in, 0, axis), EmitContext::dim(in[axis]),
          EmitContext::numel(in, axis + 1, in.size()), EmitContext::numel(e.in("indices").shape));
@@ -730,7 +796,8 @@ void emit_pad_grad(EmitContext& e) {
   std::vector<int64_t> pads = e.arg("pads").get<std::vector<int64_t>>();
   shape_only(e);
   if (gs.empty()) {
-    e.line("std::copy({0}, {0} + 1, {1});", e.x("grad"), e.y());
+    if (e.cuda()) e.line("rt::cuda::copy(device_, {}, {}, sizeof({}), {});", e.y(), e.x("grad"), e.ctype_of("grad"), e.layer());
+    else e.line("std::copy({0}, {0} + 1, {1});", e.x("grad"), e.y());
     return;
   }
   if (gs.size() > 8) e.unsupported("a rank above 8");
@@ -738,6 +805,10 @@ void emit_pad_grad(EmitContext& e) {
   for (size_t j = 0; j < pads.size() / 2; ++j) {
     before[gs.size() - 1 - j] = -pads[2 * j];
     after[gs.size() - 1 - j] = -pads[2 * j + 1];
+  }
+  if (e.cuda()) {
+    emit_pad_cuda(e, e.y(), e.x("grad"), gs, before, after, "0");
+    return;
   }
   e.line("const int64_t in_shape_[] = {};", dims_list(gs));
   e.line("const int64_t before_[] = {{{}}};", fmt::join(before, ", "));
@@ -880,6 +951,7 @@ MITHRIL_REGISTER_OPS(shape) {
                        "the target sizes, aligned at the last axis; -1 keeps the input's size (not allowed in new leading axes)")
                   .grad([](GradContext& g) { g.grad("input", g.sum_like(g.dout(), g.in("input"))); })
                   .emit("cpu", emit_expand)
+                  .emit("cuda", emit_expand)
                   .fold_rule(fold_broadcast)
                   .rule(expand_rule));
 
@@ -933,6 +1005,7 @@ MITHRIL_REGISTER_OPS(shape) {
                                           {{"axis", g.i("axis")}}));
                   })
                   .emit("cpu", emit_gather)
+                  .emit("cuda", emit_gather)
                   .rule(gather_rule));
 
   register_op(OpDef("Pad", "shape",
@@ -947,6 +1020,7 @@ MITHRIL_REGISTER_OPS(shape) {
                     g.grad("input", g.op1("PadGrad", {{"grad", g.dout()}, {"like", g.in("input")}}, {{"pads", g.arg("pads")}}));
                   })
                   .emit("cpu", emit_pad)
+                  .emit("cuda", emit_pad)
                   .rule(pad_rule));
 
   register_op(OpDef("Arange", "shape",
@@ -1049,11 +1123,13 @@ MITHRIL_REGISTER_OPS(shape) {
                   .in("grad").in("indices").in("like").out().trait("internal")
                   .arg("axis", ArgType::Int, json(0), "as Gather")
                   .emit("cpu", emit_gather_grad)
+                  .emit("cuda", emit_gather_grad)
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
   register_op(OpDef("PadGrad", "shape", "'grad' with the padding cut off, in the shape of 'like' (Pad's gradient)")
                   .in("grad").in("like").out().trait("internal")
                   .arg("pads", ArgType::IntList, std::nullopt, "as Pad")
                   .emit("cpu", emit_pad_grad)
+                  .emit("cuda", emit_pad_grad)
                   .rule([](InferContext& c) { c.out("output", c.dtype("grad"), c.shape("like")); }));
 }
 

@@ -5,10 +5,13 @@
 # is split: here (no GPU needed), `tools/gpu/check.sh --prepare` builds every CUDA program the
 # target supports (tests/e2e/cuda_target.py with MITHRIL_GPU_KIT) and the CPU target's outputs for
 # the same random inputs and weights into gpu-kit/ (git-ignored; under 64 MiB, the device tool's
-# carry limit). There, `tools/gpu/check.sh` runs each program, compares its outputs with the CPU's
-# (rtol 1e-4, atol 1e-5), times it (--bench 50), checks a bad token id's error, and writes the table
-# to $OUT/cuda-check.md (commit it as tools/gpu/results/cuda-check-DATE.md). Under a minute of
-# device time; the script stops itself at 7 minutes.
+# carry limit). There, `tools/gpu/check.sh` runs each program (all compiled with --grad), compares
+# its outputs and gradients with the CPU's (rtol 1e-4, atol 1e-5, the gradients' atol scaled by
+# their largest value), times it (--bench 50), checks a bad token id's error, trains digits_mlp and a
+# tiny GPT with the training programs and compares their losses (1e-3 relative) and weights (1e-2 of
+# each tensor's norm) with the CPU's runs, and writes the table to $OUT/cuda-check.md (commit it as
+# tools/gpu/results/cuda-check-DATE.md). About a minute of device time; the script stops itself at
+# 7 minutes.
 #
 #   tools/gpu/check.sh --prepare                       # here
 #   device run: carry ["gpu-kit"], command "tools/gpu/check.sh", timeout_s 480

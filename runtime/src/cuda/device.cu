@@ -94,6 +94,8 @@ Device::Device() {
 }
 
 Device::~Device() {
+    for (auto& t : timings_) spare_events_.insert(spare_events_.end(), {t.start, t.stop});
+    for (void* e : spare_events_) (void)cudaEventDestroy(static_cast<cudaEvent_t>(e));
     device_allocator().deallocate(status_, 4 * sizeof(std::int64_t));
     if (cublas_) (void)cublasDestroy(static_cast<cublasHandle_t>(cublas_));
     if (stream_) (void)cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
@@ -124,6 +126,34 @@ void Device::check_status() const {
     const char* layer = reinterpret_cast<const char*>(static_cast<std::intptr_t>(word[1]));
     throw Error(std::string(layer ? layer : "a layer") + ": index " + std::to_string(word[2]) + " is out of range [0, " +
                 std::to_string(word[3]) + ")");
+}
+
+void* Device::profile_begin() const {
+    cudaEvent_t e = nullptr;
+    if (!spare_events_.empty()) {
+        e = static_cast<cudaEvent_t>(spare_events_.back());
+        spare_events_.pop_back();
+    } else {
+        check(cudaEventCreate(&e), "cudaEventCreate");
+    }
+    check(cudaEventRecord(e, stream_of(*this)), "cudaEventRecord");
+    return e;
+}
+
+void Device::profile_end(void* start, const ProfileNode& node, double flops) const {
+    timings_.push_back(Timing{&node, flops, start, profile_begin()});
+}
+
+void Device::flush_profile() const {
+    if (timings_.empty()) return;
+    synchronize("the profiled layers");
+    for (const Timing& t : timings_) {
+        float ms = 0.f;
+        check(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(t.start), static_cast<cudaEvent_t>(t.stop)), "cudaEventElapsedTime");
+        detail::profile_add(*t.node, static_cast<double>(ms) / 1e3, t.flops);
+        spare_events_.insert(spare_events_.end(), {t.start, t.stop});
+    }
+    timings_.clear();
 }
 
 void Device::check_launch(const char* kernel) { check(cudaGetLastError(), std::string("launching ") + kernel); }

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -333,7 +334,39 @@ Device::Device() {
     status_ = static_cast<std::int64_t*>(device_allocator().allocate(4 * sizeof(std::int64_t), 8));
 }
 
-Device::~Device() { device_allocator().deallocate(status_, 4 * sizeof(std::int64_t)); }
+Device::~Device() {
+    for (auto& t : timings_) spare_events_.insert(spare_events_.end(), {t.start, t.stop});
+    for (void* e : spare_events_) delete static_cast<std::chrono::steady_clock::time_point*>(e);
+    device_allocator().deallocate(status_, 4 * sizeof(std::int64_t));
+}
+
+// Events are host clock readings: every launch has run when the call that made it returns.
+void* Device::profile_begin() const {
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point* e = nullptr;
+    if (!spare_events_.empty()) {
+        e = static_cast<Clock::time_point*>(spare_events_.back());
+        spare_events_.pop_back();
+    } else {
+        e = new Clock::time_point;
+    }
+    *e = Clock::now();
+    return e;
+}
+
+void Device::profile_end(void* start, const ProfileNode& node, double flops) const {
+    timings_.push_back(Timing{&node, flops, start, profile_begin()});
+}
+
+void Device::flush_profile() const {
+    using Clock = std::chrono::steady_clock;
+    for (const Timing& t : timings_) {
+        const auto dt = *static_cast<Clock::time_point*>(t.stop) - *static_cast<Clock::time_point*>(t.start);
+        detail::profile_add(*t.node, std::chrono::duration<double>(dt).count(), t.flops);
+        spare_events_.insert(spare_events_.end(), {t.start, t.stop});
+    }
+    timings_.clear();
+}
 
 void Device::to_device(void* dst, const void* src, std::size_t bytes) const {
     if (bytes) std::memmove(dst, src, bytes);

@@ -57,6 +57,82 @@ __global__ inline void sum_rows_kernel(float* out, const float* values, const fl
     if (threadIdx.x == 0) out[0] = mean ? s / w : s;
 }
 
+template <class I>
+__global__ void count_targets_kernel(float* count, const I* target, int64_t n, int64_t ignore_index);
+
+// out[0] = scale * sum(values[0, n)): one block (the pointwise losses' mean and sum).
+__global__ inline void sum_scaled_kernel(float* out, const float* values, int64_t n, float scale) {
+    __shared__ float red[32];
+    float s = 0.f;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += values[j];
+    s = block_sum(s, red);
+    if (threadIdx.x == 0) out[0] = s * scale;
+}
+inline void sum_scaled(const Device& dev, float* out, const float* values, int64_t n, double scale, const char* layer) {
+    MITHRIL_CUDA_LAUNCH(1, 1024, 0, stream_of(dev), sum_scaled_kernel)(out, values, n, static_cast<float>(scale));
+    Device::check_launch(layer);
+}
+
+// nll_loss with class-index targets, log-probabilities [N, C, inner]: per row r the loss -x[n, t, i]
+// and a weight (0 for an ignored target), then the mean over the weights or the sum (as
+// cross_entropy); a target outside [0, C) is reported. scratch: 2 * N * inner floats.
+template <class I>
+void nll_loss(const Device& dev, float* out, const float* logp, const I* target, float* scratch, int64_t N, int64_t C, int64_t inner,
+              int64_t ignore_index, int reduction, const char* layer) {
+    const int64_t rows = N * inner;
+    if (rows <= 0) {
+        if (reduction != 0) zero(dev, out, sizeof(float), layer);
+        return;
+    }
+    float* loss_rows = reduction == 0 ? out : scratch;
+    float* weight_rows = reduction == 0 ? scratch : scratch + rows;
+    std::int64_t* status = dev.status();
+    for_each(
+        dev, rows,
+        [=] __device__(int64_t r) {
+            const int64_t t = static_cast<int64_t>(target[r]);
+            if (t == ignore_index) {
+                loss_rows[r] = weight_rows[r] = 0.f;
+                return;
+            }
+            if (t < 0 || t >= C) {
+                report_index(status, layer, t, C);
+                loss_rows[r] = NAN;
+                weight_rows[r] = 1.f;
+                return;
+            }
+            loss_rows[r] = -logp[(r / inner * C + t) * inner + r % inner];
+            weight_rows[r] = 1.f;
+        },
+        layer);
+    if (reduction == 0) return;
+    MITHRIL_CUDA_LAUNCH(1, 1024, 0, stream_of(dev), sum_rows_kernel)(out, loss_rows, weight_rows, rows, reduction == 1);
+    Device::check_launch(layer);
+}
+// Its gradient: -g at [n, t, i], zero elsewhere; g = dy[r] (none), dy[0] / (targets not ignored)
+// (mean), dy[0] (sum). scratch: 1 float.
+template <class I>
+void nll_loss_backward(const Device& dev, float* dx, const float* dy, const I* target, float* scratch, int64_t N, int64_t C,
+                       int64_t inner, int64_t ignore_index, int reduction, const char* layer) {
+    const int64_t rows = N * inner;
+    zero(dev, dx, static_cast<std::size_t>(N * C * inner) * sizeof(float), layer);
+    if (rows <= 0) return;
+    if (reduction == 1) {
+        MITHRIL_CUDA_LAUNCH(1, 1024, 0, stream_of(dev), count_targets_kernel<I>)(scratch, target, rows, ignore_index);
+        Device::check_launch(layer);
+    }
+    const float* count = scratch;
+    for_each(
+        dev, rows,
+        [=] __device__(int64_t r) {
+            const int64_t t = static_cast<int64_t>(target[r]);
+            if (t == ignore_index || t < 0 || t >= C) return;
+            const float g = reduction == 0 ? dy[r] : reduction == 1 ? dy[0] / count[0] : dy[0];
+            dx[(r / inner * C + t) * inner + r % inner] = -g;
+        },
+        layer);
+}
+
 // torch.nn.functional.cross_entropy(logits, target, ignore_index, reduction, label_smoothing):
 // reduction 0 none (out [N, inner]), 1 mean, 2 sum. scratch: 2 * N * inner floats (mean, sum).
 template <class I>
@@ -200,6 +276,95 @@ inline void layer_norm_backward(const Device& dev, float* dx, float* dweight, fl
             if (dbias) dbias[j] = sb;
         },
         layer);
+}
+
+// ---- group norm over [N, C, HW] with G groups: one block per (sample, group), whose Cg * HW values
+// are contiguous; stats (2 * N * G floats, or null) keep each group's mean and rstd -----------------
+__global__ inline void group_norm_kernel(float* y, float* stats, const float* x, const float* weight, const float* bias, int64_t C,
+                                         int64_t HW, int64_t groups, float eps) {
+    __shared__ float red[32];
+    const int64_t ng = blockIdx.x, g = ng % groups, Cg = C / groups, count = Cg * HW;
+    const float* xg = x + ng * count;
+    float s = 0.f;
+    for (int64_t j = threadIdx.x; j < count; j += blockDim.x) s += xg[j];
+    const float mean = block_sum(s, red) / static_cast<float>(count);
+    float q = 0.f;
+    for (int64_t j = threadIdx.x; j < count; j += blockDim.x) q += (xg[j] - mean) * (xg[j] - mean);
+    const float rstd = rsqrtf(block_sum(q, red) / static_cast<float>(count) + eps);
+    if (y)
+        for (int64_t j = threadIdx.x; j < count; j += blockDim.x) {
+            const int64_t c = g * Cg + j / HW;
+            y[ng * count + j] = (xg[j] - mean) * rstd * (weight ? weight[c] : 1.f) + (bias ? bias[c] : 0.f);
+        }
+    if (threadIdx.x == 0 && stats) {
+        stats[2 * ng] = mean;
+        stats[2 * ng + 1] = rstd;
+    }
+}
+inline void group_norm(const Device& dev, float* y, const float* x, const float* weight, const float* bias, int64_t N, int64_t C, int64_t HW,
+                       int64_t groups, double eps, const char* layer) {
+    if (N * groups <= 0) return;
+    MITHRIL_CUDA_LAUNCH(static_cast<unsigned>(N * groups), kThreads, 0, stream_of(dev), group_norm_kernel)(
+        y, nullptr, x, weight, bias, C, HW, groups, static_cast<float>(eps));
+    Device::check_launch(layer);
+}
+// Its backward: per group dx = rstd (gw - mean(gw) - xhat mean(gw xhat)) with gw = dy weight[c] (one
+// block per group, after the statistics again); dweight[c] = sum dy xhat and dbias[c] = sum dy over
+// the samples and positions (one block per channel).
+__global__ inline void group_norm_backward_kernel(float* dx, const float* stats, const float* dy, const float* x, const float* weight,
+                                                  int64_t C, int64_t HW, int64_t groups) {
+    __shared__ float red[32];
+    const int64_t ng = blockIdx.x, g = ng % groups, Cg = C / groups, count = Cg * HW;
+    const float mean = stats[2 * ng], rstd = stats[2 * ng + 1];
+    const float* xg = x + ng * count;
+    const float* gg = dy + ng * count;
+    float a = 0.f, b = 0.f;
+    for (int64_t j = threadIdx.x; j < count; j += blockDim.x) {
+        const float gw = gg[j] * (weight ? weight[g * Cg + j / HW] : 1.f);
+        a += gw;
+        b += gw * (xg[j] - mean) * rstd;
+    }
+    a = block_sum(a, red) / static_cast<float>(count);
+    b = block_sum(b, red) / static_cast<float>(count);
+    for (int64_t j = threadIdx.x; j < count; j += blockDim.x) {
+        const float gw = gg[j] * (weight ? weight[g * Cg + j / HW] : 1.f);
+        dx[ng * count + j] = rstd * (gw - a - (xg[j] - mean) * rstd * b);
+    }
+}
+__global__ inline void group_norm_param_grads_kernel(float* dweight, float* dbias, const float* stats, const float* dy, const float* x,
+                                                     int64_t N, int64_t C, int64_t HW, int64_t groups) {
+    __shared__ float red[32];
+    const int64_t c = blockIdx.x, g = c / (C / groups);
+    float sw = 0.f, sb = 0.f;
+    for (int64_t k = threadIdx.x; k < N * HW; k += blockDim.x) {
+        const int64_t n = k / HW, at = (n * C + c) * HW + k % HW, ng = n * groups + g;
+        sw += dy[at] * (x[at] - stats[2 * ng]) * stats[2 * ng + 1];
+        sb += dy[at];
+    }
+    sw = block_sum(sw, red);
+    sb = block_sum(sb, red);
+    if (threadIdx.x == 0) {
+        if (dweight) dweight[c] = sw;
+        if (dbias) dbias[c] = sb;
+    }
+}
+inline void group_norm_backward(const Device& dev, float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                                const float* weight, int64_t N, int64_t C, int64_t HW, int64_t groups, double eps, float* stats,
+                                const char* layer) {
+    if (N * groups <= 0) return;
+    MITHRIL_CUDA_LAUNCH(static_cast<unsigned>(N * groups), kThreads, 0, stream_of(dev), group_norm_kernel)(
+        nullptr, stats, x, nullptr, nullptr, C, HW, groups, static_cast<float>(eps));
+    Device::check_launch(layer);
+    if (dx) {
+        MITHRIL_CUDA_LAUNCH(static_cast<unsigned>(N * groups), kThreads, 0, stream_of(dev), group_norm_backward_kernel)(
+            dx, stats, dy, x, weight, C, HW, groups);
+        Device::check_launch(layer);
+    }
+    if ((dweight || dbias) && C > 0) {
+        MITHRIL_CUDA_LAUNCH(static_cast<unsigned>(C), kThreads, 0, stream_of(dev), group_norm_param_grads_kernel)(
+            dweight, dbias, stats, dy, x, N, C, HW, groups);
+        Device::check_launch(layer);
+    }
 }
 
 // ---- batch norm backward in evaluation (the running statistics are constants) --------------------

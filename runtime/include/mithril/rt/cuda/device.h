@@ -14,8 +14,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "mithril/rt/memory.h"
+#include "mithril/rt/profile.h"
 
 namespace mithril::rt::cuda {
 
@@ -51,12 +53,46 @@ public:
     std::int64_t* status() const { return status_; }
     void check_status() const;
 
+    // --profile on the device: a layer's launches lie between two events recorded on the stream
+    // (profile_begin, profile_end); their times are read when the program next waits for the device
+    // anyway (flush_profile, at the end of run(), run_backward() and a training step), so profiling
+    // adds no synchronization between layers. DeviceProfileScope below is what generated code uses.
+    void* profile_begin() const;
+    void profile_end(void* start, const ProfileNode& node, double flops) const;
+    void flush_profile() const;
+
 private:
+    struct Timing {
+        const ProfileNode* node;
+        double flops;
+        void* start;
+        void* stop;
+    };
+    mutable std::vector<Timing> timings_;
+    mutable std::vector<void*> spare_events_;
     int ordinal_ = 0;
     void* stream_ = nullptr;
     void* cublas_ = nullptr;
     std::int64_t* status_ = nullptr;
     std::string description_;
+};
+
+// Times one layer's device work while profiling is on (one predictable branch while it is off).
+class DeviceProfileScope {
+public:
+    DeviceProfileScope(const Device& dev, const ProfileNode& node, double flops)
+        : dev_(dev), node_(node), flops_(flops), start_(profiling() ? dev.profile_begin() : nullptr) {}
+    ~DeviceProfileScope() {
+        if (start_) dev_.profile_end(start_, node_, flops_);
+    }
+    DeviceProfileScope(const DeviceProfileScope&) = delete;
+    DeviceProfileScope& operator=(const DeviceProfileScope&) = delete;
+
+private:
+    const Device& dev_;
+    const ProfileNode& node_;
+    double flops_;
+    void* start_;
 };
 
 // Row-major C[M, N] = alpha * op(A) op(B) + beta * C in float32 through cuBLAS on the device's stream,
