@@ -886,7 +886,7 @@ std::vector<GeneratedFile> emit_cuda_training_project(const ProgramPlan& train, 
   std::map<std::string, std::string> holes = {{"NAME", opts.name},       {"CLASS", ev.cls},     {"TRAIN_CLASS", tr.cls},
                                               {"VERSION", MITHRIL_VERSION}, {"SOURCE", cpp_comment(opts.source)}, {"DEFAULTS", defaults},
                                               {"EXTRA_SOURCES", " " + topts.name + ".cu"}, {"BLAS", opts.blas},
-                                              {"EXTRA_LIBRARIES", "mithril_runtime_train "},
+                                              {"EXTRA_LIBRARIES", "${MITHRIL_TRAIN_LIBRARY} "},
                                               {"RUNTIME_SOURCES", cpu_runtime_hash()}, {"DEVICE", "model->device_description().c_str()"}};
   std::vector<GeneratedFile> files = {
       {"CMakeLists.txt", fill_template("cuda/CMakeLists.txt.in", holes)},

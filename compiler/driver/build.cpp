@@ -83,7 +83,7 @@ static fs::path cache_root() {
 }
 
 static std::string build_cuda_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
-                                     bool emulate);
+                                     bool emulate, const std::string& blas);
 
 std::string build_cached(const std::string& model_path, const CompileOptions& opts) {
   std::string name;
@@ -93,7 +93,7 @@ std::string build_cached(const std::string& model_path, const CompileOptions& op
 
 std::string build_files_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
                                const CompileOptions& opts) {
-  if (find_target(opts.target).device_memory) return build_cuda_cached(model_path, name, files, opts.emulate_gpu);
+  if (find_target(opts.target).device_memory) return build_cuda_cached(model_path, name, files, opts.emulate_gpu, opts.blas);
   if (opts.emulate_gpu) fail(SourceLoc{"--emulate-gpu", 0, 0}, "only GPU targets are emulated (--target cuda); the {} target runs here as it is", opts.target);
   return build_project_cached(model_path, name, files, opts.blas);
 }
@@ -473,8 +473,10 @@ std::string build_project_cached(const std::string& model_path, const std::strin
 // CMake into the cache, keyed on every file and on nvcc's version. The device code is built for the
 // GPU nvidia-smi reports, else sm_90 (the project's own choice, codegen_templates/cuda). With
 // `emulate` (--emulate-gpu) the project is built for the CPU's emulation of CUDA instead (no nvcc).
+// The runtime's host part is the cached runtime for `blas` (built once, as for CPU programs): the
+// project then builds only its CUDA part.
 static std::string build_cuda_cached(const std::string& model_path, const std::string& name, const std::vector<GeneratedFile>& files,
-                                     bool emulate) {
+                                     bool emulate, const std::string& blas) {
   bool ok = false;
   const std::string nvcc = fs::exists("/usr/local/cuda/bin/nvcc") ? "/usr/local/cuda/bin/nvcc" : "nvcc";
   const std::string version = emulate ? "emulated" : program_output({nvcc, "--version"}, ok);
@@ -488,11 +490,13 @@ static std::string build_cuda_cached(const std::string& model_path, const std::s
   auto lock = e.lock_for_build();
   if (!lock) return e.product.string();
   std::cerr << "mithril: building " << name << (emulate ? " for the CPU's emulation of CUDA" : " for CUDA")
-            << " (first run of this model: its runtime too; cached in " << e.dir.string() << ")\n";
+            << " (first run of this model; cached in " << e.dir.string() << ")\n";
   write_project(e.dir.string(), files);
   const fs::path log = e.dir / "build.log";
+  const std::string runtime = build_runtime(blas);
   std::vector<std::string> configure = {"cmake", "-S", e.dir.string(), "-B", (e.dir / "build").string(),
-                                        emulate ? "-DMITHRIL_CUDA_EMULATE=ON" : "-DCMAKE_CUDA_COMPILER=" + nvcc};
+                                        emulate ? "-DMITHRIL_CUDA_EMULATE=ON" : "-DCMAKE_CUDA_COMPILER=" + nvcc,
+                                        "-DCMAKE_PREFIX_PATH=" + runtime};
   if (have_program("ninja")) configure.insert(configure.end(), {"-G", "Ninja"});
   bool built = build_step(configure, log, false) &&
                build_step({"cmake", "--build", (e.dir / "build").string(), "-j", jobs(), "--target", name}, log);

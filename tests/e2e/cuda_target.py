@@ -35,6 +35,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import runtime_prefix_arg  # noqa: E402
+
 KIT_MODE = len(sys.argv) > 1 and sys.argv[1] == "--check-kit"  # tools/gpu/check.sh, on the GPU machine
 MITHRIL, REPO = (None, None) if KIT_MODE else (sys.argv[1], sys.argv[2])
 NVCC = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
@@ -470,11 +473,15 @@ with tempfile.TemporaryDirectory() as tmp:
         for name, out in trainers:
             lists += (f"add_executable({name}_trainer {out}/main.cpp {out}/{name}.cu {out}/{name}_train.cu)\n"
                       f"target_include_directories({name}_trainer PRIVATE {out})\n"
-                      f"target_link_libraries({name}_trainer PRIVATE mithril_runtime_train ${{MITHRIL_CUDA_PROGRAM_LIBRARIES}})\n")
+                      f"target_link_libraries({name}_trainer PRIVATE ${{MITHRIL_TRAIN_LIBRARY}} ${{MITHRIL_CUDA_PROGRAM_LIBRARIES}})\n")
             if emulate:
                 lists += f"set_source_files_properties({out}/{name}.cu {out}/{name}_train.cu PROPERTIES LANGUAGE CXX)\n"
         open(os.path.join(first, "CMakeLists.txt"), "w").write(lists)
-        cfg = ["cmake", "-S", first, "-B", build, "-G", "Ninja", "-DMITHRIL_WERROR=ON"]
+        # The runtime's host part prebuilt (`mithril runtime build`, shared with the suite's other tests):
+        # each build compiles only the CUDA part of the runtime. The kit keeps the bundled copy (its
+        # programs must not depend on this machine's cache).
+        prefix = "-DMITHRIL_BUNDLED_RUNTIME=ON" if os.environ.get("MITHRIL_GPU_KIT") else runtime_prefix_arg(MITHRIL)
+        cfg = ["cmake", "-S", first, "-B", build, "-G", "Ninja", "-DMITHRIL_WERROR=ON", prefix]
         if emulate:  # -O1: builds in half the time of -O3 and the programs still run in seconds
             cfg += ["-DMITHRIL_CUDA_EMULATE=ON", "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"]
         else:
