@@ -182,6 +182,11 @@ void bce_with_logits(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT x, c
 }
 
 namespace detail {
+// (The same GCC 12 false positive as sum_exp_contig's, once inlined with a constant n.)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"
+#endif
 template <class T, class F>
 void pointwise_loss(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT x, const T* MITHRIL_K_RESTRICT y, int64_t n,
                     Reduction reduction, F f) {
@@ -198,6 +203,9 @@ void pointwise_loss(T* MITHRIL_K_RESTRICT out, const T* MITHRIL_K_RESTRICT x, co
     for (; i < n; ++i) s += f(static_cast<A>(x[i]), static_cast<A>(y[i]));
     finish_elementwise<T>(out, s, n, reduction);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }  // namespace detail
 
 // torch.nn.functional.mse_loss(x, y, reduction): (x - y)^2. x, y [n].
