@@ -96,57 +96,50 @@ void emit_attention(EmitContext& e, bool backward) {
          e.x("value"), mask, bias);
 }
 
-// CUDA: one block per query row (cuda/kernels.cuh, attention_rows); query, key and value with the
-// same batch dimensions, a bool mask [L, S] shared by the batch or none.
-void emit_attention_cuda(EmitContext& e) {
+// What both CUDA attention kernels take (cuda/kernels.cuh, cuda/backward.cuh): the sizes, the scale and
+// the mask as C++, after checking that `ports` share the batch dimensions `batch` and that the mask, if
+// any, is a bool [L, S] one shared by the batch.
+struct CudaAttention {
+  std::string L, S, E, Ev, scale, mask;
+};
+CudaAttention cuda_attention(EmitContext& e, const Shape& batch, std::initializer_list<const char*> ports, DType dtype) {
   const Shape &q = e.in("query").shape, &k = e.in("key").shape, &v = e.in("value").shape;
-  const Shape& out = e.out().shape;
-  Shape batch(out.begin(), out.end() - 2);
-  for (auto port : {"query", "key", "value"}) {
+  for (auto port : ports) {
     const Shape& s = e.in(port).shape;
     if (Shape(s.begin(), s.end() - 2) != batch)
       e.unsupported(fmt::format("'{}' {} with batch dimensions broadcast to {}", port, shape_str(s), shape_str(batch)));
   }
-  if (e.out().dtype != DType::f32) e.unsupported("float64");
+  if (dtype != DType::f32) e.unsupported("float64");
   auto D = [](const Dim& d) { return EmitContext::dim(d); };
-  std::string L = D(q[q.size() - 2]), S = D(k[k.size() - 2]), E = D(q.back()), Ev = D(v.back());
-  std::string scale = e.arg("scale").is_null() ? fmt::format("1.0 / std::sqrt(static_cast<double>({}))", E)
-                                                : cpp_number(e.f("scale"));
-  std::string mask = "nullptr";
+  CudaAttention a{D(q[q.size() - 2]), D(k[k.size() - 2]), D(q.back()), D(v.back()), "", "nullptr"};
+  a.scale = e.arg("scale").is_null() ? fmt::format("1.0 / std::sqrt(static_cast<double>({}))", a.E) : cpp_number(e.f("scale"));
   if (e.has("mask")) {
     const Value& m = e.in("mask");
     if (m.dtype != DType::boolean || m.shape.size() != 2 || m.shape[0] != q[q.size() - 2] || m.shape[1] != k[k.size() - 2])
       e.unsupported(fmt::format("a mask other than a bool [L, S] one (here {})", type_str(m.dtype, m.shape)));
-    mask = fmt::format("reinterpret_cast<const std::uint8_t*>({})", e.x("mask"));
+    a.mask = fmt::format("reinterpret_cast<const std::uint8_t*>({})", e.x("mask"));
   }
+  return a;
+}
+
+// CUDA: one block per query row (cuda/kernels.cuh, attention_rows).
+void emit_attention_cuda(EmitContext& e) {
+  const Shape& out = e.out().shape;
+  Shape batch(out.begin(), out.end() - 2);
+  CudaAttention a = cuda_attention(e, batch, {"query", "key", "value"}, e.out().dtype);
   e.line("rt::cuda::attention_rows(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", e.y(), e.x("query"), e.x("key"),
-         e.x("value"), mask, EmitContext::numel(batch), L, S, E, Ev, scale, e.b("causal") ? "true" : "false", e.layer());
+         e.x("value"), a.mask, EmitContext::numel(batch), a.L, a.S, a.E, a.Ev, a.scale, e.b("causal") ? "true" : "false", e.layer());
 }
 
 // ScaledDotProductAttentionGrad on the CUDA target: two passes, one over query rows and one over key
 // rows, that recompute the probabilities (cuda/backward.cuh); the scratch keeps two floats per query.
 void emit_attention_backward_cuda(EmitContext& e) {
-  const Shape &q = e.in("query").shape, &k = e.in("key").shape, &v = e.in("value").shape;
+  const Shape& q = e.in("query").shape;
   Shape batch(q.begin(), q.end() - 2);
-  for (auto port : {"key", "value", "grad"}) {
-    const Shape& s = e.in(port).shape;
-    if (Shape(s.begin(), s.end() - 2) != batch)
-      e.unsupported(fmt::format("'{}' {} with batch dimensions broadcast to {}", port, shape_str(s), shape_str(batch)));
-  }
-  if (e.in("query").dtype != DType::f32) e.unsupported("float64");
-  auto D = [](const Dim& d) { return EmitContext::dim(d); };
-  std::string L = D(q[q.size() - 2]), S = D(k[k.size() - 2]), E = D(q.back()), Ev = D(v.back());
-  std::string scale = e.arg("scale").is_null() ? fmt::format("1.0 / std::sqrt(static_cast<double>({}))", E) : cpp_number(e.f("scale"));
-  std::string mask = "nullptr";
-  if (e.has("mask")) {
-    const Value& m = e.in("mask");
-    if (m.dtype != DType::boolean || m.shape.size() != 2 || m.shape[0] != q[q.size() - 2] || m.shape[1] != k[k.size() - 2])
-      e.unsupported(fmt::format("a mask other than a bool [L, S] one (here {})", type_str(m.dtype, m.shape)));
-    mask = fmt::format("reinterpret_cast<const std::uint8_t*>({})", e.x("mask"));
-  }
+  CudaAttention a = cuda_attention(e, batch, {"key", "value", "grad"}, e.in("query").dtype);
   e.line("rt::cuda::attention_backward(device_, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});",
-         e.y("query"), e.y("key"), e.y("value"), e.x("grad"), e.x("query"), e.x("key"), e.x("value"), mask, EmitContext::numel(batch), L,
-         S, E, Ev, scale, e.b("causal") ? "true" : "false", e.scratch(), e.layer());
+         e.y("query"), e.y("key"), e.y("value"), e.x("grad"), e.x("query"), e.x("key"), e.x("value"), a.mask, EmitContext::numel(batch),
+         a.L, a.S, a.E, a.Ev, a.scale, e.b("causal") ? "true" : "false", e.scratch(), e.layer());
 }
 
 }  // namespace
